@@ -1,0 +1,8 @@
+"""spark-submit entry: ``spark-submit jobs/segment.py --config conf/local.yaml [--input ...] [--output ...]``."""
+
+import sys
+
+from segmentation.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["run", *sys.argv[1:]]))

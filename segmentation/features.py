@@ -1,0 +1,60 @@
+"""Per-customer features from clean invoice lines, with built-in Spark functions only.
+
+Every day count is measured against an explicit as-of date, never today's date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from segmentation.config import TRANSACTION_FEATURES
+
+
+def _safe_ratio(numerator: Column, denominator: Column) -> Column:
+    return F.when(denominator > 0, numerator / denominator).otherwise(F.lit(0.0))
+
+
+def customer_features(clean_df: DataFrame, as_of: dt.date) -> DataFrame:
+    """One row per customer: the features in ``TRANSACTION_FEATURES`` (all doubles) and the customer id.
+
+    Purchases are lines that are not returns; returns (negative quantity or a ``C`` invoice) are netted
+    into ``monetary`` and measured by ``return_rate`` (returned value / purchased value, at most 1).
+    """
+    purchase = ~F.col("is_return")
+    day = F.to_date("invoice_ts")
+    aggregated = clean_df.groupBy("customer_id").agg(
+        F.max(F.when(purchase, day)).alias("last_purchase"),
+        F.min(F.when(purchase, day)).alias("first_purchase"),
+        F.max(day).alias("last_seen"),
+        F.min(day).alias("first_seen"),
+        F.count_distinct(F.when(purchase, F.col("invoice_id"))).alias("orders"),
+        F.sum("amount").alias("net"),
+        F.sum(F.when(purchase, F.col("amount")).otherwise(0.0)).alias("gross"),
+        F.sum(F.when(~purchase, -F.col("amount")).otherwise(0.0)).alias("returned"),
+        F.sum(F.when(purchase, F.col("quantity")).otherwise(0.0)).alias("items"),
+        F.count_distinct(F.when(purchase, F.col("product_id"))).alias("products"),
+        F.count_distinct(F.when(purchase, F.date_format("invoice_ts", "yyyy-MM"))).alias("months"),
+    )
+    as_of_col = F.lit(as_of)
+    orders = F.col("orders").cast("double")
+    tenure = F.datediff(as_of_col, F.col("first_seen")).cast("double")
+    span = F.datediff(F.col("last_purchase"), F.col("first_purchase")).cast("double")
+    features = {
+        "recency_days": F.datediff(as_of_col, F.coalesce("last_purchase", "last_seen")).cast("double"),
+        "frequency": orders,
+        "monetary": F.col("net").cast("double"),
+        "tenure_days": tenure,
+        "avg_order_value": _safe_ratio(F.col("gross"), orders),
+        "avg_items_per_order": _safe_ratio(F.col("items"), orders),
+        "distinct_products": F.col("products").cast("double"),
+        "return_rate": F.when(F.col("gross") > 0, F.least(F.col("returned") / F.col("gross"), F.lit(1.0)))
+        .when(F.col("returned") > 0, F.lit(1.0))
+        .otherwise(F.lit(0.0)),
+        "mean_days_between_orders": F.when(orders > 1, span / (orders - 1)).otherwise(tenure),
+        "active_months": F.col("months").cast("double"),
+    }
+    assert tuple(features) == TRANSACTION_FEATURES
+    return aggregated.select("customer_id", *[expr.alias(name) for name, expr in features.items()])

@@ -1,0 +1,167 @@
+"""A deterministic generator of realistic transaction logs (Online Retail's columns and date format).
+
+Customers follow one of several behaviours (champions, loyal, big spenders, new, at risk, hibernating);
+some orders are cancelled later (``C`` invoices with negative quantities); and a share of lines is
+dirty the way real logs are: no customer id, exact duplicates, bad dates, zero prices, broken CSV rows.
+The same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
+END = dt.datetime(2011, 12, 9, 12, 50)
+DAYS = 373
+
+
+@dataclass(frozen=True)
+class Persona:
+    """How a kind of customer buys: orders in a window of days before the end, basket and price sizes."""
+
+    name: str
+    share: float
+    mean_orders: float
+    min_orders: int
+    window: tuple[int, int]  # days before the end date: (most recent, oldest)
+    lines_per_order: float
+    quantity_scale: float
+
+
+PERSONAS = (
+    Persona("champions", 0.10, 22.0, 8, (0, 365), 22.0, 1.6),
+    Persona("loyal", 0.18, 8.0, 4, (0, 365), 14.0, 1.0),
+    Persona("big_spenders", 0.07, 2.5, 1, (0, 300), 10.0, 12.0),
+    Persona("new", 0.15, 1.3, 1, (0, 30), 12.0, 1.0),
+    Persona("at_risk", 0.20, 6.0, 3, (120, 373), 14.0, 1.0),
+    Persona("hibernating", 0.30, 1.3, 1, (150, 373), 9.0, 0.8),
+)
+COUNTRIES = np.array(["United Kingdom"] * 8 + ["Germany", "France", "EIRE", "Spain", "Netherlands", "Belgium"])
+
+
+def generate(customers: int = 3000, seed: int = 7, dirty: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The log (Online Retail columns, all text) and the truth (``CustomerID``, ``persona``)."""
+    rng = np.random.default_rng(seed)
+    shares = np.array([p.share for p in PERSONAS])
+    persona_of = rng.choice(len(PERSONAS), size=customers, p=shares / shares.sum())
+    ids = 12346 + rng.permutation(customers * 2)[:customers]
+    countries = rng.choice(COUNTRIES, size=customers)
+
+    orders_per = np.array(
+        [max(PERSONAS[p].min_orders, rng.poisson(PERSONAS[p].mean_orders)) for p in persona_of], dtype=int
+    )
+    order_customer = np.repeat(np.arange(customers), orders_per)
+    order_persona = persona_of[order_customer]
+    near = np.array([PERSONAS[p].window[0] for p in order_persona])
+    far = np.array([PERSONAS[p].window[1] for p in order_persona])
+    days_before = rng.uniform(near, far)
+    minutes = rng.integers(8 * 60, 19 * 60, size=len(order_customer))
+    order_ts = (
+        pd.Timestamp(END.date()) - pd.to_timedelta(np.floor(days_before), unit="D") + pd.to_timedelta(minutes, unit="m")
+    )
+    order_ts = order_ts.where(order_ts <= pd.Timestamp(END), pd.Timestamp(END))
+    order_index = np.argsort(order_ts.values, kind="stable")
+    invoice_no = np.empty(len(order_index), dtype=np.int64)
+    invoice_no[order_index] = 536365 + np.arange(len(order_index))
+
+    lines_mean = np.array([PERSONAS[p].lines_per_order for p in order_persona])
+    lines_per = np.maximum(1, rng.poisson(lines_mean))
+    line_order = np.repeat(np.arange(len(order_customer)), lines_per)
+    n_lines = len(line_order)
+
+    products = 900
+    product_price = np.round(np.exp(rng.normal(0.9, 0.8, size=products)), 2).clip(0.19, 150.0)
+    product_code = np.array([f"{20000 + i}" for i in range(products)])
+    product_name = np.array([f"PRODUCT {i:03d} GIFT ITEM" for i in range(products)])
+    popularity = rng.zipf(1.6, size=n_lines) % products
+    scale = np.array([PERSONAS[p].quantity_scale for p in order_persona[line_order]])
+    quantity = np.maximum(1, np.round(rng.gamma(1.5, 5.0, size=n_lines) * scale)).astype(int)
+
+    cust = order_customer[line_order]
+    log = pd.DataFrame(
+        {
+            "InvoiceNo": invoice_no[line_order].astype(str),
+            "StockCode": product_code[popularity],
+            "Description": product_name[popularity],
+            "Quantity": quantity,
+            "ts": order_ts.values[line_order],
+            "UnitPrice": product_price[popularity],
+            "CustomerID": ids[cust].astype(str),
+            "Country": countries[cust],
+        }
+    )
+    log = log.drop_duplicates(["InvoiceNo", "StockCode"]).reset_index(drop=True)  # one line per product
+    log = pd.concat([log, _cancellations(log, rng)], ignore_index=True)
+    log = log.sort_values(["ts", "InvoiceNo"], kind="stable").reset_index(drop=True)
+    log["InvoiceDate"] = _format_ts(log.pop("ts"))
+    log["Quantity"] = log["Quantity"].astype(str)
+    log["UnitPrice"] = log["UnitPrice"].map(lambda v: f"{v:g}")
+    if dirty:
+        log = _dirty(log, rng)
+    truth = pd.DataFrame({"CustomerID": ids.astype(str), "persona": [PERSONAS[p].name for p in persona_of]})
+    return log[HEADER], truth
+
+
+def _cancellations(log: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """About 3% of orders get a later cancellation of one of their lines."""
+    firsts = log.drop_duplicates("InvoiceNo")
+    chosen = firsts[rng.random(len(firsts)) < 0.03].copy()
+    chosen["InvoiceNo"] = "C" + chosen["InvoiceNo"]
+    chosen["Quantity"] = -np.maximum(1, (chosen["Quantity"] * rng.uniform(0.2, 1.0, len(chosen))).round()).astype(int)
+    later = pd.to_timedelta(rng.integers(1, 5 * 24 * 60, size=len(chosen)), unit="m")
+    chosen["ts"] = (chosen["ts"] + later).where(chosen["ts"] + later <= pd.Timestamp(END), pd.Timestamp(END))
+    return chosen
+
+
+def _format_ts(ts: pd.Series) -> pd.Series:
+    """Online Retail's ``M/d/yyyy H:mm``."""
+    return (
+        ts.dt.month.astype(str)
+        + "/"
+        + ts.dt.day.astype(str)
+        + "/"
+        + ts.dt.year.astype(str)
+        + " "
+        + ts.dt.hour.astype(str)
+        + ":"
+        + ts.dt.minute.map("{:02d}".format)
+    )
+
+
+def _dirty(log: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Blank customer ids (5%), bad dates (0.1%), zero prices (0.2%), then exact duplicates (0.5%)."""
+    log = log.copy()
+    n = len(log)
+    log.loc[rng.random(n) < 0.05, "CustomerID"] = ""
+    log.loc[rng.random(n) < 0.001, "InvoiceDate"] = "not a date"
+    log.loc[rng.random(n) < 0.002, "UnitPrice"] = "0"
+    dupes = log[rng.random(n) < 0.005]
+    return pd.concat([log, dupes]).sort_index(kind="stable").reset_index(drop=True)
+
+
+MALFORMED_LINES = (
+    "581999,22222,BROKEN LINE WITH TOO FEW FIELDS,3",
+    '581998,22223,"UNCLOSED QUOTE,2,12/9/2011 9:00,1.25,12346,United Kingdom',
+    "581997,22224,TOO,MANY,FIELDS,HERE,2,12/9/2011 9:00,1.25,12346,United Kingdom",
+)
+
+
+def write(path: str, customers: int = 3000, seed: int = 7, truth_path: str | None = None) -> int:
+    """Write a gzip CSV log (and optionally the truth as CSV); return the number of data lines."""
+    log, truth = generate(customers=customers, seed=seed)
+    buffer = io.StringIO()
+    log.to_csv(buffer, index=False, lineterminator="\n")
+    text = buffer.getvalue() + "\n".join(MALFORMED_LINES) + "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
+        handle.write(text.encode("utf-8"))
+    if truth_path:
+        truth.to_csv(truth_path, index=False)
+    return len(log) + len(MALFORMED_LINES)

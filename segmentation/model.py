@@ -1,0 +1,133 @@
+"""The Spark ML pipeline: signed log1p of skewed features, one-hot categoricals, standardising, KMeans.
+
+The fitted ``PipelineModel`` holds every step, so a saved model scores new customers by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pyspark.ml import Pipeline, PipelineModel, Transformer
+from pyspark.ml.clustering import KMeans, KMeansModel
+from pyspark.ml.feature import OneHotEncoder, SQLTransformer, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from segmentation.config import JobConfig, ModelConfig
+
+RAW_VECTOR = "features_raw"
+VECTOR = "features_scaled"
+CLUSTER = "cluster"
+SEGMENT = "segment"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which columns enter the model and how: numeric (some log-transformed) and categorical."""
+
+    numeric: tuple[str, ...]
+    log: tuple[str, ...]
+    categorical: tuple[str, ...]
+    order_by: str | None
+
+
+def feature_spec(cfg: JobConfig) -> FeatureSpec:
+    """The model's inputs for this job's kind of input."""
+    if cfg.input.kind == "customers":
+        opts = cfg.input.customers
+        order_by = cfg.model.order_by or (opts.numeric_columns[0] if opts.numeric_columns else None)
+        return FeatureSpec(opts.numeric_columns, opts.log_columns, opts.categorical_columns, order_by)
+    numeric = cfg.features.model_features
+    log = tuple(f for f in numeric if f in cfg.features.log_features)
+    return FeatureSpec(numeric, log, (), cfg.model.order_by or "monetary")
+
+
+def _log_name(column: str) -> str:
+    return f"{column}__log1p"
+
+
+def preprocessing_stages(spec: FeatureSpec) -> list[Transformer]:
+    """Stages from the feature table to a standardised vector (mean 0, unit variance)."""
+    stages: list = []
+    inputs = [(_log_name(c) if c in spec.log else c) for c in spec.numeric]
+    if spec.log:
+        logs = ", ".join(f"signum(`{c}`) * log1p(abs(`{c}`)) AS `{_log_name(c)}`" for c in spec.log)
+        stages.append(SQLTransformer(statement=f"SELECT *, {logs} FROM __THIS__"))
+    if spec.categorical:
+        indexed = [f"{c}__index" for c in spec.categorical]
+        encoded = [f"{c}__onehot" for c in spec.categorical]
+        stages.append(
+            StringIndexer(
+                inputCols=list(spec.categorical),
+                outputCols=indexed,
+                handleInvalid="keep",
+                stringOrderType="alphabetAsc",
+            )
+        )
+        stages.append(OneHotEncoder(inputCols=indexed, outputCols=encoded, dropLast=False, handleInvalid="keep"))
+        inputs += encoded
+    stages.append(VectorAssembler(inputCols=inputs, outputCol=RAW_VECTOR, handleInvalid="error"))
+    stages.append(StandardScaler(inputCol=RAW_VECTOR, outputCol=VECTOR, withMean=True, withStd=True))
+    return stages
+
+
+def fit_preprocessing(features_df: DataFrame, spec: FeatureSpec) -> PipelineModel:
+    """Fit the preprocessing stages on the feature table."""
+    return Pipeline(stages=preprocessing_stages(spec)).fit(features_df)
+
+
+def kmeans(k: int, settings: ModelConfig, seed: int | None = None) -> KMeans:
+    """A KMeans estimator with the job's settings and an explicit seed."""
+    return KMeans(
+        k=k,
+        seed=settings.seed if seed is None else seed,
+        maxIter=settings.max_iter,
+        tol=settings.tol,
+        initMode=settings.init_mode,
+        initSteps=settings.init_steps,
+        featuresCol=VECTOR,
+        predictionCol=CLUSTER,
+        distanceMeasure="euclidean",
+    )
+
+
+def full_model(preprocessing: PipelineModel, clusterer: KMeansModel) -> PipelineModel:
+    """One model from features to cluster label, ready to save and to score new customers."""
+    return PipelineModel(stages=[*preprocessing.stages, clusterer])
+
+
+def segment_order(cluster_stats: Sequence[Mapping[str, float]]) -> dict[int, int]:
+    """Cluster label -> segment id (1 = highest mean of the ordering feature).
+
+    ``cluster_stats`` rows have ``cluster``, ``order_value`` and ``customers``; ties fall to the larger
+    cluster, then to the lower label, so the ids are the same on every re-run with the same data and seed.
+    """
+    ranked = sorted(
+        cluster_stats,
+        key=lambda r: (
+            -(r["order_value"] if r["order_value"] is not None else float("-inf")),
+            -r["customers"],
+            r["cluster"],
+        ),
+    )
+    return {int(r["cluster"]): rank for rank, r in enumerate(ranked, start=1)}
+
+
+def cluster_stats(assigned_df: DataFrame, order_by: str | None) -> list[dict[str, float]]:
+    """Per cluster: size and mean of the ordering feature (k rows, collected to the driver)."""
+    order_value = F.avg(order_by) if order_by else F.lit(0.0)
+    rows = (
+        assigned_df.groupBy(CLUSTER)
+        .agg(F.count(F.lit(1)).alias("customers"), order_value.alias("order_value"))
+        .collect()
+    )
+    return [
+        {"cluster": int(r[CLUSTER]), "customers": int(r["customers"]), "order_value": r["order_value"]} for r in rows
+    ]
+
+
+def with_segment(assigned_df: DataFrame, mapping: Mapping[int, int]) -> DataFrame:
+    """Add the stable segment id for each cluster label."""
+    pairs = [F.lit(v) for item in sorted(mapping.items()) for v in item]
+    return assigned_df.withColumn(SEGMENT, F.element_at(F.create_map(*pairs), F.col(CLUSTER)).cast("int"))

@@ -1,0 +1,98 @@
+"""Writing a run: one Parquet table per output, each partitioned by as-of date, then manifest and _SUCCESS.
+
+Each table is written to its own ``<root>/<table>/as_of_date=<date>/`` folder with Spark's overwrite,
+which replaces that date's data whole (including sub-partitions such as a segment that no longer exists)
+and never touches other dates. Reading ``<root>/<table>`` gives every date, with ``as_of_date`` as a
+partition column that Spark prunes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+
+from segmentation.config import is_local_path, local_path
+
+log = logging.getLogger(__name__)
+
+SUCCESS = "_SUCCESS"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class TableOutput:
+    """One DataFrame to write, and the columns it is partitioned by under its date folder."""
+
+    frame: DataFrame
+    partition_by: Sequence[str] = field(default_factory=tuple)
+
+
+def root_path(path: str) -> str:
+    """The output root, made absolute when it is a local path (so Python and Spark agree on it)."""
+    if not is_local_path(path):
+        raise ValueError(
+            f"output.path: {path!r} is not a local or mounted path; this version writes the manifest with "
+            "Python file I/O, so use a local, /dbfs/ or /Volumes/ path"
+        )
+    return str(Path(local_path(path)).resolve())
+
+
+def date_folder(root: str, table: str, as_of: dt.date) -> str:
+    """``<root>/<table>/as_of_date=<YYYY-MM-DD>``."""
+    return os.path.join(root, table, f"as_of_date={as_of.isoformat()}")
+
+
+def publish(
+    root: str,
+    as_of: dt.date,
+    tables: Mapping[str, TableOutput],
+    model: PipelineModel,
+    manifest: Mapping[str, Any],
+) -> str:
+    """Write every table and the model for ``as_of``, then the manifest, then ``_SUCCESS``; return the run folder.
+
+    The date's old ``_SUCCESS`` is removed first, so a run that dies half-way never leaves a success
+    marker beside partly replaced data.
+    """
+    run_folder = date_folder(root, "runs", as_of)
+    os.makedirs(run_folder, exist_ok=True)
+    success = os.path.join(run_folder, SUCCESS)
+    if os.path.exists(success):
+        os.remove(success)
+    for name, table in tables.items():
+        target = date_folder(root, name, as_of)
+        writer = table.frame.write.mode("overwrite")
+        if table.partition_by:
+            writer = writer.partitionBy(*table.partition_by)
+        writer.parquet(target)
+        log.info("wrote %s", target)
+    model.write().overwrite().save(date_folder(root, "models", as_of))
+    _write_text(os.path.join(run_folder, MANIFEST), json.dumps(manifest, indent=2, sort_keys=False, default=str))
+    _write_text(success, "")
+    return run_folder
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write a small file whole: to a temporary name, then renamed into place."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def read_manifest(root: str, as_of: dt.date) -> dict[str, Any]:
+    """The manifest of a published run; refuses a run without ``_SUCCESS``."""
+    run_folder = date_folder(root, "runs", as_of)
+    if not os.path.exists(os.path.join(run_folder, SUCCESS)):
+        raise FileNotFoundError(f"{run_folder}: no {SUCCESS}; the run is incomplete or was never published")
+    with open(os.path.join(run_folder, MANIFEST), encoding="utf-8") as handle:
+        return json.load(handle)

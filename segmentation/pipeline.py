@@ -1,0 +1,244 @@
+"""The whole job: read, validate, features, sweep, choose k, final model, profiles, publish.
+
+``run`` takes a session it is handed (never creates, configures the master of, or stops one) and a
+validated configuration. Every stage is timed and the times go into the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyspark
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from segmentation import __version__, features, model, outputs, profiles, quality, selection, sources, sweep
+from segmentation.config import JobConfig
+from segmentation.quality import LineCounts
+from segmentation.timing import StageTimer
+
+log = logging.getLogger(__name__)
+
+# SQL settings the job relies on, set on the session it runs in (each is scoped to reading input):
+# text timestamps that the Spark 3+ parser rejects are invalid (not a job failure), and pandas'
+# nanosecond Parquet timestamps are read as integers instead of failing.
+JOB_SQL_SETTINGS = {
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+}
+
+
+class JobError(ValueError):
+    """The job cannot produce a trustworthy result from this input; nothing was published."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced, for the command line's summary and for tests."""
+
+    run_id: str
+    as_of: dt.date
+    output_root: str
+    run_folder: str
+    counts: LineCounts
+    customers: int
+    sweep: list[sweep.KResult]
+    choice: selection.Choice
+    segment_sizes: dict[int, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def apply_job_settings(spark: SparkSession) -> None:
+    """Set the SQL settings in ``JOB_SQL_SETTINGS`` on the session."""
+    for key, value in JOB_SQL_SETTINGS.items():
+        spark.conf.set(key, value)
+
+
+def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
+    """Run the whole job on ``spark`` and publish its outputs under ``cfg.output.path``."""
+    assert cfg.input.path is not None and cfg.output.path is not None
+    timer = StageTimer()
+    run_id = uuid.uuid4().hex[:12]
+    root = outputs.root_path(cfg.output.path)
+    apply_job_settings(spark)
+    spec = model.feature_spec(cfg)
+    cached: list[DataFrame] = []
+    try:
+        with timer.stage("read_validate"):
+            raw = sources.read_raw(spark, cfg.input)
+            labeled, as_of, counts, text_columns = _validate(raw, cfg)
+            cached.append(labeled)
+        with timer.stage("features"):
+            feature_df, revenue = _features(labeled, cfg, as_of)
+            cached.append(feature_df)
+            customers = feature_df.count()
+            _check_enough_customers(customers, cfg)
+        with timer.stage("sweep"):
+            prep = model.fit_preprocessing(feature_df, spec)
+            vectors = (
+                prep.transform(feature_df).select("customer_id", model.VECTOR).persist(StorageLevel.MEMORY_AND_DISK)
+            )
+            cached.append(vectors)
+            ks = [cfg.model.k] if cfg.model.k else list(range(cfg.model.k_min, min(cfg.model.k_max, customers) + 1))
+            results, fitted = sweep.run_sweep(vectors, ks, cfg.model)
+            choice = selection.choose_k(results, cfg.model.k)
+            log.info("chose %s", choice.reason)
+        with timer.stage("final_model"):
+            final = model.full_model(prep, fitted[choice.k])
+            assigned = final.transform(feature_df).select(*feature_df.columns, model.CLUSTER)
+            mapping = model.segment_order(model.cluster_stats(assigned, spec.order_by))
+            segmented = model.with_segment(assigned, mapping).persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(segmented)
+        with timer.stage("profiles"):
+            feature_names = [c for c in feature_df.columns if c != "customer_id" and c not in spec.categorical]
+            profile_df = profiles.describe(segmented, feature_names, revenue)
+            profile_rows = [r.asDict() for r in profile_df.collect()]
+            sizes = {int(r["segment"]): int(r["customers"]) for r in profile_rows}
+        with timer.stage("write"):
+            tables = {
+                "segments": outputs.TableOutput(
+                    segmented.select("customer_id", model.SEGMENT).repartition(model.SEGMENT), ("segment",)
+                ),
+                "features": outputs.TableOutput(segmented.drop(model.CLUSTER)),
+                "sweep": outputs.TableOutput(_sweep_frame(spark, results, choice).coalesce(1)),
+                "profiles": outputs.TableOutput(profile_df.coalesce(1)),
+                "quarantine": outputs.TableOutput(quality.quarantined_lines(labeled, text_columns), (quality.REASON,)),
+            }
+            manifest = _manifest(cfg, spark, run_id, as_of, counts, customers, results, choice, mapping, profile_rows)
+            manifest["timings_seconds"] = timer.as_dict()
+            run_folder = outputs.publish(root, as_of, tables, final, manifest)
+    finally:
+        for frame in cached:
+            frame.unpersist()
+    log.info("timings: %s", timer.as_dict())
+    return RunResult(
+        run_id=run_id,
+        as_of=as_of,
+        output_root=root,
+        run_folder=run_folder,
+        counts=counts,
+        customers=customers,
+        sweep=results,
+        choice=choice,
+        segment_sizes=sizes,
+        timings=timer.as_dict(),
+    )
+
+
+def _validate(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, LineCounts, list[str]]:
+    """Label every line with its reason (or none), persist that, count, and check the quarantine share."""
+    if cfg.input.kind == "transactions":
+        canonical = sources.canonical_transactions(raw, cfg.input)
+        line_reason = quality.with_line_reason(canonical, cfg.input)
+        as_of = cfg.features.as_of or quality.latest_valid_date(line_reason)
+        if as_of is None:
+            counts = quality.count_lines(line_reason)
+            quality.check_quarantine_share(counts, 0.0, cfg.input.path or "")
+            raise JobError(f"input.path: no valid line in {cfg.input.path!r}")  # unreachable in practice
+        labeled = quality.with_final_reason(line_reason, as_of)
+        text_columns = list(sources.TRANSACTION_COLUMNS)
+    else:
+        canonical = sources.canonical_customers(raw, cfg.input)
+        labeled = quality.with_customer_reason(canonical, cfg.input)
+        as_of = cfg.features.as_of or dt.datetime.now(dt.UTC).date()
+        text_columns = ["customer_id"]
+    labeled = labeled.persist(StorageLevel.MEMORY_AND_DISK)
+    counts = quality.count_lines(labeled)
+    log.info(
+        "lines in=%d clean=%d quarantined=%d %s",
+        counts.lines_in,
+        counts.lines_clean,
+        counts.lines_quarantined,
+        dict(counts.quarantined),
+    )
+    try:
+        quality.check_quarantine_share(counts, cfg.quality.max_quarantine_share, cfg.input.path or "")
+    except quality.QualityError:
+        labeled.unpersist()
+        raise
+    return labeled, as_of, counts, text_columns
+
+
+def _features(labeled: DataFrame, cfg: JobConfig, as_of: dt.date) -> tuple[DataFrame, str | None]:
+    """The per-customer feature table (persisted) and the name of its revenue column, if any."""
+    if cfg.input.kind == "transactions":
+        frame, revenue = features.customer_features(quality.clean_lines(labeled), as_of), "monetary"
+    else:
+        frame, revenue = quality.clean_customers(labeled, cfg.input), None
+    return frame.persist(StorageLevel.MEMORY_AND_DISK), revenue
+
+
+def _check_enough_customers(customers: int, cfg: JobConfig) -> None:
+    needed = cfg.model.k or cfg.model.k_min
+    key = "model.k" if cfg.model.k else "model.k_min"
+    if customers < needed:
+        raise JobError(
+            f"{key}: the input {cfg.input.path!r} has {customers} valid customers, fewer than the {needed} "
+            "segments asked for; nothing was published"
+        )
+
+
+SWEEP_SCHEMA = (
+    "k int, seed long, wssse double, silhouette double, cluster_sizes array<long>, "
+    "non_empty_clusters int, smallest_cluster_share double, iterations int, chosen boolean"
+)
+
+
+def _sweep_frame(spark: SparkSession, results: list[sweep.KResult], choice: selection.Choice) -> DataFrame:
+    """The sweep's metrics as a small DataFrame, one row per k."""
+    rows = [
+        (
+            r.k,
+            r.seed,
+            r.wssse,
+            r.silhouette,
+            list(r.cluster_sizes),
+            r.non_empty_clusters,
+            r.smallest_cluster_share,
+            r.iterations,
+            r.k == choice.k,
+        )
+        for r in results
+    ]
+    return spark.createDataFrame(rows, SWEEP_SCHEMA)
+
+
+def _manifest(
+    cfg: JobConfig,
+    spark: SparkSession,
+    run_id: str,
+    as_of: dt.date,
+    counts: LineCounts,
+    customers: int,
+    results: list[sweep.KResult],
+    choice: selection.Choice,
+    mapping: dict[int, int],
+    profile_rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "as_of_date": as_of.isoformat(),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "input": {"kind": cfg.input.kind, "path": cfg.input.path},
+        "counts": {**counts.as_dict(), "customers": customers},
+        "sweep": [r.as_row() for r in results],
+        "chosen_k": choice.k,
+        "choice_reason": choice.reason,
+        "cluster_to_segment": {str(k): v for k, v in sorted(mapping.items())},
+        "segments": [
+            {"segment": r["segment"], "customers": r["customers"], "customer_share": r["customer_share"]}
+            for r in profile_rows
+        ],
+        "versions": {
+            "segmentation": __version__,
+            "pyspark": pyspark.__version__,
+            "spark": spark.version,
+            "python": platform.python_version(),
+        },
+        "config": cfg.to_dict(),
+    }

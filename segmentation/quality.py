@@ -1,0 +1,255 @@
+"""Validation: every input line goes to exactly one place, the clean lines or the quarantine with a reason.
+
+Reasons are checked in the order of ``TRANSACTION_REASONS`` and a line gets the first that applies.
+Cancellations and returns are not errors: they stay clean and are netted into the features.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from segmentation.config import InputConfig
+from segmentation.sources import CORRUPT, RAW_LINE, SOURCE_FILE, TRANSACTION_COLUMNS
+
+MALFORMED = "malformed_row"
+MISSING_CUSTOMER = "missing_customer_id"
+MISSING_INVOICE = "missing_invoice_id"
+INVALID_TIMESTAMP = "invalid_timestamp"
+INVALID_NUMBER = "invalid_number"
+NON_POSITIVE_PRICE = "non_positive_price"
+AFTER_AS_OF = "after_as_of"
+DUPLICATE_LINE = "duplicate_line"
+DUPLICATE_CUSTOMER = "duplicate_customer_id"
+
+TRANSACTION_REASONS = (
+    MALFORMED,
+    MISSING_CUSTOMER,
+    MISSING_INVOICE,
+    INVALID_TIMESTAMP,
+    INVALID_NUMBER,
+    NON_POSITIVE_PRICE,
+    AFTER_AS_OF,
+    DUPLICATE_LINE,
+)
+CUSTOMER_REASONS = (MALFORMED, MISSING_CUSTOMER, INVALID_NUMBER, DUPLICATE_LINE, DUPLICATE_CUSTOMER)
+
+REASON = "reason"
+TS = "_ts"
+QTY = "_quantity"
+PRICE = "_unit_price"
+INTEGER_UNITS = {"s": F.timestamp_seconds, "ms": F.timestamp_millis, "us": F.timestamp_micros}
+
+
+class QualityError(ValueError):
+    """Too much of the input is invalid to publish a run."""
+
+
+@dataclass(frozen=True)
+class LineCounts:
+    """How many lines came in, how many are clean, and how many were quarantined for each reason."""
+
+    lines_in: int
+    lines_clean: int
+    quarantined: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def lines_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def quarantined_share(self) -> float:
+        return self.lines_quarantined / self.lines_in if self.lines_in else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "lines_in": self.lines_in,
+            "lines_clean": self.lines_clean,
+            "lines_quarantined": self.lines_quarantined,
+            "quarantined_by_reason": dict(sorted(self.quarantined.items())),
+        }
+
+
+# ---------------------------------------------------------------- typed values
+
+
+def customer_key(col: Column, data_type: T.DataType) -> Column:
+    """A customer id as trimmed text, with integer-valued floats (``17850.0``) written as integers."""
+    if isinstance(data_type, T.FloatType | T.DoubleType | T.DecimalType):
+        integral = col.isNotNull() & ~F.isnan(col.cast("double")) & (col == F.floor(col))
+        text = F.when(integral, F.floor(col).cast("long").cast("string")).otherwise(col.cast("string"))
+    else:
+        text = F.regexp_replace(F.trim(col.cast("string")), r"^(\d+)\.0*$", "$1")
+    return F.when(text != "", text)
+
+
+def parsed_timestamp(col: Column, data_type: T.DataType, formats: Sequence[str], integer_unit: str) -> Column:
+    """A timestamp from a timestamp, date, integer (epoch in ``integer_unit``) or text column; null if not."""
+    if isinstance(data_type, T.TimestampType | T.TimestampNTZType | T.DateType):
+        return col.cast("timestamp")
+    if isinstance(data_type, T.IntegralType):
+        if integer_unit == "ns":
+            return F.timestamp_micros(F.floor(col / F.lit(1000)))
+        return INTEGER_UNITS[integer_unit](col)
+    text = F.trim(col.cast("string"))
+    return F.coalesce(*[F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats])
+
+
+def parsed_number(col: Column, data_type: T.DataType) -> Column:
+    """A double from a numeric or text column; null when it does not parse."""
+    if isinstance(data_type, T.NumericType):
+        return col.cast("double")
+    return F.trim(col.cast("string")).try_cast("double")
+
+
+def is_finite(col: Column) -> Column:
+    """True for a number that is neither null, NaN nor infinite."""
+    return col.isNotNull() & ~F.isnan(col) & (F.abs(col) < F.lit(float("inf")))
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def with_line_reason(canonical_df: DataFrame, cfg: InputConfig) -> DataFrame:
+    """Typed helper columns and the first per-line reason (null for a line that passes them all).
+
+    The canonical columns keep the source's values as text, for the quarantine.
+    """
+    types = {f.name: f.dataType for f in canonical_df.schema.fields}
+    customer = customer_key(F.col("customer_id"), types["customer_id"])
+    invoice = F.trim(F.col("invoice_id").cast("string"))
+    ts = parsed_timestamp(F.col("invoice_ts"), types["invoice_ts"], cfg.timestamp_formats, cfg.integer_timestamp_unit)
+    qty = parsed_number(F.col("quantity"), types["quantity"])
+    price = parsed_number(F.col("unit_price"), types["unit_price"])
+    typed = canonical_df.select(
+        *[F.col(c).cast("string").alias(c) for c in TRANSACTION_COLUMNS],
+        customer.alias("_customer_key"),
+        ts.alias(TS),
+        qty.alias(QTY),
+        price.alias(PRICE),
+        SOURCE_FILE,
+        CORRUPT,
+        RAW_LINE,
+        invoice.alias("_invoice_key"),
+    )
+    reason = (
+        F.when(F.col(CORRUPT).isNotNull(), F.lit(MALFORMED))
+        .when(F.col("_customer_key").isNull(), F.lit(MISSING_CUSTOMER))
+        .when(F.col("_invoice_key").isNull() | (F.col("_invoice_key") == ""), F.lit(MISSING_INVOICE))
+        .when(F.col(TS).isNull(), F.lit(INVALID_TIMESTAMP))
+        .when(~is_finite(F.col(QTY)) | ~is_finite(F.col(PRICE)), F.lit(INVALID_NUMBER))
+        .when(F.col(PRICE) <= 0, F.lit(NON_POSITIVE_PRICE))
+    )
+    return typed.withColumn(REASON, reason)
+
+
+def latest_valid_date(line_reason_df: DataFrame) -> dt.date | None:
+    """The date of the latest timestamp among lines without a reason (the default as-of date)."""
+    row = line_reason_df.filter(F.col(REASON).isNull()).agg(F.max(TS).alias("latest")).first()
+    latest = row["latest"] if row else None
+    return latest.date() if latest is not None else None
+
+
+def with_final_reason(line_reason_df: DataFrame, as_of: dt.date) -> DataFrame:
+    """Add the reasons that need the whole data: after the as-of date, then exact duplicate lines."""
+    cutoff = F.lit(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())).cast("timestamp")
+    reason = F.when(F.col(REASON).isNull() & (F.col(TS) >= cutoff), F.lit(AFTER_AS_OF)).otherwise(F.col(REASON))
+    return _with_duplicate_reason(line_reason_df.withColumn(REASON, reason), [RAW_LINE], DUPLICATE_LINE)
+
+
+def _with_duplicate_reason(df: DataFrame, keys: Sequence[str], code: str) -> DataFrame:
+    """Among lines still without a reason, every copy after the first of the same key gets ``code``."""
+    window = Window.partitionBy(*keys, F.col(REASON).isNull()).orderBy(SOURCE_FILE, RAW_LINE)
+    rank = F.row_number().over(window)
+    return df.withColumn(REASON, F.when(F.col(REASON).isNull() & (rank > 1), F.lit(code)).otherwise(F.col(REASON)))
+
+
+def clean_lines(labeled_df: DataFrame) -> DataFrame:
+    """The valid lines with canonical typed columns and the return flag and signed line amount."""
+    invoice = F.col("_invoice_key")
+    is_return = F.upper(invoice).startswith("C") | (F.col(QTY) < 0)
+    amount = F.abs(F.col(QTY) * F.col(PRICE))
+    return labeled_df.filter(F.col(REASON).isNull()).select(
+        F.col("_customer_key").alias("customer_id"),
+        invoice.alias("invoice_id"),
+        F.col(TS).alias("invoice_ts"),
+        F.col(QTY).alias("quantity"),
+        F.col(PRICE).alias("unit_price"),
+        F.trim(F.col("product_id")).alias("product_id"),
+        F.trim(F.col("country")).alias("country"),
+        is_return.alias("is_return"),
+        F.when(is_return, -amount).otherwise(amount).alias("amount"),
+    )
+
+
+def quarantined_lines(labeled_df: DataFrame, text_columns: Sequence[str]) -> DataFrame:
+    """The quarantined lines: reason, source file, the whole original line and the mapped values as text."""
+    return labeled_df.filter(F.col(REASON).isNotNull()).select(
+        REASON,
+        F.col(SOURCE_FILE).alias("source_file"),
+        F.col(RAW_LINE).alias("raw_line"),
+        *[F.col(c).cast("string").alias(c) for c in text_columns],
+    )
+
+
+def count_lines(labeled_df: DataFrame) -> LineCounts:
+    """Lines in, clean and quarantined per reason, from one aggregation."""
+    rows = labeled_df.groupBy(REASON).count().collect()
+    by_reason = {r[REASON]: int(r["count"]) for r in rows}
+    clean = by_reason.pop(None, 0)
+    return LineCounts(lines_in=clean + sum(by_reason.values()), lines_clean=clean, quarantined=by_reason)
+
+
+def check_quarantine_share(counts: LineCounts, max_share: float, source: str) -> None:
+    """Fail, naming the threshold's key, when too many lines are quarantined to trust the run."""
+    if counts.lines_in == 0:
+        raise QualityError(f"input.path: {source!r} holds no data lines")
+    if counts.lines_clean == 0 or counts.quarantined_share > max_share:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(counts.quarantined.items()))
+        raise QualityError(
+            f"quality.max_quarantine_share: {counts.quarantined_share:.1%} of the {counts.lines_in} lines in "
+            f"{source!r} were quarantined ({reasons}), above the allowed {max_share:.0%}; nothing was published"
+        )
+
+
+# ---------------------------------------------------------------- customer tables
+
+
+def with_customer_reason(canonical_df: DataFrame, cfg: InputConfig) -> DataFrame:
+    """Reasons for a customer table: malformed, missing id, bad number, duplicate line, duplicate id."""
+    types = {f.name: f.dataType for f in canonical_df.schema.fields}
+    opts = cfg.customers
+    numbers = {c: parsed_number(F.col(c), types[c]) for c in opts.numeric_columns}
+    typed = canonical_df.select(
+        customer_key(F.col("customer_id"), types["customer_id"]).alias("_customer_key"),
+        F.col("customer_id").cast("string").alias("customer_id"),
+        *[expr.alias(c) for c, expr in numbers.items()],
+        *[F.trim(F.col(c).cast("string")).alias(c) for c in opts.categorical_columns],
+        SOURCE_FILE,
+        CORRUPT,
+        RAW_LINE,
+    )
+    bad_number = F.lit(False)
+    for c in opts.numeric_columns:
+        bad_number = bad_number | ~is_finite(F.col(c))
+    reason = (
+        F.when(F.col(CORRUPT).isNotNull(), F.lit(MALFORMED))
+        .when(F.col("_customer_key").isNull(), F.lit(MISSING_CUSTOMER))
+        .when(bad_number, F.lit(INVALID_NUMBER))
+    )
+    labeled = _with_duplicate_reason(typed.withColumn(REASON, reason), [RAW_LINE], DUPLICATE_LINE)
+    return _with_duplicate_reason(labeled, ["_customer_key"], DUPLICATE_CUSTOMER)
+
+
+def clean_customers(labeled_df: DataFrame, cfg: InputConfig) -> DataFrame:
+    """One row per valid customer: id, numeric features as doubles, categorical ones as text."""
+    opts = cfg.customers
+    categorical = [F.coalesce(F.col(c), F.lit("(missing)")).alias(c) for c in opts.categorical_columns]
+    return labeled_df.filter(F.col(REASON).isNull()).select(
+        F.col("_customer_key").alias("customer_id"), *opts.numeric_columns, *categorical
+    )

@@ -1,0 +1,43 @@
+"""Getting a SparkSession: reuse the one the platform gives, or build one from the job's settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from pyspark.sql import SparkSession
+
+from segmentation.config import SparkConfig
+
+log = logging.getLogger(__name__)
+
+# Defaults for a session this job creates; the config's spark.conf wins over them.
+SESSION_DEFAULTS: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.log.level": "WARN",
+    "spark.sql.adaptive.enabled": "true",
+}
+
+
+def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
+    """The active session if there is one (Databricks, notebooks, tests), else a new one from settings.
+
+    ``remote`` (or the SPARK_REMOTE environment variable) asks for a Spark Connect session.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        log.info("using the active Spark session")
+        return active
+    builder = SparkSession.builder.appName(settings.app_name)
+    remote = remote or os.environ.get("SPARK_REMOTE")
+    if remote:
+        builder = builder.remote(remote)
+    elif settings.master:
+        builder = builder.config("spark.master", settings.master)
+    if not remote:
+        for key, value in {**SESSION_DEFAULTS, **dict(settings.conf)}.items():
+            builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    log.info("started Spark %s", spark.version)
+    return spark

@@ -1,0 +1,164 @@
+"""Reading the input (CSV or Parquet; file, folder or glob) into canonical column names.
+
+This module is one of the three that touch storage. What it returns keeps the source's values
+untouched (CSV as text, Parquet as typed) so that validation can quarantine what does not parse.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from pathlib import Path
+
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from segmentation.config import InputConfig, is_local_path, local_path
+
+log = logging.getLogger(__name__)
+
+TRANSACTION_COLUMNS = (
+    "customer_id",
+    "invoice_id",
+    "invoice_ts",
+    "quantity",
+    "unit_price",
+    "product_id",
+    "country",
+)
+CORRUPT = "_corrupt_record"
+SOURCE_FILE = "_source_file"
+RAW_LINE = "_raw_line"
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".gz")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
+class SourceError(ValueError):
+    """The input cannot be read as configured; the message names the file, column or key."""
+
+
+def quoted(name: str) -> Column:
+    """A column by its exact name, even with spaces or dots in it."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def resolve_format(path: str, declared: str) -> str:
+    """``csv`` or ``parquet``: the declared format, or the one the file names suggest."""
+    if declared != "auto":
+        return declared
+    names = [path]
+    if is_local_path(path):
+        local = local_path(path)
+        matches = glob.glob(local)
+        files = [m for m in matches if os.path.isfile(m)]
+        for folder in (m for m in matches if os.path.isdir(m)):
+            files += [str(p) for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(("_", "."))]
+        names = files or names
+    lowered = [n.lower() for n in names]
+    if all(n.endswith(PARQUET_SUFFIXES) for n in lowered):
+        return "parquet"
+    if all(n.endswith(CSV_SUFFIXES) for n in lowered):
+        return "csv"
+    raise SourceError(
+        f"input.format: cannot tell whether {path!r} is CSV or Parquet from its file names; "
+        "set input.format to csv or parquet"
+    )
+
+
+def read_raw(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    """The input as read, plus ``_source_file``, ``_corrupt_record`` and ``_raw_line`` (the line as JSON)."""
+    assert cfg.path is not None
+    fmt = resolve_format(cfg.path, cfg.format)
+    raw = _read_csv(spark, cfg) if fmt == "csv" else _read_parquet(spark, cfg.path)
+    columns = [c for c in raw.columns if c != CORRUPT]
+    as_text = F.struct(*[quoted(c).cast("string").alias(c) for c in columns])
+    raw_line = F.coalesce(F.col(CORRUPT), F.to_json(as_text, {"ignoreNullFields": "false"}))
+    return raw.withColumn(SOURCE_FILE, F.input_file_name()).withColumn(RAW_LINE, raw_line)
+
+
+def source_columns(raw_df: DataFrame) -> list[str]:
+    """The input's own columns (without the ones this module adds)."""
+    return [c for c in raw_df.columns if c not in (CORRUPT, SOURCE_FILE, RAW_LINE)]
+
+
+def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    options = {
+        "header": "true",
+        "sep": cfg.csv.delimiter,
+        "quote": cfg.csv.quote,
+        "escape": cfg.csv.escape,
+        "encoding": cfg.csv.encoding,
+        "multiLine": str(cfg.csv.multiline).lower(),
+        "inferSchema": "false",
+    }
+    try:
+        header = spark.read.options(**options).csv(cfg.path).columns
+    except PySparkException as exc:
+        raise SourceError(f"input.path: cannot read {cfg.path!r} as CSV: {_first_line(exc)}") from None
+    if not header or len(set(header)) != len(header):
+        raise SourceError(
+            f"input.path: {cfg.path!r} has no usable CSV header line (empty file, or repeated column names)"
+        )
+    schema = T.StructType(
+        [T.StructField(name, T.StringType()) for name in header] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    return (
+        spark.read.options(**options)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .schema(schema)
+        .csv(cfg.path)
+    )
+
+
+def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
+    # pandas writes nanosecond timestamps, which Spark cannot read as timestamps; read them as
+    # integers (nanoseconds since the epoch) and let validation convert them.
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    try:
+        raw = spark.read.parquet(path)
+    except PySparkException as exc:
+        raise SourceError(f"input.path: cannot read {path!r} as Parquet: {_first_line(exc)}") from None
+    return raw.withColumn(CORRUPT, F.lit(None).cast("string"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
+    """Rename the mapped source columns to canonical names; a missing column is an error naming its key."""
+    available = set(source_columns(raw_df))
+    selected = []
+    for canonical in TRANSACTION_COLUMNS:
+        source = getattr(cfg.columns, canonical)
+        if source is None:
+            selected.append(F.lit(None).cast("string").alias(canonical))
+            continue
+        if source not in available:
+            raise SourceError(
+                f"input.columns.{canonical}: column {source!r} not found in {cfg.path!r}; "
+                f"its columns are: {', '.join(sorted(available))}"
+            )
+        selected.append(quoted(source).alias(canonical))
+    return raw_df.select(*selected, SOURCE_FILE, CORRUPT, RAW_LINE)
+
+
+def canonical_customers(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
+    """Keep the id (as ``customer_id``) and the configured feature columns of a customer table."""
+    available = set(source_columns(raw_df))
+    opts = cfg.customers
+    wanted = [("input.customers.id_column", opts.id_column)]
+    wanted += [("input.customers.numeric_columns", c) for c in opts.numeric_columns]
+    wanted += [("input.customers.categorical_columns", c) for c in opts.categorical_columns]
+    for key, name in wanted:
+        if name not in available:
+            raise SourceError(
+                f"{key}: column {name!r} not found in {cfg.path!r}; its columns are: {', '.join(sorted(available))}"
+            )
+    features = [quoted(c).alias(c) for c in (*opts.numeric_columns, *opts.categorical_columns)]
+    return raw_df.select(quoted(opts.id_column).alias("customer_id"), *features, SOURCE_FILE, CORRUPT, RAW_LINE)
