@@ -73,10 +73,15 @@ def read_raw(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     assert cfg.path is not None
     fmt = resolve_format(cfg.path, cfg.format)
     raw = _read_csv(spark, cfg) if fmt == "csv" else _read_parquet(spark, cfg.path)
-    columns = [c for c in raw.columns if c != CORRUPT]
+    return with_raw_line(raw.withColumn(SOURCE_FILE, F.input_file_name()))
+
+
+def with_raw_line(raw_df: DataFrame) -> DataFrame:
+    """Add ``_raw_line``: the malformed text as read, or every source column as text in one JSON object."""
+    columns = [c for c in raw_df.columns if c not in (CORRUPT, SOURCE_FILE)]
     as_text = F.struct(*[quoted(c).cast("string").alias(c) for c in columns])
     raw_line = F.coalesce(F.col(CORRUPT), F.to_json(as_text, {"ignoreNullFields": "false"}))
-    return raw.withColumn(SOURCE_FILE, F.input_file_name()).withColumn(RAW_LINE, raw_line)
+    return raw_df.withColumn(RAW_LINE, raw_line)
 
 
 def source_columns(raw_df: DataFrame) -> list[str]:

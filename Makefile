@@ -1,0 +1,55 @@
+# segmentation: `make run` runs the whole job on the embedded demo log; `make test` runs the tests.
+# Both set themselves up (a .venv with the package and its test extras) when needed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := data/generated/transactions.csv.gz
+
+.DEFAULT_GOAL := help
+.PHONY: help setup check-java run test lint package clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+check-java: ## stop with a clear message unless Java 17 or newer is installed
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "error: Java 17 or newer is required (Spark 4 runs on the JVM), but 'java' is not on PATH."; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless"; \
+	  echo "  macOS:         brew install openjdk@17"; \
+	  echo "  then make sure 'java -version' reports 17 or newer (or set JAVA_HOME)."; exit 1; }
+	@v=$$(java -version 2>&1 | awk -F'"' '/version/ {print $$2; exit}'); \
+	 major=$$(echo "$$v" | awk -F. '{ if ($$1 == "1") print $$2; else print $$1 }'); \
+	 if [ -z "$$major" ] || [ "$$major" -lt 17 ]; then \
+	  echo "error: Java 17 or newer is required (Spark 4), but 'java -version' reports '$$v'."; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless"; \
+	  echo "  macOS:         brew install openjdk@17"; \
+	  echo "  then put it first on PATH or set JAVA_HOME."; exit 1; fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+setup: check-java $(STAMP) ## create .venv and install the package with its test extras
+
+$(DEMO): | $(STAMP)
+	$(BIN)/segmentation generate --output $(DEMO) --truth data/generated/truth.csv
+
+run: setup $(DEMO) ## run the whole job on the generated demo log (output in ./output)
+	$(BIN)/segmentation run --config conf/local.yaml
+
+test: setup ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+package: setup ## build the wheel into dist/
+	$(BIN)/python -m build --wheel --outdir dist .
+
+clean: ## remove generated data, outputs and build files (keeps .venv)
+	rm -rf output data/generated dist build *.egg-info .pytest_cache

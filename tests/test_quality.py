@@ -1,0 +1,193 @@
+"""Validation: each quarantine reason, its order, returns kept, and the reconciliation of counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from segmentation import quality, sources
+from segmentation.config import CustomerTableOptions, InputConfig
+
+from .conftest import raw_frame
+
+COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
+CFG = InputConfig()
+
+
+def labeled(spark: SparkSession, rows: list[tuple], as_of: dt.date | None = None):
+    raw = raw_frame(spark, rows, COLUMNS)
+    line_reason = quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
+    as_of = as_of or quality.latest_valid_date(line_reason)
+    return quality.with_final_reason(line_reason, as_of), as_of
+
+
+def reasons_by_description(frame) -> dict[str, str | None]:
+    return {
+        r["Description"]: r["reason"]
+        for r in frame.select(F.get_json_object("_raw_line", "$.Description").alias("Description"), "reason").collect()
+    }
+
+
+def test_every_reason_in_order(spark: SparkSession) -> None:
+    rows = [
+        ("536365", "85123A", "ok", "6", "12/1/2010 8:26", "2.55", "17850", "United Kingdom", None),
+        ("536366", "85123A", "malformed", "6", None, None, None, None, "536366,85123A,malformed,6"),
+        ("536367", "85123A", "no customer", "6", "12/1/2010 8:26", "2.55", None, "United Kingdom", None),
+        ("536368", "85123A", "blank customer", "6", "12/1/2010 8:26", "2.55", "  ", "United Kingdom", None),
+        (None, "85123A", "no invoice", "6", "12/1/2010 8:26", "2.55", "17850", "United Kingdom", None),
+        ("536369", "85123A", "bad date", "6", "13/45/2010 8:26", "2.55", "17850", "United Kingdom", None),
+        ("536369", "85123A", "impossible date", "6", "2/30/2011 8:26", "2.55", "17850", "United Kingdom", None),
+        ("536370", "85123A", "nan quantity", "NaN", "12/1/2010 8:26", "2.55", "17850", "United Kingdom", None),
+        ("536370", "85123A", "inf price", "6", "12/1/2010 8:26", "Infinity", "17850", "United Kingdom", None),
+        ("536370", "85123A", "1e400 price", "6", "12/1/2010 8:26", "1e400", "17850", "United Kingdom", None),
+        ("536370", "85123A", "text quantity", "six", "12/1/2010 8:26", "2.55", "17850", "United Kingdom", None),
+        ("536371", "85123A", "zero price", "6", "12/1/2010 8:26", "0", "17850", "United Kingdom", None),
+        ("A536372", "B", "negative price", "1", "12/1/2010 8:26", "-11062.06", "17850", "United Kingdom", None),
+        ("536373", "85123A", "late", "6", "12/11/2010 8:26", "2.55", "17850", "United Kingdom", None),
+        ("C536374", "85123A", "return", "-2", "12/2/2010 9:00", "2.55", "17850.0", "United Kingdom", None),
+        ("536365", "85123A", "ok", "6", "12/1/2010 8:26", "2.55", "17850", "United Kingdom", None),
+    ]
+    frame, _ = labeled(spark, rows, as_of=dt.date(2010, 12, 10))
+    got = {r["_raw_line"]: r["reason"] for r in frame.collect()}
+    by_desc = reasons_by_description(frame)
+    assert got["536366,85123A,malformed,6"] == "malformed_row"
+    assert by_desc["no customer"] == "missing_customer_id"
+    assert by_desc["blank customer"] == "missing_customer_id"
+    assert by_desc["no invoice"] == "missing_invoice_id"
+    assert by_desc["bad date"] == "invalid_timestamp"
+    assert by_desc["impossible date"] == "invalid_timestamp"
+    assert by_desc["nan quantity"] == "invalid_number"
+    assert by_desc["inf price"] == "invalid_number"
+    assert by_desc["1e400 price"] == "invalid_number"
+    assert by_desc["text quantity"] == "invalid_number"
+    assert by_desc["zero price"] == "non_positive_price"
+    assert by_desc["negative price"] == "non_positive_price"
+    assert by_desc["late"] == "after_as_of"
+    assert by_desc["return"] is None  # returns are kept
+    ok = [r["reason"] for r in frame.collect() if '"Description":"ok"' in r["_raw_line"]]
+    assert sorted(ok, key=lambda reason: reason or "") == [None, "duplicate_line"]  # one copy stays clean
+
+
+def test_counts_reconcile_and_first_reason_wins(spark: SparkSession) -> None:
+    rows = [
+        ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),  # duplicate
+        ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),  # duplicate
+        ("2", "P", "b", "1", "12/1/2010 8:26", "1.0", None, "UK", None),  # missing customer
+        ("2", "P", "b", "1", "12/1/2010 8:26", "1.0", None, "UK", None),  # missing customer, not duplicate
+        ("3", "P", "c", "1", "bad", "0", "11", "UK", None),  # bad date wins over zero price
+    ]
+    frame, as_of = labeled(spark, rows)
+    counts = quality.count_lines(frame)
+    assert as_of == dt.date(2010, 12, 1)
+    assert counts.lines_in == 6
+    assert counts.lines_clean == 1
+    assert dict(counts.quarantined) == {"duplicate_line": 2, "missing_customer_id": 2, "invalid_timestamp": 1}
+    assert counts.lines_in == counts.lines_clean + counts.lines_quarantined
+
+
+def test_clean_lines_are_typed_and_returns_are_netted(spark: SparkSession) -> None:
+    rows = [
+        ("536365", "85123A", "x", "6", "12/1/2010 8:26", "2.55", "17850.0", " United Kingdom ", None),
+        ("C536379", "85123A", "x", "-2", "12/9/2010 9:01", "2.55", "17850", "United Kingdom", None),
+        ("536380", "22", "x", "-1", "12/9/2010 9:02", "4.00", "17850", "United Kingdom", None),
+        ("c536381", "23", "x", "3", "12/9/2010 9:03", "1.00", "17850", "United Kingdom", None),
+    ]
+    frame, _ = labeled(spark, rows)
+    clean = quality.clean_lines(frame)
+    expected = spark.createDataFrame(
+        [
+            ("17850", "536365", dt.datetime(2010, 12, 1, 8, 26), 6.0, 2.55, "85123A", "United Kingdom", False, 15.3),
+            ("17850", "C536379", dt.datetime(2010, 12, 9, 9, 1), -2.0, 2.55, "85123A", "United Kingdom", True, -5.1),
+            ("17850", "536380", dt.datetime(2010, 12, 9, 9, 2), -1.0, 4.0, "22", "United Kingdom", True, -4.0),
+            ("17850", "c536381", dt.datetime(2010, 12, 9, 9, 3), 3.0, 1.0, "23", "United Kingdom", True, -3.0),
+        ],
+        "customer_id string, invoice_id string, invoice_ts timestamp, quantity double, unit_price double, "
+        "product_id string, country string, is_return boolean, amount double",
+    )
+    got = clean.withColumn("amount", F.round("amount", 6))
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_quarantine_keeps_original_values_and_source(spark: SparkSession) -> None:
+    rows = [
+        ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("2", "P", "b", "1,5", "12/1/2010 8:26", "1.0", "11", "UK", None),
+    ]
+    frame, _ = labeled(spark, rows)
+    quarantined = quality.quarantined_lines(frame, sources.TRANSACTION_COLUMNS).collect()
+    assert len(quarantined) == 1
+    row = quarantined[0]
+    assert row["reason"] == "invalid_number"
+    assert row["quantity"] == "1,5"
+    assert row["customer_id"] == "11"
+    assert row["source_file"] == "file:/in.csv"
+    assert '"Quantity":"1,5"' in row["raw_line"] and '"Description":"b"' in row["raw_line"]
+
+
+def test_quarantine_share_threshold_fails_with_the_key() -> None:
+    counts = quality.LineCounts(lines_in=10, lines_clean=4, quarantined={"missing_customer_id": 6})
+    with pytest.raises(quality.QualityError, match=r"quality\.max_quarantine_share: 60\.0% of the 10 lines"):
+        quality.check_quarantine_share(counts, 0.5, "log.csv")
+    quality.check_quarantine_share(counts, 0.6, "log.csv")
+    with pytest.raises(quality.QualityError, match="holds no data lines"):
+        quality.check_quarantine_share(quality.LineCounts(0, 0, {}), 0.5, "empty.csv")
+
+
+def test_typed_sources_parse(spark: SparkSession) -> None:
+    schema = T.StructType(
+        [
+            T.StructField("cid", T.DoubleType()),
+            T.StructField("ns", T.LongType()),
+            T.StructField("ts", T.TimestampType()),
+        ]
+    )
+    frame = spark.createDataFrame(
+        [(17850.0, 1291191960000000000, dt.datetime(2010, 12, 1, 8, 26)), (None, None, None)], schema
+    )
+    got = frame.select(
+        quality.customer_key(F.col("cid"), T.DoubleType()).alias("cid"),
+        quality.parsed_timestamp(F.col("ns"), T.LongType(), ["x"], "ns").alias("from_ns"),
+        quality.parsed_timestamp(F.col("ts"), T.TimestampType(), ["x"], "ns").alias("from_ts"),
+    ).collect()
+    assert got[0]["cid"] == "17850"
+    assert got[0]["from_ns"] == dt.datetime(2010, 12, 1, 8, 26)
+    assert got[0]["from_ts"] == dt.datetime(2010, 12, 1, 8, 26)
+    assert got[1]["cid"] is None and got[1]["from_ns"] is None
+
+
+def test_customer_table_reasons(spark: SparkSession) -> None:
+    cfg = InputConfig(
+        kind="customers",
+        customers=CustomerTableOptions(
+            id_column="id", numeric_columns=("age", "income"), categorical_columns=("gender",)
+        ),
+    )
+    raw = raw_frame(
+        spark,
+        [
+            ("1", "30", "50", "Male", None),
+            ("2", "NaN", "50", "Female", None),
+            (None, "30", "50", "Male", None),
+            ("1", "31", "51", "Male", None),  # same id, other values
+            ("3", "40", "60", None, None),
+            ("3", "40", "60", None, None),  # exact duplicate
+        ],
+        ["id", "age", "income", "gender"],
+    )
+    frame = quality.with_customer_reason(sources.canonical_customers(raw, cfg), cfg)
+    counts = quality.count_lines(frame)
+    assert counts.lines_clean == 2
+    assert dict(counts.quarantined) == {
+        "invalid_number": 1,
+        "missing_customer_id": 1,
+        "duplicate_customer_id": 1,
+        "duplicate_line": 1,
+    }
+    clean = quality.clean_customers(frame, cfg).orderBy("customer_id").collect()
+    assert [(r["customer_id"], r["age"], r["gender"]) for r in clean] == [("1", 30.0, "Male"), ("3", 40.0, "(missing)")]
