@@ -22,6 +22,7 @@ def customer_features(clean_df: DataFrame, as_of: dt.date) -> DataFrame:
 
     Purchases are lines that are not returns; returns (negative quantity or a ``C`` invoice) are netted
     into ``monetary`` and measured by ``return_rate`` (returned value / purchased value, at most 1).
+    Values are rounded to 6 decimals.
     """
     purchase = ~F.col("is_return")
     day = F.to_date("invoice_ts")
@@ -57,4 +58,5 @@ def customer_features(clean_df: DataFrame, as_of: dt.date) -> DataFrame:
         "active_months": F.col("months").cast("double"),
     }
     assert tuple(features) == TRANSACTION_FEATURES
-    return aggregated.select("customer_id", *[expr.alias(name) for name, expr in features.items()])
+    # Rounded so that sums of doubles added up in another order give the very same features.
+    return aggregated.select("customer_id", *[F.round(expr, 6).alias(name) for name, expr in features.items()])

@@ -51,23 +51,22 @@ def date_folder(root: str, table: str, as_of: dt.date) -> str:
     return os.path.join(root, table, f"as_of_date={as_of.isoformat()}")
 
 
-def publish(
-    root: str,
-    as_of: dt.date,
-    tables: Mapping[str, TableOutput],
-    model: PipelineModel,
-    manifest: Mapping[str, Any],
-) -> str:
-    """Write every table and the model for ``as_of``, then the manifest, then ``_SUCCESS``; return the run folder.
+def begin(root: str, as_of: dt.date) -> str:
+    """Prepare the run folder of ``as_of`` and remove its old ``_SUCCESS``; return the run folder.
 
-    The date's old ``_SUCCESS`` is removed first, so a run that dies half-way never leaves a success
-    marker beside partly replaced data.
+    Called before any table is written, so a run that dies half-way never leaves a success marker beside
+    partly replaced data.
     """
     run_folder = date_folder(root, "runs", as_of)
     os.makedirs(run_folder, exist_ok=True)
     success = os.path.join(run_folder, SUCCESS)
     if os.path.exists(success):
         os.remove(success)
+    return run_folder
+
+
+def write_tables(root: str, as_of: dt.date, tables: Mapping[str, TableOutput], model: PipelineModel) -> None:
+    """Write every table and the model for ``as_of``, each replacing that date's folder whole."""
     for name, table in tables.items():
         target = date_folder(root, name, as_of)
         writer = table.frame.write.mode("overwrite")
@@ -76,9 +75,12 @@ def publish(
         writer.parquet(target)
         log.info("wrote %s", target)
     model.write().overwrite().save(date_folder(root, "models", as_of))
-    _write_text(os.path.join(run_folder, MANIFEST), json.dumps(manifest, indent=2, sort_keys=False, default=str))
-    _write_text(success, "")
-    return run_folder
+
+
+def finish(run_folder: str, manifest: Mapping[str, Any]) -> None:
+    """Write the manifest, then ``_SUCCESS``: the run is published."""
+    _write_text(os.path.join(run_folder, MANIFEST), json.dumps(manifest, indent=2, default=str))
+    _write_text(os.path.join(run_folder, SUCCESS), "")
 
 
 def _write_text(path: str, text: str) -> None:

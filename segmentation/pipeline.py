@@ -105,9 +105,11 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
                 "profiles": outputs.TableOutput(profile_df.coalesce(1)),
                 "quarantine": outputs.TableOutput(quality.quarantined_lines(labeled, text_columns), (quality.REASON,)),
             }
-            manifest = _manifest(cfg, spark, run_id, as_of, counts, customers, results, choice, mapping, profile_rows)
-            manifest["timings_seconds"] = timer.as_dict()
-            run_folder = outputs.publish(root, as_of, tables, final, manifest)
+            run_folder = outputs.begin(root, as_of)
+            outputs.write_tables(root, as_of, tables, final)
+        manifest = _manifest(cfg, spark, run_id, as_of, counts, customers, results, choice, mapping, profile_rows)
+        manifest["timings_seconds"] = timer.as_dict()
+        outputs.finish(run_folder, manifest)
     finally:
         for frame in cached:
             frame.unpersist()
@@ -166,6 +168,9 @@ def _features(labeled: DataFrame, cfg: JobConfig, as_of: dt.date) -> tuple[DataF
         frame, revenue = features.customer_features(quality.clean_lines(labeled), as_of), "monetary"
     else:
         frame, revenue = quality.clean_customers(labeled, cfg.input), None
+    # A fixed partition count and row order make the KMeans fits repeatable: its initialisation samples
+    # per partition, and a shuffle's output order otherwise depends on which task finished first.
+    frame = frame.repartition(cfg.model.partitions, "customer_id").sortWithinPartitions("customer_id")
     return frame.persist(StorageLevel.MEMORY_AND_DISK), revenue
 
 

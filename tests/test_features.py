@@ -37,7 +37,7 @@ def test_features_match_hand_computed_values(spark: SparkSession) -> None:
     # recency, frequency, monetary, tenure, aov, items/order, products, return rate, days between, months
     expected = spark.createDataFrame(
         [
-            ("A", 10.0, 3.0, 50.0, 30.0, 20.0, 8 / 3, 3.0, 10 / 60, 10.0, 1.0),
+            ("A", 10.0, 3.0, 50.0, 30.0, 20.0, round(8 / 3, 6), 3.0, round(10 / 60, 6), 10.0, 1.0),
             ("B", 47.0, 1.0, 8.0, 47.0, 8.0, 1.0, 1.0, 0.0, 47.0, 1.0),
             ("C", 26.0, 0.0, -4.0, 26.0, 0.0, 0.0, 0.0, 1.0, 26.0, 0.0),
         ],

@@ -1,0 +1,224 @@
+"""The whole job, end to end, in local mode: the real Online Retail log, renamed columns, a customer table,
+re-runs of the same date, and the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from chispa import assert_df_equality
+from pyspark.ml import PipelineModel
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from segmentation import cli, generate, pipeline
+
+from .conftest import ONLINE_RETAIL, job_config
+
+pytestmark = pytest.mark.slow
+TABLES = ("segments", "features", "sweep", "profiles", "quarantine")
+
+
+@pytest.fixture(scope="module")
+def small_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gen") / "log.csv.gz"
+    generate.write(str(path), customers=400, seed=11)
+    return path
+
+
+def partition_values(folder: Path, name: str) -> list[str]:
+    return sorted(p.name.split("=", 1)[1] for p in folder.iterdir() if p.name.startswith(f"{name}="))
+
+
+@pytest.mark.skipif(
+    not ONLINE_RETAIL.exists() and not os.environ.get("CI"), reason="the Online Retail log is not beside this repo"
+)
+def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
+    cfg = job_config(tmp_path, str(ONLINE_RETAIL))
+    result = pipeline.run(spark, cfg)
+    counts = result.counts
+
+    assert counts.lines_in == 541_909
+    assert counts.lines_in == counts.lines_clean + counts.lines_quarantined
+    assert counts.quarantined["missing_customer_id"] == 135_080
+    assert result.as_of == dt.date(2011, 12, 9)
+
+    # an independent count of customers with at least one valid line, in pandas
+    log = pd.read_csv(ONLINE_RETAIL, dtype=str)
+    price = pd.to_numeric(log["UnitPrice"], errors="coerce")
+    quantity = pd.to_numeric(log["Quantity"], errors="coerce")
+    valid = log["CustomerID"].notna() & (price > 0) & np.isfinite(quantity)
+    expected_customers = log.loc[valid, "CustomerID"].str.replace(r"\.0$", "", regex=True).nunique()
+    assert result.customers == expected_customers
+
+    root = Path(result.output_root)
+    date = "as_of_date=2011-12-09"
+    for table in (*TABLES, "models", "runs"):
+        assert (root / table / date).is_dir(), table
+    manifest = json.loads((root / "runs" / date / "manifest.json").read_text())
+    assert (root / "runs" / date / "_SUCCESS").exists()
+    assert manifest["counts"]["lines_in"] == 541_909
+    assert manifest["counts"]["quarantined_by_reason"]["missing_customer_id"] == 135_080
+    assert manifest["chosen_k"] == result.choice.k
+    assert manifest["choice_reason"].startswith(f"k={result.choice.k}: highest silhouette")
+    assert set(manifest["timings_seconds"]) >= {"read_validate", "features", "sweep", "final_model", "write"}
+
+    segments = spark.read.parquet(str(root / "segments"))
+    assert segments.count() == expected_customers
+    assert segments.select("customer_id").distinct().count() == expected_customers
+    assert partition_values(root / "segments" / date, "segment") == [str(s) for s in range(1, result.choice.k + 1)]
+    quarantine = spark.read.parquet(str(root / "quarantine"))
+    by_reason = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
+    assert by_reason == dict(counts.quarantined)
+    sweep = spark.read.parquet(str(root / "sweep")).orderBy("k").collect()
+    assert [r["k"] for r in sweep] == list(range(2, 11))
+    assert [r["k"] for r in sweep if r["chosen"]] == [result.choice.k]
+    profiles = spark.read.parquet(str(root / "profiles")).orderBy("segment").collect()
+    assert sum(r["customers"] for r in profiles) == expected_customers
+    assert sum(r["revenue_share"] for r in profiles) == pytest.approx(1.0)
+    means = [r["mean_monetary"] for r in profiles]
+    assert means == sorted(means, reverse=True)  # segment 1 has the highest mean monetary value
+    model = PipelineModel.load(str(root / "models" / date))
+    features = spark.read.parquet(str(root / "features" / date))
+    rescored = model.transform(features).select("customer_id", F.col("cluster").alias("cluster"))
+    assert rescored.count() == expected_customers
+
+
+def test_renamed_columns_by_config_only_give_the_same_segments(spark: SparkSession, tmp_path: Path) -> None:
+    log, _ = generate.generate(customers=400, seed=11)
+    original = tmp_path / "original" / "log.csv"
+    original.parent.mkdir()
+    log.to_csv(original, index=False)
+    renamed = log.rename(columns={"InvoiceNo": "Invoice", "UnitPrice": "Price", "CustomerID": "Customer ID"})
+    stamp = pd.to_datetime(renamed["InvoiceDate"], format="%m/%d/%Y %H:%M", errors="coerce")
+    renamed["InvoiceDate"] = stamp.dt.strftime("%Y-%m-%d %H:%M:%S").fillna(renamed["InvoiceDate"])
+    renamed["Customer ID"] = renamed["Customer ID"].map(lambda v: f"{v}.0" if v else v)
+    other = tmp_path / "other" / "log.csv"
+    other.parent.mkdir()
+    renamed.to_csv(other, index=False)
+
+    mapping = [
+        "input.columns.invoice_id=Invoice",
+        "input.columns.unit_price=Price",
+        "input.columns.customer_id=Customer ID",
+    ]
+    fixed = ["model.k_min=3", "model.k_max=5"]
+    first = pipeline.run(spark, job_config(tmp_path, str(original), *fixed, output=str(tmp_path / "a")))
+    second = pipeline.run(spark, job_config(tmp_path, str(other), *fixed, *mapping, output=str(tmp_path / "b")))
+
+    assert second.customers == first.customers
+    assert second.choice == first.choice
+    assert second.counts == first.counts
+    assert second.counts.quarantined["missing_customer_id"] > 0
+    a = spark.read.parquet(str(tmp_path / "a" / "segments"))
+    b = spark.read.parquet(str(tmp_path / "b" / "segments"))
+    assert_df_equality(a, b, ignore_row_order=True, ignore_column_order=True)
+
+
+def test_customer_table_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    centres = [(25, 20), (25, 80), (55, 50), (90, 15), (90, 85)]
+    rows = []
+    for i in range(250):
+        income, score = centres[i % 5]
+        rows.append(
+            {
+                "CustomerID": i + 1,
+                "Gender": "Female" if i % 2 else "Male",
+                "Age": int(rng.integers(18, 70)),
+                "Annual Income (k$)": income + rng.normal(0, 4),
+                "Spending Score (1-100)": score + rng.normal(0, 4),
+            }
+        )
+    rows.append(
+        {"CustomerID": None, "Gender": "Male", "Age": 30, "Annual Income (k$)": 50.0, "Spending Score (1-100)": 50.0}
+    )
+    table = tmp_path / "mall" / "customers.parquet"
+    table.parent.mkdir()
+    pd.DataFrame(rows).to_parquet(table)
+
+    settings = [
+        "input.kind=customers",
+        "input.customers.numeric_columns=[Annual Income (k$), Spending Score (1-100)]",
+        "features.as_of=2024-01-31",
+        "model.k_max=7",
+    ]
+    result = pipeline.run(spark, job_config(tmp_path, str(table), *settings))
+    assert result.counts.lines_in == 251
+    assert dict(result.counts.quarantined) == {"missing_customer_id": 1}
+    assert result.customers == 250
+    assert result.choice.k == 5
+    assert sorted(result.segment_sizes.values()) == [50, 50, 50, 50, 50]
+
+    root = Path(result.output_root)
+    profiles = spark.read.parquet(str(root / "profiles")).orderBy("segment").collect()
+    means = [r["mean_Annual Income (k$)"] for r in profiles]
+    assert means == sorted(means, reverse=True)  # ordered by the first numeric column
+    assert "revenue_share" not in profiles[0].asDict()
+
+    with_gender = pipeline.run(
+        spark,
+        job_config(
+            tmp_path,
+            str(table),
+            *settings,
+            "input.customers.categorical_columns=[Gender]",
+            "model.k=5",
+            output=str(tmp_path / "g"),
+        ),
+    )
+    assert with_gender.choice.k == 5 and with_gender.customers == 250
+
+
+def test_rerun_replaces_only_its_own_date(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
+    out = tmp_path / "out"
+    first = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=4", "features.as_of=2011-12-09"))
+    other_date = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-11-30"))
+    assert (first.choice.k, other_date.choice.k) == (4, 3)
+    older = out / "segments" / "as_of_date=2011-11-30"
+    older_files = sorted((p.relative_to(older), p.stat().st_mtime_ns) for p in older.rglob("*"))
+
+    rerun = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-12-09"))
+    assert rerun.choice.k == 3
+    assert partition_values(out / "segments" / "as_of_date=2011-12-09", "segment") == ["1", "2", "3"]
+    assert sorted((p.relative_to(older), p.stat().st_mtime_ns) for p in older.rglob("*")) == older_files
+
+    segments = spark.read.parquet(str(out / "segments"))
+    per_date = {str(r["as_of_date"]): r["count"] for r in segments.groupBy("as_of_date").count().collect()}
+    assert per_date == {"2011-12-09": rerun.customers, "2011-11-30": other_date.customers}
+    assert other_date.counts.quarantined["after_as_of"] > 0  # lines after 30 Nov are not silently used
+    late = spark.read.parquet(str(out / "quarantine")).filter("reason = 'after_as_of' AND as_of_date = '2011-11-30'")
+    assert late.count() == other_date.counts.quarantined["after_as_of"]
+
+
+def test_command_line_run_and_config_error(
+    spark: SparkSession, tmp_path: Path, small_log: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # the command line reuses the active session (the fixture's), as it does on Databricks
+    code = cli.main(["run", "--input", str(small_log), "--output", str(tmp_path / "cli"), "--set", "model.k=3", "-q"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "chosen k       k=3: fixed by model.k" in printed
+    assert (tmp_path / "cli" / "runs" / "as_of_date=2011-12-09" / "_SUCCESS").exists()
+
+    code = cli.main(["run", "--input", str(small_log), "--output", str(tmp_path / "x"), "--set", "model.k_min=1"])
+    assert code == 2
+    assert "--set model.k_min: model.k_min: expected at least 2" in capsys.readouterr().err
+
+
+def test_too_many_bad_lines_publish_nothing(spark: SparkSession, tmp_path: Path) -> None:
+    path = tmp_path / "bad" / "log.csv.gz"
+    path.parent.mkdir()
+    good = "1,A,x,1,12/1/2010 8:26,1.0,10,UK\n"
+    bad = "2,A,x,1,12/1/2010 8:26,1.0,,UK\n"
+    with gzip.open(path, "wt") as handle:
+        handle.write(",".join(generate.HEADER) + "\n" + good + bad * 3)
+    with pytest.raises(ValueError, match=r"quality\.max_quarantine_share: 75\.0% of the 4 lines"):
+        pipeline.run(spark, job_config(tmp_path, str(path)))
+    assert not (tmp_path / "out").exists()
