@@ -36,7 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
         dest="overrides",
         help="override one config key, e.g. --set model.k_max=8 (repeatable)",
     )
-    run.add_argument("--remote", metavar="URL", help="Spark Connect URL, e.g. sc://host:15002")
     _add_verbosity(run)
 
     gen = commands.add_parser("generate", help="write a deterministic synthetic transaction log (gzip CSV)")
@@ -88,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     from segmentation import pipeline
     from segmentation.session import get_spark
 
-    spark = get_spark(cfg.spark, remote=args.remote)
+    spark = get_spark(cfg.spark)
     try:
         result = pipeline.run(spark, cfg)
     except (ValueError, FileNotFoundError) as exc:
