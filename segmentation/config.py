@@ -135,7 +135,7 @@ class ModelConfig:
     init_mode: str = "k-means||"
     init_steps: int = 2
     order_by: str | None = None
-    partitions: int = 8
+    customers_per_partition: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -400,8 +400,8 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
         fail("model.tol", f"expected a non-negative number, got {model.tol}")
     if model.init_mode not in INIT_MODES:
         fail("model.init_mode", f"expected one of {', '.join(INIT_MODES)}, got {model.init_mode!r}")
-    if model.partitions < 1:
-        fail("model.partitions", f"expected at least 1, got {model.partitions}")
+    if model.customers_per_partition < 1:
+        fail("model.customers_per_partition", f"expected at least 1, got {model.customers_per_partition}")
     if model.init_steps < 1:
         fail("model.init_steps", f"expected at least 1, got {model.init_steps}")
     if not 0.0 <= cfg.quality.max_quarantine_share <= 1.0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import platform
 import uuid
 from dataclasses import dataclass, field
@@ -75,10 +76,10 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             customers = feature_df.count()
             _check_enough_customers(customers, cfg)
         with timer.stage("sweep"):
-            prep = model.fit_preprocessing(feature_df, spec)
-            vectors = (
-                prep.transform(feature_df).select("customer_id", model.VECTOR).persist(StorageLevel.MEMORY_AND_DISK)
-            )
+            fit_input = model_input(feature_df, customers, cfg.model.customers_per_partition)
+            prep = model.fit_preprocessing(fit_input, spec)
+            vectors = prep.transform(fit_input).select("customer_id", model.VECTOR)
+            vectors = vectors.persist(StorageLevel.MEMORY_AND_DISK)
             cached.append(vectors)
             ks = [cfg.model.k] if cfg.model.k else list(range(cfg.model.k_min, min(cfg.model.k_max, customers) + 1))
             results, fitted = sweep.run_sweep(vectors, ks, cfg.model)
@@ -168,10 +169,18 @@ def _features(labeled: DataFrame, cfg: JobConfig, as_of: dt.date) -> tuple[DataF
         frame, revenue = features.customer_features(quality.clean_lines(labeled), as_of), "monetary"
     else:
         frame, revenue = quality.clean_customers(labeled, cfg.input), None
-    # A fixed partition count and row order make the KMeans fits repeatable: its initialisation samples
-    # per partition, and a shuffle's output order otherwise depends on which task finished first.
-    frame = frame.repartition(cfg.model.partitions, "customer_id").sortWithinPartitions("customer_id")
     return frame.persist(StorageLevel.MEMORY_AND_DISK), revenue
+
+
+def model_input(feature_df: DataFrame, customers: int, customers_per_partition: int) -> DataFrame:
+    """The feature table in a partition count set by its size, rows sorted by customer id.
+
+    That makes the KMeans fits repeatable on any cluster (its initialisation samples per partition, and a
+    shuffle's output order otherwise depends on which task finished first) and keeps small data in few
+    partitions, where every Lloyd iteration costs a task per partition.
+    """
+    partitions = max(1, math.ceil(customers / customers_per_partition))
+    return feature_df.repartition(partitions, "customer_id").sortWithinPartitions("customer_id")
 
 
 def _check_enough_customers(customers: int, cfg: JobConfig) -> None:
