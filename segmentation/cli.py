@@ -1,4 +1,4 @@
-"""The command line: ``segmentation run`` and ``segmentation generate``.
+"""The command line: ``segmentation run``, ``segmentation score`` and ``segmentation generate``.
 
 Arguments are parsed from an explicit ``argv`` so that parsing is testable; ``main`` returns an exit code.
 """
@@ -25,10 +25,29 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the whole job: validate, features, k sweep, segments, outputs")
-    run.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
-    run.add_argument("--input", metavar="PATH", help="input file, folder or glob (overrides input.path)")
-    run.add_argument("--output", metavar="PATH", help="output root folder (overrides output.path)")
-    run.add_argument(
+    _add_job_options(run, "input file, folder or glob", "output root folder")
+
+    score = commands.add_parser("score", help="assign new customers to the segments of a published run")
+    score.add_argument("--model", required=True, metavar="ROOT", help="output root of the published training run")
+    score.add_argument("--model-date", metavar="YYYY-MM-DD", help="as-of date of the training run (default: latest)")
+    _add_job_options(score, "the new log or customer table", "output root for the scored customers")
+
+    gen = commands.add_parser("generate", help="write a deterministic synthetic transaction log (gzip CSV)")
+    gen.add_argument("--output", required=True, metavar="PATH", help="file to write, e.g. data/log.csv.gz")
+    gen.add_argument("--customers", type=int, default=3000)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--truth", metavar="PATH", help="also write each customer's true behaviour as CSV")
+    gen.add_argument("--planted", type=int, metavar="K", help="plant K well-separated behaviours (1 to 6)")
+    _add_verbosity(gen)
+    return parser
+
+
+def _add_job_options(parser: argparse.ArgumentParser, input_help: str, output_help: str) -> None:
+    """--config, --input, --output, --set and the verbosity flags shared by run and score."""
+    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
+    parser.add_argument("--input", metavar="PATH", help=f"{input_help} (overrides input.path)")
+    parser.add_argument("--output", metavar="PATH", help=f"{output_help} (overrides output.path)")
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -36,15 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="overrides",
         help="override one config key, e.g. --set model.k_max=8 (repeatable)",
     )
-    _add_verbosity(run)
-
-    gen = commands.add_parser("generate", help="write a deterministic synthetic transaction log (gzip CSV)")
-    gen.add_argument("--output", required=True, metavar="PATH", help="file to write, e.g. data/log.csv.gz")
-    gen.add_argument("--customers", type=int, default=3000)
-    gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--truth", metavar="PATH", help="also write each customer's true behaviour as CSV")
-    _add_verbosity(gen)
-    return parser
+    _add_verbosity(parser)
 
 
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
@@ -66,13 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.quiet, args.verbose)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "score":
+        return _score(args)
     return _run(args)
 
 
 def _generate(args: argparse.Namespace) -> int:
     from segmentation import generate
 
-    lines = generate.write(args.output, customers=args.customers, seed=args.seed, truth_path=args.truth)
+    lines = generate.write(
+        args.output, customers=args.customers, seed=args.seed, truth_path=args.truth, planted=args.planted
+    )
     print(f"wrote {lines} lines for {args.customers} customers to {args.output}")
     return EXIT_OK
 
@@ -98,13 +113,53 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _score(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    try:
+        cfg = load(args.config, args.overrides, input_path=args.input, output_path=args.output)
+        model_date = dt.date.fromisoformat(args.model_date) if args.model_date else None
+    except (ConfigError, ValueError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from segmentation import scoring
+    from segmentation.session import get_spark
+
+    spark = get_spark(cfg.spark)
+    try:
+        result = scoring.score(spark, cfg, args.model, model_date)
+    except (ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    sizes = ", ".join(
+        f"{seg} {result.segment_names.get(seg, '')}: {n}" for seg, n in sorted(result.segment_sizes.items())
+    )
+    print(
+        "\n".join(
+            [
+                f"as-of date     {result.as_of.isoformat()} (model of {result.model_as_of.isoformat()})",
+                f"lines          {result.counts.lines_in} in, {result.counts.lines_clean} clean, "
+                f"{result.counts.lines_quarantined} quarantined",
+                f"customers      {result.customers}",
+                f"segments       {sizes}",
+                f"output         {result.output_root}",
+            ]
+        )
+    )
+    return EXIT_OK
+
+
 def summary(result: object) -> str:
     """A short human summary of a run."""
     from segmentation.pipeline import RunResult
 
     assert isinstance(result, RunResult)
     counts = result.counts
-    sizes = ", ".join(f"{seg}: {n}" for seg, n in sorted(result.segment_sizes.items()))
+    sizes = ", ".join(
+        f"{seg} {result.segment_names.get(seg, '')}: {n}" for seg, n in sorted(result.segment_sizes.items())
+    )
     return "\n".join(
         [
             f"as-of date     {result.as_of.isoformat()}",

@@ -36,6 +36,7 @@ TRANSACTION_FEATURES: tuple[str, ...] = (
 INPUT_KINDS = ("transactions", "customers")
 INPUT_FORMATS = ("auto", "csv", "parquet")
 INIT_MODES = ("k-means||", "random")
+SELECTION_RULES = ("combined", "silhouette", "elbow", "calinski_harabasz", "davies_bouldin")
 INTEGER_TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
 
 
@@ -133,9 +134,21 @@ class ModelConfig:
     max_iter: int = 30
     tol: float = 1e-4
     init_mode: str = "k-means||"
-    init_steps: int = 2
+    init_steps: int = 5
     order_by: str | None = None
     customers_per_partition: int = 50_000
+    seeds: int = 3
+    sweep_max_customers: int = 200_000
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How k is chosen from the sweep (see segmentation/selection.py)."""
+
+    rule: str = "combined"
+    min_segment_share: float = 0.02
+    min_stability: float = 0.8
+    silhouette_tolerance: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,7 @@ class JobConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
@@ -400,6 +414,19 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
         fail("model.tol", f"expected a non-negative number, got {model.tol}")
     if model.init_mode not in INIT_MODES:
         fail("model.init_mode", f"expected one of {', '.join(INIT_MODES)}, got {model.init_mode!r}")
+    if model.seeds < 1:
+        fail("model.seeds", f"expected at least 1 seed per k, got {model.seeds}")
+    if model.sweep_max_customers < 2:
+        fail("model.sweep_max_customers", f"expected at least 2, got {model.sweep_max_customers}")
+    sel = cfg.selection
+    if sel.rule not in SELECTION_RULES:
+        fail("selection.rule", f"expected one of {', '.join(SELECTION_RULES)}, got {sel.rule!r}")
+    if not 0.0 <= sel.min_segment_share < 1.0:
+        fail("selection.min_segment_share", f"expected a share from 0 to 1, got {sel.min_segment_share}")
+    if not -1.0 <= sel.min_stability <= 1.0:
+        fail("selection.min_stability", f"expected an adjusted Rand index from -1 to 1, got {sel.min_stability}")
+    if sel.silhouette_tolerance < 0:
+        fail("selection.silhouette_tolerance", f"expected a non-negative number, got {sel.silhouette_tolerance}")
     if model.customers_per_partition < 1:
         fail("model.customers_per_partition", f"expected at least 1, got {model.customers_per_partition}")
     if model.init_steps < 1:

@@ -43,24 +43,42 @@ PERSONAS = (
     Persona("at_risk", 0.20, 6.0, 3, (120, 373), 14.0, 1.0),
     Persona("hibernating", 0.30, 1.3, 1, (150, 373), 9.0, 0.8),
 )
+# Well-separated behaviours for planting a known number of segments (the first K are used).
+PLANTED = (
+    Persona("champions", 1.0, 26.0, 16, (0, 365), 20.0, 1.6),
+    Persona("hibernating", 1.0, 1.0, 1, (250, 373), 6.0, 0.6),
+    Persona("new", 1.0, 1.0, 1, (0, 14), 12.0, 1.0),
+    Persona("big_spenders", 1.0, 2.0, 2, (60, 160), 12.0, 14.0),
+    Persona("at_risk", 1.0, 9.0, 6, (170, 373), 14.0, 1.0),
+    Persona("regulars", 1.0, 5.0, 4, (0, 365), 4.0, 0.5),
+)
 COUNTRIES = np.array(["United Kingdom"] * 8 + ["Germany", "France", "EIRE", "Spain", "Netherlands", "Belgium"])
 
 
-def generate(customers: int = 3000, seed: int = 7, dirty: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The log (Online Retail columns, all text) and the truth (``CustomerID``, ``persona``)."""
+def generate(
+    customers: int = 3000, seed: int = 7, dirty: bool = True, planted: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The log (Online Retail columns, all text) and the truth (``CustomerID``, ``persona``).
+
+    ``planted=K`` draws customers from the first K of ``PLANTED``, K well-separated behaviours in equal
+    shares, so that the right number of segments is known.
+    """
+    if planted is not None and not 1 <= planted <= len(PLANTED):
+        raise ValueError(f"planted: expected 1 to {len(PLANTED)} segments, got {planted}")
+    personas = PLANTED[:planted] if planted else PERSONAS
     rng = np.random.default_rng(seed)
-    shares = np.array([p.share for p in PERSONAS])
-    persona_of = rng.choice(len(PERSONAS), size=customers, p=shares / shares.sum())
+    shares = np.array([p.share for p in personas])
+    persona_of = rng.choice(len(personas), size=customers, p=shares / shares.sum())
     ids = 12346 + rng.permutation(customers * 2)[:customers]
     countries = rng.choice(COUNTRIES, size=customers)
 
     orders_per = np.array(
-        [max(PERSONAS[p].min_orders, rng.poisson(PERSONAS[p].mean_orders)) for p in persona_of], dtype=int
+        [max(personas[p].min_orders, rng.poisson(personas[p].mean_orders)) for p in persona_of], dtype=int
     )
     order_customer = np.repeat(np.arange(customers), orders_per)
     order_persona = persona_of[order_customer]
-    near = np.array([PERSONAS[p].window[0] for p in order_persona])
-    far = np.array([PERSONAS[p].window[1] for p in order_persona])
+    near = np.array([personas[p].window[0] for p in order_persona])
+    far = np.array([personas[p].window[1] for p in order_persona])
     days_before = rng.uniform(near, far)
     minutes = rng.integers(8 * 60, 19 * 60, size=len(order_customer))
     order_ts = (
@@ -71,7 +89,7 @@ def generate(customers: int = 3000, seed: int = 7, dirty: bool = True) -> tuple[
     invoice_no = np.empty(len(order_index), dtype=np.int64)
     invoice_no[order_index] = 536365 + np.arange(len(order_index))
 
-    lines_mean = np.array([PERSONAS[p].lines_per_order for p in order_persona])
+    lines_mean = np.array([personas[p].lines_per_order for p in order_persona])
     lines_per = np.maximum(1, rng.poisson(lines_mean))
     line_order = np.repeat(np.arange(len(order_customer)), lines_per)
     n_lines = len(line_order)
@@ -81,7 +99,7 @@ def generate(customers: int = 3000, seed: int = 7, dirty: bool = True) -> tuple[
     product_code = np.array([f"{20000 + i}" for i in range(products)])
     product_name = np.array([f"PRODUCT {i:03d} GIFT ITEM" for i in range(products)])
     popularity = rng.zipf(1.6, size=n_lines) % products
-    scale = np.array([PERSONAS[p].quantity_scale for p in order_persona[line_order]])
+    scale = np.array([personas[p].quantity_scale for p in order_persona[line_order]])
     quantity = np.maximum(1, np.round(rng.gamma(1.5, 5.0, size=n_lines) * scale)).astype(int)
 
     cust = order_customer[line_order]
@@ -105,7 +123,7 @@ def generate(customers: int = 3000, seed: int = 7, dirty: bool = True) -> tuple[
     log["UnitPrice"] = log["UnitPrice"].map(lambda v: f"{v:g}")
     if dirty:
         log = _dirty(log, rng)
-    truth = pd.DataFrame({"CustomerID": ids.astype(str), "persona": [PERSONAS[p].name for p in persona_of]})
+    truth = pd.DataFrame({"CustomerID": ids.astype(str), "persona": [personas[p].name for p in persona_of]})
     return log[HEADER], truth
 
 
@@ -153,9 +171,11 @@ MALFORMED_LINES = (
 )
 
 
-def write(path: str, customers: int = 3000, seed: int = 7, truth_path: str | None = None) -> int:
+def write(
+    path: str, customers: int = 3000, seed: int = 7, truth_path: str | None = None, planted: int | None = None
+) -> int:
     """Write a gzip CSV log (and optionally the truth as CSV); return the number of data lines."""
-    log, truth = generate(customers=customers, seed=seed)
+    log, truth = generate(customers=customers, seed=seed, planted=planted)
     buffer = io.StringIO()
     log.to_csv(buffer, index=False, lineterminator="\n")
     text = buffer.getvalue() + "\n".join(MALFORMED_LINES) + "\n"

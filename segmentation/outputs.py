@@ -65,8 +65,10 @@ def begin(root: str, as_of: dt.date) -> str:
     return run_folder
 
 
-def write_tables(root: str, as_of: dt.date, tables: Mapping[str, TableOutput], model: PipelineModel) -> None:
-    """Write every table and the model for ``as_of``, each replacing that date's folder whole."""
+def write_tables(
+    root: str, as_of: dt.date, tables: Mapping[str, TableOutput], model: PipelineModel | None = None
+) -> None:
+    """Write every table (and the model, if given) for ``as_of``, each replacing that date's folder whole."""
     for name, table in tables.items():
         target = date_folder(root, name, as_of)
         writer = table.frame.write.mode("overwrite")
@@ -74,7 +76,8 @@ def write_tables(root: str, as_of: dt.date, tables: Mapping[str, TableOutput], m
             writer = writer.partitionBy(*table.partition_by)
         writer.parquet(target)
         log.info("wrote %s", target)
-    model.write().overwrite().save(date_folder(root, "models", as_of))
+    if model is not None:
+        model.write().overwrite().save(date_folder(root, "models", as_of))
 
 
 def finish(run_folder: str, manifest: Mapping[str, Any]) -> None:
@@ -98,3 +101,15 @@ def read_manifest(root: str, as_of: dt.date) -> dict[str, Any]:
         raise FileNotFoundError(f"{run_folder}: no {SUCCESS}; the run is incomplete or was never published")
     with open(os.path.join(run_folder, MANIFEST), encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def published_dates(root: str) -> list[dt.date]:
+    """The as-of dates of the runs published under ``root`` (those with ``_SUCCESS``), oldest first."""
+    runs = os.path.join(root, "runs")
+    if not os.path.isdir(runs):
+        return []
+    dates = []
+    for entry in os.listdir(runs):
+        if entry.startswith("as_of_date=") and os.path.exists(os.path.join(runs, entry, SUCCESS)):
+            dates.append(dt.date.fromisoformat(entry.split("=", 1)[1]))
+    return sorted(dates)

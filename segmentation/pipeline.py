@@ -16,9 +16,11 @@ from typing import Any
 
 import pyspark
 from pyspark import StorageLevel
+from pyspark.ml.clustering import KMeansModel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from segmentation import __version__, features, model, outputs, profiles, quality, selection, sources, sweep
+from segmentation import __version__, features, model, naming, outputs, profiles, quality, selection, sources, sweep
 from segmentation.config import JobConfig
 from segmentation.quality import LineCounts
 from segmentation.timing import StageTimer
@@ -47,6 +49,7 @@ class RunResult:
     sweep: list[sweep.KResult]
     choice: selection.Choice
     segment_sizes: dict[int, int]
+    segment_names: dict[int, str]
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -68,10 +71,10 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     try:
         with timer.stage("read_validate"):
             raw = sources.read_raw(spark, cfg.input)
-            labeled, as_of, counts, text_columns = _validate(raw, cfg)
+            labeled, as_of, counts, text_columns = validate_input(raw, cfg)
             cached.append(labeled)
         with timer.stage("features"):
-            feature_df, revenue = _features(labeled, cfg, as_of)
+            feature_df, revenue = feature_table(labeled, cfg, as_of)
             cached.append(feature_df)
             customers = feature_df.count()
             _check_enough_customers(customers, cfg)
@@ -82,33 +85,35 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             vectors = vectors.persist(StorageLevel.MEMORY_AND_DISK)
             cached.append(vectors)
             ks = [cfg.model.k] if cfg.model.k else list(range(cfg.model.k_min, min(cfg.model.k_max, customers) + 1))
-            results, fitted = sweep.run_sweep(vectors, ks, cfg.model)
-            choice = selection.choose_k(results, cfg.model.k)
+            sweep_vectors, sample_size = _sweep_sample(vectors, customers, cfg)
+            if sweep_vectors is not vectors:
+                cached.append(sweep_vectors)
+            results, fitted = sweep.run_sweep(sweep_vectors, ks, cfg.model)
+            choice = selection.choose_k(results, cfg.selection, cfg.model.k)
+            for line in sweep_table(results, choice):
+                log.info("sweep %s", line)
             log.info("chose %s", choice.reason)
         with timer.stage("final_model"):
-            final = model.full_model(prep, fitted[choice.k])
+            chosen = fitted[choice.k]
+            if sweep_vectors is not vectors:  # the sweep saw a sample: fit the chosen k on everyone
+                _, chosen = sweep.fit_k(vectors, choice.k, cfg.model)
+            final = model.full_model(prep, chosen)
             assigned = final.transform(feature_df).select(*feature_df.columns, model.CLUSTER)
             mapping = model.segment_order(model.cluster_stats(assigned, spec.order_by))
-            segmented = model.with_segment(assigned, mapping).persist(StorageLevel.MEMORY_AND_DISK)
+            names = segment_names(chosen, mapping, spec, cfg.input.kind)
+            segmented = label_segments(assigned, mapping, names)
             cached.append(segmented)
         with timer.stage("profiles"):
-            feature_names = [c for c in feature_df.columns if c != "customer_id" and c not in spec.categorical]
-            profile_df = profiles.describe(segmented, feature_names, revenue)
+            profile_df = profiles.describe(segmented, profile_features(feature_df, spec), revenue, names)
             profile_rows = [r.asDict() for r in profile_df.collect()]
             sizes = {int(r["segment"]): int(r["customers"]) for r in profile_rows}
         with timer.stage("write"):
-            tables = {
-                "segments": outputs.TableOutput(
-                    segmented.select("customer_id", model.SEGMENT).repartition(model.SEGMENT), ("segment",)
-                ),
-                "features": outputs.TableOutput(segmented.drop(model.CLUSTER)),
-                "sweep": outputs.TableOutput(_sweep_frame(spark, results, choice).coalesce(1)),
-                "profiles": outputs.TableOutput(profile_df.coalesce(1)),
-                "quarantine": outputs.TableOutput(quality.quarantined_lines(labeled, text_columns), (quality.REASON,)),
-            }
+            tables = segment_tables(segmented, profile_df, labeled, text_columns)
+            tables["sweep"] = outputs.TableOutput(_sweep_frame(spark, results, choice).coalesce(1))
             run_folder = outputs.begin(root, as_of)
             outputs.write_tables(root, as_of, tables, final)
         manifest = _manifest(cfg, spark, run_id, as_of, counts, customers, results, choice, mapping, profile_rows)
+        manifest["sweep_sample"] = {"used": sample_size < customers, "customers": sample_size}
         manifest["timings_seconds"] = timer.as_dict()
         outputs.finish(run_folder, manifest)
     finally:
@@ -125,11 +130,49 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         sweep=results,
         choice=choice,
         segment_sizes=sizes,
+        segment_names=names,
         timings=timer.as_dict(),
     )
 
 
-def _validate(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, LineCounts, list[str]]:
+def label_segments(assigned_df: DataFrame, mapping: dict[int, int], names: dict[int, str]) -> DataFrame:
+    """Add each customer's stable segment id and its name to the cluster assignments (persisted)."""
+    segmented = model.with_segment(assigned_df, mapping)
+    segmented = segmented.withColumn(profiles.SEGMENT_NAME, profiles.name_column(names, F.col(model.SEGMENT)))
+    return segmented.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def profile_features(feature_df: DataFrame, spec: model.FeatureSpec) -> list[str]:
+    """The numeric feature columns that profiles describe."""
+    return [c for c in feature_df.columns if c != "customer_id" and c not in spec.categorical]
+
+
+def segment_tables(
+    segmented: DataFrame, profile_df: DataFrame, labeled: DataFrame, text_columns: list[str]
+) -> dict[str, outputs.TableOutput]:
+    """The tables every run publishes: segments, features, profiles and quarantine."""
+    segments = segmented.select("customer_id", model.SEGMENT, profiles.SEGMENT_NAME).repartition(model.SEGMENT)
+    return {
+        "segments": outputs.TableOutput(segments, (model.SEGMENT,)),
+        "features": outputs.TableOutput(segmented.drop(model.CLUSTER)),
+        "profiles": outputs.TableOutput(profile_df.coalesce(1)),
+        "quarantine": outputs.TableOutput(quality.quarantined_lines(labeled, text_columns), (quality.REASON,)),
+    }
+
+
+def segment_names(
+    clusterer: KMeansModel, mapping: dict[int, int], spec: model.FeatureSpec, kind: str
+) -> dict[int, str]:
+    """Segment id -> name, from the final model's centroids (standardised means of the model's features)."""
+    centres = {
+        mapping[label]: list(map(float, centre))
+        for label, centre in enumerate(clusterer.clusterCenters())
+        if label in mapping
+    }
+    return naming.name_segments(centres, spec.numeric, kind, spec.numeric)
+
+
+def validate_input(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, LineCounts, list[str]]:
     """Label every line with its reason (or none), persist that, count, and check the quarantine share."""
     if cfg.input.kind == "transactions":
         canonical = sources.canonical_transactions(raw, cfg.input)
@@ -163,7 +206,7 @@ def _validate(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, LineC
     return labeled, as_of, counts, text_columns
 
 
-def _features(labeled: DataFrame, cfg: JobConfig, as_of: dt.date) -> tuple[DataFrame, str | None]:
+def feature_table(labeled: DataFrame, cfg: JobConfig, as_of: dt.date) -> tuple[DataFrame, str | None]:
     """The per-customer feature table (persisted) and the name of its revenue column, if any."""
     if cfg.input.kind == "transactions":
         frame, revenue = features.customer_features(quality.clean_lines(labeled), as_of), "monetary"
@@ -194,8 +237,9 @@ def _check_enough_customers(customers: int, cfg: JobConfig) -> None:
 
 
 SWEEP_SCHEMA = (
-    "k int, seed long, wssse double, silhouette double, cluster_sizes array<long>, "
-    "non_empty_clusters int, smallest_cluster_share double, iterations int, chosen boolean"
+    "k int, seed long, wssse double, silhouette double, calinski_harabasz double, davies_bouldin double, "
+    "stability double, cluster_sizes array<long>, non_empty_clusters int, smallest_cluster_share double, "
+    "iterations int, seeds int, chosen boolean, elbow boolean"
 )
 
 
@@ -207,15 +251,49 @@ def _sweep_frame(spark: SparkSession, results: list[sweep.KResult], choice: sele
             r.seed,
             r.wssse,
             r.silhouette,
+            r.calinski_harabasz,
+            r.davies_bouldin,
+            r.stability,
             list(r.cluster_sizes),
             r.non_empty_clusters,
             r.smallest_cluster_share,
             r.iterations,
+            r.seeds,
             r.k == choice.k,
+            r.k == choice.elbow,
         )
         for r in results
     ]
     return spark.createDataFrame(rows, SWEEP_SCHEMA)
+
+
+def _sweep_sample(vectors: DataFrame, customers: int, cfg: JobConfig) -> tuple[DataFrame, int]:
+    """The vectors the sweep runs on: all of them, or a seeded sample above ``model.sweep_max_customers``."""
+    limit = cfg.model.sweep_max_customers
+    if customers <= limit or cfg.model.k is not None:
+        return vectors, customers
+    sample = vectors.sample(fraction=limit / customers, seed=cfg.model.seed).persist(StorageLevel.MEMORY_AND_DISK)
+    size = sample.count()
+    log.info("the sweep runs on a seeded sample of %d of %d customers", size, customers)
+    return sample, size
+
+
+def sweep_table(results: list[sweep.KResult], choice: selection.Choice) -> list[str]:
+    """The sweep's metrics as aligned text lines, for the log."""
+
+    def fmt(value: float | None, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = ["   k        wssse  silhouette  calinski_h  davies_b  stability  smallest  non-empty"]
+    for r in results:
+        mark = " <- chosen" if r.k == choice.k else ""
+        mark += " (elbow)" if r.k == choice.elbow else ""
+        lines.append(
+            f"{r.k:4d} {r.wssse:12.1f} {fmt(r.silhouette, 3):>11} {fmt(r.calinski_harabasz, 1):>11} "
+            f"{fmt(r.davies_bouldin, 3):>9} {fmt(r.stability, 3):>10} {r.smallest_cluster_share:9.1%} "
+            f"{r.non_empty_clusters:>6d}/{r.k}{mark}"
+        )
+    return lines
 
 
 def _manifest(
@@ -239,9 +317,15 @@ def _manifest(
         "sweep": [r.as_row() for r in results],
         "chosen_k": choice.k,
         "choice_reason": choice.reason,
+        "elbow_k": choice.elbow,
         "cluster_to_segment": {str(k): v for k, v in sorted(mapping.items())},
         "segments": [
-            {"segment": r["segment"], "customers": r["customers"], "customer_share": r["customer_share"]}
+            {
+                "segment": r["segment"],
+                "name": r["segment_name"],
+                "customers": r["customers"],
+                "customer_share": r["customer_share"],
+            }
             for r in profile_rows
         ],
         "versions": {

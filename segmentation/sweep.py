@@ -1,14 +1,23 @@
-"""The KMeans sweep over k: one fit per k with a fixed seed, and the metrics of each fit."""
+"""The KMeans sweep over k: several seeds per k, the best kept, and the metrics that judge each k.
+
+Every metric is computed in Spark at O(customers x k) cost from one aggregation over the assignments
+(plus Spark's own silhouette): nothing that grows with the data reaches the driver, only per-cluster sums
+and the contingency table of the seeds' assignments (at most k^seeds rows).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
-from pyspark.sql import DataFrame
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
 from segmentation.config import ModelConfig
 from segmentation.model import CLUSTER, VECTOR, kmeans
@@ -18,16 +27,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class KResult:
-    """The metrics of one KMeans fit."""
+    """The metrics of the best of several KMeans fits at one k."""
 
     k: int
     seed: int
     wssse: float
     silhouette: float | None
+    calinski_harabasz: float | None
+    davies_bouldin: float | None
+    stability: float | None
     cluster_sizes: tuple[int, ...]
     non_empty_clusters: int
     smallest_cluster_share: float
     iterations: int
+    seeds: int
 
     @property
     def has_empty_cluster(self) -> bool:
@@ -39,48 +52,169 @@ class KResult:
         return row
 
 
+def seeds_for(settings: ModelConfig) -> list[int]:
+    """The seeds tried at every k: ``model.seed``, ``model.seed + 1``, ..."""
+    return [settings.seed + i for i in range(settings.seeds)]
+
+
+def adjusted_rand_index(contingency: Mapping[tuple[int, int], int]) -> float:
+    """The adjusted Rand index of two labelings from their contingency table {(a, b): count}."""
+
+    def pairs(n: float) -> float:
+        return n * (n - 1) / 2.0
+
+    rows: dict[int, int] = defaultdict(int)
+    cols: dict[int, int] = defaultdict(int)
+    for (a, b), n in contingency.items():
+        rows[a] += n
+        cols[b] += n
+    total = sum(rows.values())
+    index = sum(pairs(n) for n in contingency.values())
+    row_pairs = sum(pairs(n) for n in rows.values())
+    col_pairs = sum(pairs(n) for n in cols.values())
+    expected = row_pairs * col_pairs / pairs(total) if total > 1 else 0.0
+    maximum = (row_pairs + col_pairs) / 2.0
+    if maximum == expected:
+        return 1.0
+    return (index - expected) / (maximum - expected)
+
+
+def squared_distance_to(centres: Sequence[Sequence[float]], vector: Column, label: Column) -> Column:
+    """Squared Euclidean distance from each row's vector to the centre of its cluster, in SQL functions."""
+    literal = F.array(*[F.array(*[F.lit(float(v)) for v in centre]) for centre in centres])
+    own = F.element_at(literal, label + 1)
+    squares = F.zip_with(vector_to_array(vector), own, lambda a, b: (a - b) * (a - b))
+    return F.aggregate(squares, F.lit(0.0), lambda acc, x: acc + x)
+
+
+def calinski_harabasz(sizes: Sequence[int], centres: Sequence[Sequence[float]], wssse: float) -> float | None:
+    """Between-cluster over within-cluster dispersion, each per degree of freedom (higher is better)."""
+    n, k = sum(sizes), sum(1 for s in sizes if s > 0)
+    if k < 2 or n <= k or wssse <= 0:
+        return None
+    dims = len(centres[0])
+    mean = [sum(s * c[d] for s, c in zip(sizes, centres, strict=True)) / n for d in range(dims)]
+    between = sum(s * sum((c[d] - mean[d]) ** 2 for d in range(dims)) for s, c in zip(sizes, centres, strict=True))
+    return (between / (k - 1)) / (wssse / (n - k))
+
+
+def davies_bouldin(
+    sizes: Sequence[int], centres: Sequence[Sequence[float]], distance_sums: Sequence[float]
+) -> float | None:
+    """Mean over clusters of the worst (spread_i + spread_j) / centre distance (lower is better)."""
+    live = [i for i, s in enumerate(sizes) if s > 0]
+    if len(live) < 2:
+        return None
+    spread = {i: distance_sums[i] / sizes[i] for i in live}
+    worst = []
+    for i in live:
+        ratios = [(spread[i] + spread[j]) / d for j in live if j != i and (d := math.dist(centres[i], centres[j])) > 0]
+        worst.append(max(ratios) if ratios else math.inf)
+    return sum(worst) / len(worst)
+
+
 def fit_k(vectors_df: DataFrame, k: int, settings: ModelConfig) -> tuple[KResult, KMeansModel]:
-    """Fit KMeans at k and measure it: WSSSE, silhouette (squared Euclidean), cluster sizes."""
-    fitted = kmeans(k, settings).fit(vectors_df)
-    summary = fitted.summary
-    sizes = [int(s) for s in summary.clusterSizes]
-    sizes += [0] * (k - len(sizes))  # KMeans may return fewer centres than asked for
+    """Fit KMeans at k with every seed, keep the lowest cost, and measure it."""
+    seeds = seeds_for(settings)
+    fits = [kmeans(k, settings, seed=seed).fit(vectors_df) for seed in seeds]
+    costs = [float(f.summary.trainingCost) for f in fits]
+    best_index = min(range(len(fits)), key=lambda i: (costs[i], i))
+    best = fits[best_index]
+    centres = [[float(v) for v in c] for c in best.clusterCenters()]
+
+    labels = [f"_seed{i}" for i in range(len(fits))]
+    scored = vectors_df
+    for fitted, label in zip(fits, labels, strict=True):
+        scored = fitted.transform(scored).withColumnRenamed(CLUSTER, label)
+    squared = squared_distance_to(centres, F.col(VECTOR), F.col(labels[best_index]))
+    rows = (
+        scored.withColumn("_sq", squared)
+        .groupBy(*labels)
+        .agg(F.count(F.lit(1)).alias("n"), F.sum("_sq").alias("sq"), F.sum(F.sqrt("_sq")).alias("dist"))
+        .collect()
+    )
+    sizes, distance_sums, wssse = [0] * k, [0.0] * k, 0.0
+    for row in rows:
+        label = int(row[labels[best_index]])
+        sizes[label] += int(row["n"])
+        distance_sums[label] += float(row["dist"])
+        wssse += float(row["sq"])
+    stability = _stability(rows, labels, best_index)
+
     non_empty = sum(1 for s in sizes if s > 0)
     silhouette = None
     if non_empty >= 2:
         evaluator = ClusteringEvaluator(
-            featuresCol=VECTOR, predictionCol=CLUSTER, metricName="silhouette", distanceMeasure="squaredEuclidean"
+            featuresCol=VECTOR,
+            predictionCol=labels[best_index],
+            metricName="silhouette",
+            distanceMeasure="squaredEuclidean",
         )
-        silhouette = float(evaluator.evaluate(summary.predictions))
+        silhouette = float(evaluator.evaluate(scored))
     total = sum(sizes)
     result = KResult(
         k=k,
-        seed=settings.seed,
-        wssse=float(summary.trainingCost),
+        seed=seeds[best_index],
+        wssse=wssse,
         silhouette=silhouette,
+        calinski_harabasz=calinski_harabasz(sizes[: len(centres)], centres, wssse),
+        davies_bouldin=davies_bouldin(sizes[: len(centres)], centres, distance_sums[: len(centres)]),
+        stability=stability,
         cluster_sizes=tuple(sizes),
         non_empty_clusters=non_empty,
         smallest_cluster_share=min(sizes) / total if total else 0.0,
-        iterations=int(summary.numIter),
+        iterations=int(best.summary.numIter),
+        seeds=len(seeds),
     )
-    log.info(
-        "k=%d: wssse=%.1f silhouette=%s non-empty clusters=%d/%d",
-        k,
-        result.wssse,
-        "n/a" if silhouette is None else f"{silhouette:.3f}",
-        non_empty,
-        k,
+    log.info("k=%d: %s", k, describe(result))
+    return result, best
+
+
+def _stability(rows: Sequence, labels: Sequence[str], best_index: int) -> float | None:
+    """How well another seed reproduces the kept (lowest-cost) assignment: the highest adjusted Rand index
+    between it and any other seed's assignment.
+
+    The highest, not the mean: one seed stuck in a poor local optimum says little about the structure at
+    this k (the lowest cost is kept for that reason), but a solution that no other start finds again is
+    not one to act on.
+    """
+    others = [i for i in range(len(labels)) if i != best_index]
+    if not others:
+        return None
+    scores = []
+    for other in others:
+        table: dict[tuple[int, int], int] = defaultdict(int)
+        for row in rows:
+            table[(int(row[labels[best_index]]), int(row[labels[other]]))] += int(row["n"])
+        scores.append(adjusted_rand_index(table))
+    return max(scores)
+
+
+def describe(result: KResult) -> str:
+    """One log line of a k's metrics."""
+
+    def fmt(value: float | None, digits: int = 3) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    return (
+        f"wssse={result.wssse:.1f} silhouette={fmt(result.silhouette)} ch={fmt(result.calinski_harabasz, 1)} "
+        f"db={fmt(result.davies_bouldin)} stability={fmt(result.stability)} "
+        f"smallest={result.smallest_cluster_share:.1%} non-empty={result.non_empty_clusters}/{result.k}"
     )
-    return result, fitted
 
 
 def run_sweep(
-    vectors_df: DataFrame, ks: Iterable[int], settings: ModelConfig
+    vectors_df: DataFrame,
+    ks: Iterable[int],
+    settings: ModelConfig,
+    on_k: Callable[[KResult], None] | None = None,
 ) -> tuple[list[KResult], dict[int, KMeansModel]]:
-    """Fit every k in turn on the (cached) standardised vectors; return the metrics and the fitted models."""
+    """Fit every k in turn on the (cached) standardised vectors; return the metrics and the best models."""
     results, models = [], {}
     for k in ks:
         result, fitted = fit_k(vectors_df, k, settings)
         results.append(result)
         models[k] = fitted
+        if on_k is not None:
+            on_k(result)
     return results, models

@@ -17,7 +17,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import cli, generate, pipeline
+from segmentation import cli, generate, outputs, pipeline, scoring
 
 from .conftest import ONLINE_RETAIL, job_config
 
@@ -66,7 +66,11 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert manifest["counts"]["lines_in"] == 541_909
     assert manifest["counts"]["quarantined_by_reason"]["missing_customer_id"] == 135_080
     assert manifest["chosen_k"] == result.choice.k
-    assert manifest["choice_reason"].startswith(f"k={result.choice.k}: highest silhouette")
+    assert manifest["choice_reason"] == result.choice.reason
+    assert manifest["choice_reason"].startswith(f"k={result.choice.k}: ")
+    assert manifest["sweep_sample"] == {"used": False, "customers": expected_customers}
+    names = [s["name"] for s in manifest["segments"]]
+    assert len(set(names)) == len(names) == result.choice.k
     assert set(manifest["timings_seconds"]) >= {"read_validate", "features", "sweep", "final_model", "write"}
 
     segments = spark.read.parquet(str(root / "segments"))
@@ -79,11 +83,22 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     sweep = spark.read.parquet(str(root / "sweep")).orderBy("k").collect()
     assert [r["k"] for r in sweep] == list(range(2, 11))
     assert [r["k"] for r in sweep if r["chosen"]] == [result.choice.k]
+    assert all(r["seeds"] == 3 and r["calinski_harabasz"] > 0 and r["davies_bouldin"] > 0 for r in sweep)
+    assert all(-1.0 <= r["stability"] <= 1.0 and r["non_empty_clusters"] == r["k"] for r in sweep)
+    chosen = next(r for r in sweep if r["chosen"])
+    assert chosen["smallest_cluster_share"] >= 0.02 and chosen["stability"] >= 0.8
     profiles = spark.read.parquet(str(root / "profiles")).orderBy("segment").collect()
     assert sum(r["customers"] for r in profiles) == expected_customers
     assert sum(r["revenue_share"] for r in profiles) == pytest.approx(1.0)
     means = [r["mean_monetary"] for r in profiles]
     assert means == sorted(means, reverse=True)  # segment 1 has the highest mean monetary value
+    assert [r["segment_name"] for r in profiles] == names
+    weighted_lift = sum(r["lift_monetary"] * r["customers"] for r in profiles) / expected_customers
+    assert weighted_lift == pytest.approx(1.0)  # lifts average to 1 over the population
+    named = spark.read.parquet(str(root / "segments" / date)).select("segment", "segment_name").distinct()
+    assert {(r["segment"], r["segment_name"]) for r in named.collect()} == {
+        (s["segment"], s["name"]) for s in manifest["segments"]
+    }
     model = PipelineModel.load(str(root / "models" / date))
     features = spark.read.parquet(str(root / "features" / date))
     rescored = model.transform(features).select("customer_id", F.col("cluster").alias("cluster"))
@@ -162,6 +177,19 @@ def test_customer_table_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
     assert means == sorted(means, reverse=True)  # ordered by the first numeric column
     assert "revenue_share" not in profiles[0].asDict()
 
+    def nearest(income: float, score: float) -> str:
+        row = min(
+            profiles,
+            key=lambda r: (
+                (r["mean_Annual Income (k$)"] - income) ** 2 + (r["mean_Spending Score (1-100)"] - score) ** 2
+            ),
+        )
+        return row["segment_name"]
+
+    assert nearest(90, 15) == "High annual income, low spending score"
+    assert nearest(25, 80) == "Low annual income, high spending score"
+    assert nearest(55, 50) == "Average customers"
+
     with_gender = pipeline.run(
         spark,
         job_config(
@@ -222,3 +250,43 @@ def test_too_many_bad_lines_publish_nothing(spark: SparkSession, tmp_path: Path)
     with pytest.raises(ValueError, match=r"quality\.max_quarantine_share: 75\.0% of the 4 lines"):
         pipeline.run(spark, job_config(tmp_path, str(path)))
     assert not (tmp_path / "out").exists()
+
+
+def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
+    trained = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k_min=3", "model.k_max=5"))
+    cfg = job_config(tmp_path, str(small_log), output=str(tmp_path / "scored"))
+    scored = scoring.score(spark, cfg, trained.output_root)
+    assert scored.model_as_of == trained.as_of == scored.as_of
+    assert scored.customers == trained.customers
+    assert scored.segment_names == trained.segment_names
+    date = f"as_of_date={trained.as_of.isoformat()}"
+    before = spark.read.parquet(str(Path(trained.output_root) / "segments" / date))
+    after = spark.read.parquet(str(tmp_path / "scored" / "segments" / date))
+    assert_df_equality(before, after, ignore_row_order=True, ignore_column_order=True)
+    assert (tmp_path / "scored" / "runs" / date / "_SUCCESS").exists()
+
+    customers_cfg = job_config(
+        tmp_path,
+        str(small_log),
+        "input.kind=customers",
+        "input.customers.numeric_columns=[Quantity]",
+        output=str(tmp_path / "wrong"),
+    )
+    with pytest.raises(scoring.ScoringError, match=r"input\.kind: the model in .* was trained on a transactions input"):
+        scoring.score(spark, customers_cfg, trained.output_root)
+
+    (Path(trained.run_folder) / "_SUCCESS").unlink()
+    with pytest.raises(FileNotFoundError, match="no _SUCCESS; the run is incomplete"):
+        scoring.score(spark, cfg, trained.output_root, trained.as_of)
+    with pytest.raises(scoring.ScoringError, match="no published run"):
+        scoring.score(spark, cfg, trained.output_root)
+
+
+def test_sweep_on_a_sample_then_final_fit_on_everyone(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
+    settings = ["model.k_min=3", "model.k_max=4", "model.sweep_max_customers=200", "model.seeds=2"]
+    result = pipeline.run(spark, job_config(tmp_path, str(small_log), *settings))
+    manifest = outputs.read_manifest(result.output_root, result.as_of)
+    assert manifest["sweep_sample"]["used"] is True
+    assert 120 < manifest["sweep_sample"]["customers"] < 280
+    assert sum(result.sweep[0].cluster_sizes) == manifest["sweep_sample"]["customers"]
+    assert sum(result.segment_sizes.values()) == result.customers > 380  # the final model assigns everyone

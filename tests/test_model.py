@@ -8,13 +8,35 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from segmentation import model, selection
-from segmentation.config import ModelConfig
-from segmentation.sweep import KResult, fit_k, run_sweep
+from segmentation.config import ModelConfig, SelectionConfig
+from segmentation.sweep import KResult, adjusted_rand_index, calinski_harabasz, davies_bouldin, fit_k, run_sweep
+
+SILHOUETTE_ONLY = SelectionConfig(rule="silhouette")
 
 
-def result(k: int, silhouette: float | None, non_empty: int | None = None) -> KResult:
+def result(
+    k: int,
+    silhouette: float | None,
+    non_empty: int | None = None,
+    wssse: float = 1.0,
+    smallest: float = 0.1,
+    stability: float | None = 0.95,
+) -> KResult:
     sizes = tuple([10] * (non_empty if non_empty is not None else k) + [0] * (k - (non_empty or k)))
-    return KResult(k, 42, 1.0, silhouette, sizes, sum(1 for s in sizes if s), 0.1, 5)
+    return KResult(
+        k=k,
+        seed=42,
+        wssse=wssse,
+        silhouette=silhouette,
+        calinski_harabasz=100.0 / k,
+        davies_bouldin=k / 10,
+        stability=stability,
+        cluster_sizes=sizes,
+        non_empty_clusters=sum(1 for s in sizes if s),
+        smallest_cluster_share=smallest,
+        iterations=5,
+        seeds=3,
+    )
 
 
 def test_segment_order_ranks_by_mean_then_size_then_label() -> None:
@@ -38,19 +60,84 @@ def test_with_segment_maps_labels(spark: SparkSession) -> None:
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_choose_k_takes_best_silhouette_and_skips_empty_clusters() -> None:
+def test_silhouette_rule_takes_best_silhouette_and_skips_empty_clusters() -> None:
     results = [result(2, 0.50), result(3, 0.70), result(4, 0.90, non_empty=3), result(5, 0.70)]
-    choice = selection.choose_k(results)
+    choice = selection.choose_k(results, SILHOUETTE_ONLY)
     assert choice.k == 3  # k=4 is better but has an empty cluster; k=5 ties with 3, smaller wins
-    assert choice.reason == "k=3: highest silhouette (0.700) among k=2..5; k=4 excluded for empty clusters"
+    assert choice.reason == "k=3: highest silhouette (0.700) among k=2..5; k=4 had an empty cluster"
+
+
+def test_combined_rule_drops_tiny_and_unstable_k_and_explains() -> None:
+    results = [
+        result(2, 0.60, smallest=0.003),
+        result(3, 0.50, stability=0.55),
+        result(4, 0.52),
+        result(5, 0.515),
+        result(6, 0.40),
+    ]
+    choice = selection.choose_k(results, SelectionConfig())
+    assert choice.k == 4
+    assert choice.reason == (
+        "k=4: best silhouette (0.520) among k in k=2..6 whose segments are all >= 2% of customers and stable "
+        "(ARI >= 0.80 between seeds); k=2 had a higher silhouette (0.600) but a segment of 0.3% of customers"
+    )
+    # within the tolerance the smaller k wins
+    tolerant = selection.choose_k(results, SelectionConfig(silhouette_tolerance=0.01))
+    assert tolerant.k == 4
+    wide = selection.choose_k([result(4, 0.50), result(5, 0.52)], SelectionConfig(silhouette_tolerance=0.05))
+    assert wide.k == 4 and "the smallest k within 0.05 of the best (0.520)" in wide.reason
+
+
+def test_combined_rule_falls_back_to_the_elbow() -> None:
+    costs = {2: 100.0, 3: 40.0, 4: 30.0, 5: 25.0, 6: 22.0}
+    results = [result(k, 0.5, wssse=c, smallest=0.001) for k, c in costs.items()]
+    choice = selection.choose_k(results, SelectionConfig())
+    assert (choice.k, choice.elbow) == (3, 3)
+    assert choice.reason.startswith("k=3: the elbow of the WSSSE curve (Kneedle), since no k in k=2..6 has")
+
+
+def test_other_rules() -> None:
+    results = [result(2, 0.5, wssse=100.0), result(3, 0.4, wssse=40.0), result(4, 0.3, wssse=35.0)]
+    assert selection.choose_k(results, SelectionConfig(rule="calinski_harabasz")).k == 2
+    assert selection.choose_k(results, SelectionConfig(rule="davies_bouldin")).k == 2
+    assert selection.choose_k(results, SelectionConfig(rule="elbow")).k == 3
+
+
+def test_kneedle_finds_the_bend() -> None:
+    assert selection.kneedle([1, 2, 3, 4, 5, 6], [100, 50, 20, 15, 12, 10]) == 3
+    assert selection.kneedle([2, 3], [10, 5]) is None
+    assert selection.kneedle([2, 3, 4], [10, 10, 10]) is None
+    assert selection.kneedle([2, 3, 4, 5], [40, 30, 20, 10]) is None  # a straight line has no elbow
 
 
 def test_choose_k_fixed_and_all_empty() -> None:
-    assert selection.choose_k([result(4, 0.3)], fixed_k=4) == selection.Choice(4, "k=4: fixed by model.k (no sweep)")
+    fixed = selection.choose_k([result(4, 0.3)], SelectionConfig(), fixed_k=4)
+    assert (fixed.k, fixed.reason) == (4, "k=4: fixed by model.k (no sweep)")
     with pytest.raises(selection.SelectionError, match=r"model\.k: k=4 gave only 2 non-empty clusters"):
-        selection.choose_k([result(4, 0.3, non_empty=2)], fixed_k=4)
+        selection.choose_k([result(4, 0.3, non_empty=2)], SelectionConfig(), fixed_k=4)
     with pytest.raises(selection.SelectionError, match="every k from 3 to 4 gave an empty cluster"):
-        selection.choose_k([result(3, None, non_empty=1), result(4, None, non_empty=2)])
+        selection.choose_k([result(3, None, non_empty=1), result(4, None, non_empty=2)], SelectionConfig())
+
+
+def test_adjusted_rand_index_known_values() -> None:
+    identical = {(0, 1): 5, (1, 0): 5}  # same partition, other labels
+    assert adjusted_rand_index(identical) == pytest.approx(1.0)
+    # sklearn.metrics.adjusted_rand_score([0, 0, 1, 1], [0, 0, 1, 2]) == 0.5714285714285715
+    assert adjusted_rand_index({(0, 0): 2, (1, 1): 1, (1, 2): 1}) == pytest.approx(0.5714285714285715)
+    # [0, 0, 0, 1, 1, 1] against [0, 1, 0, 1, 0, 1]: index 2, expected 6 * 6 / 15 = 2.4, max 6,
+    # so (2 - 2.4) / (6 - 2.4) = -1/9: worse than chance
+    assert adjusted_rand_index({(0, 0): 2, (0, 1): 1, (1, 0): 1, (1, 1): 2}) == pytest.approx(-1 / 9)
+
+
+def test_cluster_indices_against_hand_computed_values() -> None:
+    # two clusters of 2 points each: (0,0),(0,2) around (0,1) and (4,0),(4,2) around (4,1)
+    sizes, centres = [2, 2], [[0.0, 1.0], [4.0, 1.0]]
+    wssse = 4.0  # every point is 1 from its centre
+    # between = 2*4 + 2*4 = 16; CH = (16 / 1) / (4 / 2) = 8
+    assert calinski_harabasz(sizes, centres, wssse) == pytest.approx(8.0)
+    # spreads 1 and 1, centre distance 4: DB = (1 + 1) / 4 = 0.5
+    assert davies_bouldin(sizes, centres, [2.0, 2.0]) == pytest.approx(0.5)
+    assert calinski_harabasz([4, 0], [[0.0, 1.0], [4.0, 1.0]], 4.0) is None
 
 
 def scaled_points(spark: SparkSession, points: list[tuple[float, float]]):
@@ -69,8 +156,11 @@ def test_sweep_guards_against_k_above_distinct_points(spark: SparkSession) -> No
     three, five = results
     assert (three.non_empty_clusters, sorted(three.cluster_sizes)) == (3, [10, 10, 10])
     assert three.silhouette == pytest.approx(1.0)
+    assert three.wssse == pytest.approx(0.0)
+    assert three.stability == pytest.approx(1.0)  # every seed finds the same three points
+    assert three.seeds == 3
     assert five.non_empty_clusters == 3 and five.has_empty_cluster
-    assert selection.choose_k(results).k == 3
+    assert selection.choose_k(results, SelectionConfig()).k == 3
 
 
 def test_full_model_scores_new_customers_like_training(spark: SparkSession, tmp_path) -> None:
