@@ -81,8 +81,9 @@ class LineCounts:
 def customer_key(col: Column, data_type: T.DataType) -> Column:
     """A customer id as trimmed text, with integer-valued floats (``17850.0``) written as integers."""
     if isinstance(data_type, T.FloatType | T.DoubleType | T.DecimalType):
-        integral = col.isNotNull() & ~F.isnan(col.cast("double")) & (col == F.floor(col))
-        text = F.when(integral, F.floor(col).cast("long").cast("string")).otherwise(col.cast("string"))
+        as_double = col.cast("double")
+        integral = col.isNotNull() & ~F.isnan(as_double) & (F.abs(as_double) < 1e15) & (as_double == F.floor(as_double))
+        text = F.when(integral, F.floor(as_double).cast("long").cast("string")).otherwise(col.cast("string"))
     else:
         text = F.regexp_replace(F.trim(col.cast("string")), r"^(\d+)\.0*$", "$1")
     return F.when(text != "", text)

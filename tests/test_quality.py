@@ -148,7 +148,13 @@ def test_typed_sources_parse(spark: SparkSession) -> None:
         ]
     )
     frame = spark.createDataFrame(
-        [(17850.0, 1291191960000000000, dt.datetime(2010, 12, 1, 8, 26)), (None, None, None)], schema
+        [
+            (17850.0, 1291191960000000000, dt.datetime(2010, 12, 1, 8, 26)),
+            (None, None, None),
+            (1e300, None, None),  # too large for an integer id: kept as text, not an overflow under ANSI
+            (12.5, None, None),
+        ],
+        schema,
     )
     got = frame.select(
         quality.customer_key(F.col("cid"), T.DoubleType()).alias("cid"),
@@ -159,6 +165,7 @@ def test_typed_sources_parse(spark: SparkSession) -> None:
     assert got[0]["from_ns"] == dt.datetime(2010, 12, 1, 8, 26)
     assert got[0]["from_ts"] == dt.datetime(2010, 12, 1, 8, 26)
     assert got[1]["cid"] is None and got[1]["from_ns"] is None
+    assert (got[2]["cid"], got[3]["cid"]) == ("1.0E300", "12.5")
 
 
 def test_customer_table_reasons(spark: SparkSession) -> None:
