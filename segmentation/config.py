@@ -453,10 +453,10 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
         fail("input.path", "no input given; set input.path or pass --input PATH")
     if cfg.output.path is None:
         fail("output.path", "no output folder given; set output.path or pass --output PATH")
-    if ".." in Path(urlparse(inp.path).path).parts:
-        fail("input.path", f"'..' is not allowed in paths; give the resolved path instead of {inp.path!r}")
-    if ".." in Path(urlparse(cfg.output.path).path).parts:
-        fail("output.path", f"'..' is not allowed in paths; give the resolved path instead of {cfg.output.path!r}")
+    for key, path in (("input.path", inp.path), ("output.path", cfg.output.path)):
+        # local paths with '..' are resolved before they are compared; object stores do not resolve '..'
+        if not is_local_path(path) and ".." in Path(urlparse(path).path).parts:
+            fail(key, f"'..' is not allowed in a {urlparse(path).scheme}: path; give the full path instead of {path!r}")
     if check_paths and is_local_path(inp.path) and not glob.glob(local_path(inp.path)):
         fail("input.path", f"no file or folder matches {inp.path!r}")
     if is_local_path(inp.path) and is_local_path(cfg.output.path):

@@ -111,9 +111,14 @@ def test_output_inside_input_folder_is_an_error(tmp_path: Path, log_file: Path) 
     assert cfg.output.path == str(tmp_path / "out")
 
 
-def test_dot_dot_in_paths_is_an_error(tmp_path: Path, log_file: Path) -> None:
-    with pytest.raises(ConfigError, match=r"input\.path: '\.\.' is not allowed"):
-        load([], input_path=str(log_file.parent / ".." / "in" / "log.csv"), output_path=str(tmp_path / "o"))
+def test_dot_dot_in_paths(tmp_path: Path, log_file: Path) -> None:
+    # a local path with '..' is resolved: it works, and cannot sneak the output into the input folder
+    cfg = load([], input_path=str(log_file.parent / ".." / "in" / "log.csv"), output_path=str(tmp_path / "o"))
+    assert cfg.input.path.endswith("in/../in/log.csv")
+    with pytest.raises(ConfigError, match=r"output\.path: the output .* is inside the input"):
+        load([], input_path=str(log_file.parent), output_path=str(tmp_path / "o" / ".." / "in" / "out"))
+    with pytest.raises(ConfigError, match=r"input\.path: '\.\.' is not allowed in a s3: path"):
+        load([], input_path="s3://bucket/logs/../other/*.csv", output_path=str(tmp_path / "o"))
 
 
 def test_customer_table_needs_feature_columns(tmp_path: Path, log_file: Path) -> None:
