@@ -28,8 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_options(run, "input file, folder or glob", "output root folder")
 
     score = commands.add_parser("score", help="assign new customers to the segments of a published run")
-    score.add_argument("--model", required=True, metavar="ROOT", help="output root of the published training run")
-    score.add_argument("--model-date", metavar="YYYY-MM-DD", help="as-of date of the training run (default: latest)")
+    score.add_argument(
+        "--model", required=True, metavar="PATH", help="a published run folder, or an output root (see --model-date)"
+    )
+    score.add_argument("--model-date", metavar="YYYY-MM-DD", help="as-of date of the training run under a root")
+    score.add_argument("--model-run-id", metavar="ID", help="run id of the training run under a root")
     _add_job_options(score, "the new log or customer table", "output root for the scored customers")
 
     gen = commands.add_parser("generate", help="write a deterministic synthetic transaction log (gzip CSV)")
@@ -47,6 +50,7 @@ def _add_job_options(parser: argparse.ArgumentParser, input_help: str, output_he
     parser.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
     parser.add_argument("--input", metavar="PATH", help=f"{input_help} (overrides input.path)")
     parser.add_argument("--output", metavar="PATH", help=f"{output_help} (overrides output.path)")
+    parser.add_argument("--run-id", metavar="ID", help="run id (overrides output.run_id; a re-run replaces it)")
     parser.add_argument(
         "--set",
         action="append",
@@ -94,7 +98,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        cfg = load(args.config, args.overrides, input_path=args.input, output_path=args.output)
+        cfg = load(args.config, _overrides(args), input_path=args.input, output_path=args.output)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -105,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     spark = get_spark(cfg.spark)
     try:
         result = pipeline.run(spark, cfg)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -117,7 +121,7 @@ def _score(args: argparse.Namespace) -> int:
     import datetime as dt
 
     try:
-        cfg = load(args.config, args.overrides, input_path=args.input, output_path=args.output)
+        cfg = load(args.config, _overrides(args), input_path=args.input, output_path=args.output)
         model_date = dt.date.fromisoformat(args.model_date) if args.model_date else None
     except (ConfigError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -128,8 +132,8 @@ def _score(args: argparse.Namespace) -> int:
 
     spark = get_spark(cfg.spark)
     try:
-        result = scoring.score(spark, cfg, args.model, model_date)
-    except (ValueError, FileNotFoundError) as exc:
+        result = scoring.score(spark, cfg, args.model, model_date, args.model_run_id)
+    except (ValueError, OSError, RuntimeError) as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -144,11 +148,17 @@ def _score(args: argparse.Namespace) -> int:
                 f"{result.counts.lines_quarantined} quarantined",
                 f"customers      {result.customers}",
                 f"segments       {sizes}",
-                f"output         {result.output_root}",
+                f"published      {result.run_folder}",
             ]
         )
     )
     return EXIT_OK
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` overrides, plus ``--run-id`` as ``output.run_id`` (quoted, so it stays text)."""
+    extra = [f"output.run_id={args.run_id!r}"] if args.run_id else []
+    return [*args.overrides, *extra]
 
 
 def summary(result: object) -> str:
@@ -168,8 +178,7 @@ def summary(result: object) -> str:
             f"customers      {result.customers}",
             f"chosen k       {result.choice.reason}",
             f"segment sizes  {sizes}",
-            f"output         {result.output_root}",
-            f"manifest       {result.run_folder}/manifest.json",
+            f"published      {result.run_folder}",
             f"took           {result.timings.get('total', 0.0):.1f} s",
         ]
     )

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import glob
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ INPUT_FORMATS = ("auto", "csv", "parquet")
 INIT_MODES = ("k-means||", "random")
 SELECTION_RULES = ("combined", "silhouette", "elbow", "calinski_harabasz", "davies_bouldin")
 INTEGER_TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class ConfigError(ValueError):
@@ -139,6 +141,7 @@ class ModelConfig:
     customers_per_partition: int = 50_000
     seeds: int = 3
     sweep_max_customers: int = 200_000
+    winsorize_quantile: float = 0.005
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,17 @@ class OutputConfig:
     """Where the Parquet tables, model and manifest are written."""
 
     path: str | None = None
+    run_id: str = "main"
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Pseudonymising customer ids in every output with HMAC-SHA256; the key never comes from a config file."""
+
+    pseudonymize_ids: bool = False
+    key_env: str = "SEGMENTATION_ID_KEY"
+    secret_scope: str | None = None
+    secret_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +191,7 @@ class JobConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -321,6 +336,13 @@ def _build(cls: type, values: Any, prefix: str, origin: Mapping[str, str]) -> An
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
+    if cls is PrivacyConfig and "key" in unknown:
+        _fail(
+            origin,
+            f"{prefix}.key",
+            "the key is never read from a config file; put it in the environment "
+            "variable named by privacy.key_env, or in a Databricks secret (privacy.secret_scope, secret_key)",
+        )
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
         _fail(origin, key, f"unknown key; expected one of: {', '.join(sorted(names))}")
@@ -429,6 +451,17 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
         fail("selection.silhouette_tolerance", f"expected a non-negative number, got {sel.silhouette_tolerance}")
     if model.customers_per_partition < 1:
         fail("model.customers_per_partition", f"expected at least 1, got {model.customers_per_partition}")
+    if not 0.0 <= model.winsorize_quantile < 0.5:
+        fail("model.winsorize_quantile", f"expected a share from 0 (off) to below 0.5, got {model.winsorize_quantile}")
+    if not RUN_ID_PATTERN.match(cfg.output.run_id):
+        fail(
+            "output.run_id",
+            "expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+            f"got {cfg.output.run_id!r}",
+        )
+    priv = cfg.privacy
+    if (priv.secret_scope is None) != (priv.secret_key is None):
+        fail("privacy.secret_key", "set both privacy.secret_scope and privacy.secret_key, or neither")
     if model.init_steps < 1:
         fail("model.init_steps", f"expected at least 1, got {model.init_steps}")
     if not 0.0 <= cfg.quality.max_quarantine_share <= 1.0:

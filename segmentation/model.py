@@ -43,17 +43,52 @@ def feature_spec(cfg: JobConfig) -> FeatureSpec:
     return FeatureSpec(numeric, log, (), cfg.model.order_by or "monetary")
 
 
-def _log_name(column: str) -> str:
-    return f"{column}__log1p"
+def _model_name(column: str) -> str:
+    return f"{column}__model"
 
 
-def preprocessing_stages(spec: FeatureSpec) -> list[Transformer]:
-    """Stages from the feature table to a standardised vector (mean 0, unit variance)."""
+def winsorize_bounds(features_df: DataFrame, columns: Sequence[str], quantile: float) -> dict[str, tuple[float, float]]:
+    """Each column's ``quantile`` and ``1 - quantile`` approximate percentiles, from one aggregation."""
+    if quantile <= 0 or not columns:
+        return {}
+    aggs = [
+        F.percentile_approx(F.col(f"`{c}`").cast("double"), [quantile, 1.0 - quantile], 10_000).alias(c)
+        for c in columns
+    ]
+    row = features_df.agg(*aggs).first()
+    bounds = {}
+    for c in columns:
+        pair = row[c] if row is not None else None
+        if pair and pair[0] is not None and pair[1] is not None:
+            bounds[c] = (float(pair[0]), float(pair[1]))
+    return bounds
+
+
+def _model_expression(column: str, spec: FeatureSpec, bounds: Mapping[str, tuple[float, float]]) -> str:
+    """SQL for one numeric feature as the model sees it: clipped to its bounds, then signed log1p if asked."""
+    value = f"CAST(`{column}` AS DOUBLE)"
+    if column in bounds:
+        low, high = bounds[column]
+        value = f"least(greatest({value}, CAST({low!r} AS DOUBLE)), CAST({high!r} AS DOUBLE))"
+    if column in spec.log:
+        value = f"signum({value}) * log1p(abs({value}))"
+    return value
+
+
+def preprocessing_stages(
+    spec: FeatureSpec, bounds: Mapping[str, tuple[float, float]] | None = None
+) -> list[Transformer]:
+    """Stages from the feature table to a standardised vector (mean 0, unit variance).
+
+    Numeric features are clipped to ``bounds`` (winsorised) and log-transformed in one SQL step that is part
+    of the saved model, so new customers are scored with the training run's bounds.
+    """
+    bounds = bounds or {}
     stages: list = []
-    inputs = [(_log_name(c) if c in spec.log else c) for c in spec.numeric]
-    if spec.log:
-        logs = ", ".join(f"signum(`{c}`) * log1p(abs(`{c}`)) AS `{_log_name(c)}`" for c in spec.log)
-        stages.append(SQLTransformer(statement=f"SELECT *, {logs} FROM __THIS__"))
+    inputs = [_model_name(c) for c in spec.numeric]
+    if spec.numeric:
+        exprs = ", ".join(f"{_model_expression(c, spec, bounds)} AS `{_model_name(c)}`" for c in spec.numeric)
+        stages.append(SQLTransformer(statement=f"SELECT *, {exprs} FROM __THIS__"))
     if spec.categorical:
         indexed = [f"{c}__index" for c in spec.categorical]
         encoded = [f"{c}__onehot" for c in spec.categorical]
@@ -72,9 +107,10 @@ def preprocessing_stages(spec: FeatureSpec) -> list[Transformer]:
     return stages
 
 
-def fit_preprocessing(features_df: DataFrame, spec: FeatureSpec) -> PipelineModel:
-    """Fit the preprocessing stages on the feature table."""
-    return Pipeline(stages=preprocessing_stages(spec)).fit(features_df)
+def fit_preprocessing(features_df: DataFrame, spec: FeatureSpec, winsorize_quantile: float = 0.0) -> PipelineModel:
+    """Fit the preprocessing stages on the feature table, winsorising numeric features at the given quantile."""
+    bounds = winsorize_bounds(features_df, spec.numeric, winsorize_quantile)
+    return Pipeline(stages=preprocessing_stages(spec, bounds)).fit(features_df)
 
 
 def kmeans(k: int, settings: ModelConfig, seed: int | None = None) -> KMeans:

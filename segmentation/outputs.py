@@ -1,17 +1,35 @@
-"""Writing a run: one Parquet table per output, each partitioned by as-of date, then manifest and _SUCCESS.
+"""Publishing a run atomically: write everything into staging, then move the finished run into place.
 
-Each table is written to its own ``<root>/<table>/as_of_date=<date>/`` folder with Spark's overwrite,
-which replaces that date's data whole (including sub-partitions such as a segment that no longer exists)
-and never touches other dates. Reading ``<root>/<table>`` gives every date, with ``as_of_date`` as a
-partition column that Spark prunes on.
+Layout under the output root::
+
+    latest                                    one line: the folder of the newest published run
+    runs/as_of_date=<D>/run_id=<R>/           a published run: one folder per table, model/,
+                                              manifest.json and _SUCCESS
+    _staging/<D>__<R>__<attempt>/             runs being written (removed when they fail or publish)
+    _trash/                                   replaced runs on their way out
+
+A run writes every table and the model into its own staging folder, then the manifest, then
+``_SUCCESS``. Only then does it move the staging folder to ``runs/as_of_date=<D>/run_id=<R>`` (one
+directory rename; a run already there with the same date and run id is moved aside first and deleted
+after), and last it rewrites ``latest``. So a reader that follows ``latest`` or looks for ``_SUCCESS``
+never sees a half-written run, a failed or killed run never touches a published one, and a re-run of the
+same date and run id replaces that run whole without touching other dates or run ids.
+
+Python file I/O does the renames, so the root must be a local or mounted path (``/dbfs/``, ``/Volumes/``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import re
+import shutil
+import socket
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,96 +38,234 @@ from typing import Any
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
-from segmentation.config import is_local_path, local_path
+from segmentation.config import RUN_ID_PATTERN, is_local_path, local_path
 
 log = logging.getLogger(__name__)
 
 SUCCESS = "_SUCCESS"
 MANIFEST = "manifest.json"
+LATEST = "latest"
+RUNS = "runs"
+STAGING = "_staging"
+TRASH = "_trash"
+MODEL = "model"
+OWNER = "_owner.json"
+STALE_STAGING_SECONDS = 24 * 3600
+
+
+class PublishedRunError(FileNotFoundError):
+    """No published run where one was expected; the message says where it looked and why."""
 
 
 @dataclass(frozen=True)
 class TableOutput:
-    """One DataFrame to write, and the columns it is partitioned by under its date folder."""
+    """One DataFrame to write, and the columns it is partitioned by inside its table folder."""
 
     frame: DataFrame
     partition_by: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Staging:
+    """A run being written: where it is staged and where it will be published."""
+
+    root: str
+    as_of: dt.date
+    run_id: str
+    attempt_id: str
+    folder: str
+
+    @property
+    def target(self) -> str:
+        return run_folder(self.root, self.as_of, self.run_id)
 
 
 def root_path(path: str) -> str:
     """The output root, made absolute when it is a local path (so Python and Spark agree on it)."""
     if not is_local_path(path):
         raise ValueError(
-            f"output.path: {path!r} is not a local or mounted path; this version writes the manifest with "
-            "Python file I/O, so use a local, /dbfs/ or /Volumes/ path"
+            f"output.path: {path!r} is not a local or mounted path; runs are published with file renames, "
+            "so use a local, /dbfs/ or /Volumes/ path"
         )
     return str(Path(local_path(path)).resolve())
 
 
-def date_folder(root: str, table: str, as_of: dt.date) -> str:
-    """``<root>/<table>/as_of_date=<YYYY-MM-DD>``."""
-    return os.path.join(root, table, f"as_of_date={as_of.isoformat()}")
+def run_folder(root: str, as_of: dt.date, run_id: str) -> str:
+    """``<root>/runs/as_of_date=<YYYY-MM-DD>/run_id=<run_id>``: where a published run lives."""
+    return os.path.join(root, RUNS, f"as_of_date={as_of.isoformat()}", f"run_id={run_id}")
 
 
-def begin(root: str, as_of: dt.date) -> str:
-    """Prepare the run folder of ``as_of`` and remove its old ``_SUCCESS``; return the run folder.
+def table_path(folder: str, table: str) -> str:
+    """The folder of one table (or ``model``) inside a run folder."""
+    return os.path.join(folder, table)
 
-    Called before any table is written, so a run that dies half-way never leaves a success marker beside
-    partly replaced data.
+
+def check_run_id(run_id: str) -> str:
+    """The run id, if it is safe as a folder name; a ValueError naming ``output.run_id`` if not."""
+    if not RUN_ID_PATTERN.match(run_id):
+        raise ValueError(
+            f"output.run_id: expected 1 to 64 letters, digits, '.', '_' or '-' (not starting with '.', '_' "
+            f"or '-'), got {run_id!r}"
+        )
+    return run_id
+
+
+# ---------------------------------------------------------------- writing
+
+
+def begin(root: str, as_of: dt.date, run_id: str) -> Staging:
+    """A fresh staging folder for this run, after removing stale staging and trash left by killed runs.
+
+    Stale means: an earlier attempt at the same date and run id (only one attempt of a run should write at a
+    time), or any staging folder untouched for a day.
     """
-    run_folder = date_folder(root, "runs", as_of)
-    os.makedirs(run_folder, exist_ok=True)
-    success = os.path.join(run_folder, SUCCESS)
-    if os.path.exists(success):
-        os.remove(success)
-    return run_folder
+    check_run_id(run_id)
+    attempt = uuid.uuid4().hex[:12]
+    prefix = f"{as_of.isoformat()}__{run_id}__"
+    staging_root = os.path.join(root, STAGING)
+    os.makedirs(staging_root, exist_ok=True)
+    now = time.time()
+    for entry in os.listdir(staging_root):
+        path = os.path.join(staging_root, entry)
+        if entry.startswith(prefix) or now - os.path.getmtime(path) > STALE_STAGING_SECONDS:
+            log.warning("removing stale staging folder %s left by an earlier attempt", path)
+            shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(os.path.join(root, TRASH), ignore_errors=True)
+    folder = os.path.join(staging_root, prefix + attempt)
+    os.makedirs(folder)
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started_utc": _utc_now()}
+    _write_text(os.path.join(folder, OWNER), json.dumps(owner))
+    return Staging(root=root, as_of=as_of, run_id=run_id, attempt_id=attempt, folder=folder)
 
 
-def write_tables(
-    root: str, as_of: dt.date, tables: Mapping[str, TableOutput], model: PipelineModel | None = None
-) -> None:
-    """Write every table (and the model, if given) for ``as_of``, each replacing that date's folder whole."""
+def write_tables(staging: Staging, tables: Mapping[str, TableOutput], model: PipelineModel | None = None) -> None:
+    """Write every table (and the model, if given) into the staging folder."""
     for name, table in tables.items():
-        target = date_folder(root, name, as_of)
-        writer = table.frame.write.mode("overwrite")
+        target = table_path(staging.folder, name)
+        writer = table.frame.write.mode("errorifexists")
         if table.partition_by:
             writer = writer.partitionBy(*table.partition_by)
         writer.parquet(target)
-        log.info("wrote %s", target)
+        log.info("wrote table %s", name)
     if model is not None:
-        model.write().overwrite().save(date_folder(root, "models", as_of))
+        model.write().save(table_path(staging.folder, MODEL))
 
 
-def finish(run_folder: str, manifest: Mapping[str, Any]) -> None:
-    """Write the manifest, then ``_SUCCESS``: the run is published."""
-    _write_text(os.path.join(run_folder, MANIFEST), json.dumps(manifest, indent=2, default=str))
-    _write_text(os.path.join(run_folder, SUCCESS), "")
+def publish(staging: Staging, manifest: Mapping[str, Any]) -> str:
+    """Write the manifest and ``_SUCCESS``, move the run into place, then point ``latest`` at it.
+
+    Returns the published run folder.
+    """
+    os.remove(os.path.join(staging.folder, OWNER))
+    _write_text(os.path.join(staging.folder, MANIFEST), json.dumps(manifest, indent=2, default=str))
+    _write_text(os.path.join(staging.folder, SUCCESS), "")
+    target = staging.target
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    replaced = None
+    if os.path.exists(target):
+        replaced = os.path.join(staging.root, TRASH, staging.attempt_id)
+        os.makedirs(os.path.dirname(replaced), exist_ok=True)
+        os.rename(target, replaced)
+    os.rename(staging.folder, target)
+    if replaced:
+        shutil.rmtree(replaced, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another run may be emptying its own replaced run
+            os.rmdir(os.path.dirname(replaced))
+        log.info("replaced the earlier run of %s, run id %s", staging.as_of.isoformat(), staging.run_id)
+    _update_latest(staging.root, staging.as_of, staging.run_id)
+    return target
+
+
+def discard(staging: Staging) -> None:
+    """Remove a failed attempt's staging folder (published runs are never touched)."""
+    shutil.rmtree(staging.folder, ignore_errors=True)
+
+
+def _update_latest(root: str, as_of: dt.date, run_id: str) -> None:
+    """Point ``latest`` at this run unless it names a run with a later as-of date (a backfill stays behind)."""
+    current = _read_latest(root)
+    if current is not None and current[0] > as_of:
+        log.info("latest stays at %s: it is newer than this run", current[0].isoformat())
+        return
+    relative = os.path.relpath(run_folder(root, as_of, run_id), root)
+    _write_text(os.path.join(root, LATEST), relative.replace(os.sep, "/") + "\n")
 
 
 def _write_text(path: str, text: str) -> None:
-    """Write a small file whole: to a temporary name, then renamed into place."""
+    """Write a small file whole: to a temporary name, flushed to disk, then renamed into place."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
-def read_manifest(root: str, as_of: dt.date) -> dict[str, Any]:
-    """The manifest of a published run; refuses a run without ``_SUCCESS``."""
-    run_folder = date_folder(root, "runs", as_of)
-    if not os.path.exists(os.path.join(run_folder, SUCCESS)):
-        raise FileNotFoundError(f"{run_folder}: no {SUCCESS}; the run is incomplete or was never published")
-    with open(os.path.join(run_folder, MANIFEST), encoding="utf-8") as handle:
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- reading
+
+
+_RUN_FOLDER = re.compile(r"as_of_date=(\d{4}-\d{2}-\d{2})/run_id=([^/]+)$")
+
+
+def _read_latest(root: str) -> tuple[dt.date, str] | None:
+    try:
+        with open(os.path.join(root, LATEST), encoding="utf-8") as handle:
+            relative = handle.read().strip()
+    except FileNotFoundError:
+        return None
+    match = _RUN_FOLDER.search(relative)
+    return (dt.date.fromisoformat(match.group(1)), match.group(2)) if match else None
+
+
+def published_runs(root: str) -> list[tuple[dt.date, str]]:
+    """(as-of date, run id) of every published run (with ``_SUCCESS``) under ``root``, oldest first."""
+    runs = Path(root, RUNS)
+    found = []
+    for success in runs.glob(f"as_of_date=*/run_id=*/{SUCCESS}"):
+        match = _RUN_FOLDER.search(success.parent.as_posix())
+        if match:
+            found.append((dt.date.fromisoformat(match.group(1)), match.group(2)))
+    return sorted(found)
+
+
+def resolve_run(path: str, as_of: dt.date | None = None, run_id: str | None = None) -> str:
+    """The published run folder that ``path`` names: a run folder itself, or an output root.
+
+    Under a root: the run of ``as_of`` and ``run_id`` when either is given (the last run id in name order
+    when only the date is), else the run ``latest`` names. Raises PublishedRunError when that run is missing
+    or has no ``_SUCCESS``.
+    """
+    path = root_path(path)
+    if os.path.exists(os.path.join(path, MANIFEST)) or _RUN_FOLDER.search(Path(path).as_posix()):
+        return _check_published(path)
+    if as_of is None and run_id is None:
+        latest = _read_latest(path)
+        if latest is None:
+            raise PublishedRunError(f"{path}: no published run here (no '{LATEST}' file naming one)")
+        return _check_published(run_folder(path, *latest))
+    candidates = [(d, r) for d, r in published_runs(path) if (as_of is None or d == as_of) and run_id in (None, r)]
+    if not candidates:
+        wanted = ", ".join(
+            part for part in (as_of and f"as-of date {as_of.isoformat()}", run_id and f"run id {run_id}") if part
+        )
+        raise PublishedRunError(f"{path}: no published run (with {SUCCESS}) for {wanted}")
+    return run_folder(path, *candidates[-1])
+
+
+def _check_published(folder: str) -> str:
+    if not os.path.exists(os.path.join(folder, SUCCESS)):
+        raise PublishedRunError(
+            f"{folder}: no {SUCCESS}, so this run is incomplete or was never published; use a published run"
+        )
+    return folder
+
+
+def read_manifest(folder: str) -> dict[str, Any]:
+    """The manifest of a published run folder; refuses a run without ``_SUCCESS``."""
+    _check_published(folder)
+    with open(os.path.join(folder, MANIFEST), encoding="utf-8") as handle:
         return json.load(handle)
-
-
-def published_dates(root: str) -> list[dt.date]:
-    """The as-of dates of the runs published under ``root`` (those with ``_SUCCESS``), oldest first."""
-    runs = os.path.join(root, "runs")
-    if not os.path.isdir(runs):
-        return []
-    dates = []
-    for entry in os.listdir(runs):
-        if entry.startswith("as_of_date=") and os.path.exists(os.path.join(runs, entry, SUCCESS)):
-            dates.append(dt.date.fromisoformat(entry.split("=", 1)[1]))
-    return sorted(dates)

@@ -10,17 +10,29 @@ import datetime as dt
 import logging
 import math
 import platform
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyspark
 from pyspark import StorageLevel
+from pyspark.errors import PySparkException
 from pyspark.ml.clustering import KMeansModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import __version__, features, model, naming, outputs, profiles, quality, selection, sources, sweep
+from segmentation import (
+    __version__,
+    features,
+    model,
+    naming,
+    outputs,
+    privacy,
+    profiles,
+    quality,
+    selection,
+    sources,
+    sweep,
+)
 from segmentation.config import JobConfig
 from segmentation.quality import LineCounts
 from segmentation.timing import StageTimer
@@ -34,6 +46,10 @@ JOB_SQL_SETTINGS = {"spark.sql.legacy.timeParserPolicy": "CORRECTED"}
 
 class JobError(ValueError):
     """The job cannot produce a trustworthy result from this input; nothing was published."""
+
+
+class JobFailed(RuntimeError):
+    """Spark or the file system failed during a stage; nothing was published."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +76,19 @@ def apply_job_settings(spark: SparkSession) -> None:
 
 
 def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
-    """Run the whole job on ``spark`` and publish its outputs under ``cfg.output.path``."""
+    """Run the whole job on ``spark`` and publish its outputs under ``cfg.output.path``.
+
+    Nothing is published unless every stage succeeds: a failure removes this attempt's staging folder and
+    raises (``JobFailed`` for a Spark or I/O failure), leaving every published run as it was.
+    """
     assert cfg.input.path is not None and cfg.output.path is not None
     timer = StageTimer()
-    run_id = uuid.uuid4().hex[:12]
     root = outputs.root_path(cfg.output.path)
+    key = privacy.load_key(cfg.privacy)
     apply_job_settings(spark)
     spec = model.feature_spec(cfg)
     cached: list[DataFrame] = []
+    staging: outputs.Staging | None = None
     try:
         with timer.stage("read_validate"):
             raw = sources.read_raw(spark, cfg.input)
@@ -80,7 +101,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             _check_enough_customers(customers, cfg)
         with timer.stage("sweep"):
             fit_input = model_input(feature_df, customers, cfg.model.customers_per_partition)
-            prep = model.fit_preprocessing(fit_input, spec)
+            prep = model.fit_preprocessing(fit_input, spec, cfg.model.winsorize_quantile)
             vectors = prep.transform(fit_input).select("customer_id", model.VECTOR)
             vectors = vectors.persist(StorageLevel.MEMORY_AND_DISK)
             cached.append(vectors)
@@ -108,23 +129,33 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             profile_rows = [r.asDict() for r in profile_df.collect()]
             sizes = {int(r["segment"]): int(r["customers"]) for r in profile_rows}
         with timer.stage("write"):
-            tables = segment_tables(segmented, profile_df, labeled, text_columns)
+            tables = segment_tables(segmented, profile_df, labeled, text_columns, key)
             tables["sweep"] = outputs.TableOutput(_sweep_frame(spark, results, choice).coalesce(1))
-            run_folder = outputs.begin(root, as_of)
-            outputs.write_tables(root, as_of, tables, final)
-        manifest = _manifest(cfg, spark, run_id, as_of, counts, customers, results, choice, mapping, profile_rows)
-        manifest["sweep_sample"] = {"used": sample_size < customers, "customers": sample_size}
-        manifest["timings_seconds"] = timer.as_dict()
-        outputs.finish(run_folder, manifest)
+            staging = outputs.begin(root, as_of, cfg.output.run_id)
+            outputs.write_tables(staging, tables, final)
+        with timer.stage("publish"):
+            manifest = _manifest(cfg, spark, staging, counts, customers, results, choice, mapping, profile_rows)
+            manifest["sweep_sample"] = {"used": sample_size < customers, "customers": sample_size}
+            manifest["centroids"] = [list(map(float, c)) for c in chosen.clusterCenters()]
+            manifest["timings_seconds"] = timer.as_dict()
+            folder = outputs.publish(staging, manifest)
+    except BaseException as exc:
+        if staging is not None:
+            outputs.discard(staging)
+        wrapped = failure(exc, timer.current, root)
+        if wrapped is exc:
+            raise
+        raise wrapped from exc
     finally:
         for frame in cached:
             frame.unpersist()
+    log.info("published %s", folder)
     log.info("timings: %s", timer.as_dict())
     return RunResult(
-        run_id=run_id,
+        run_id=cfg.output.run_id,
         as_of=as_of,
         output_root=root,
-        run_folder=run_folder,
+        run_folder=folder,
         counts=counts,
         customers=customers,
         sweep=results,
@@ -132,6 +163,24 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         segment_sizes=sizes,
         segment_names=names,
         timings=timer.as_dict(),
+    )
+
+
+def failure(exc: BaseException, stage: str | None, root: str) -> BaseException:
+    """The exception to raise for a failed run: ours as they are, anything else wrapped in ``JobFailed``.
+
+    Errors of this project (ValueError subclasses such as ConfigError, SourceError, QualityError) already name
+    the key, file or column; a Spark or I/O failure gets the stage it happened in and the first line of its
+    message, which names no customer values for the failures this job can meet.
+    """
+    if isinstance(exc, ValueError) and not isinstance(exc, PySparkException):
+        return exc
+    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: staging is gone, let it through
+        return exc
+    first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else type(exc).__name__
+    return JobFailed(
+        f"stage {stage or 'setup'} failed ({type(exc).__name__}: {first}); nothing was published and the runs "
+        f"already under {root} are unchanged"
     )
 
 
@@ -148,15 +197,16 @@ def profile_features(feature_df: DataFrame, spec: model.FeatureSpec) -> list[str
 
 
 def segment_tables(
-    segmented: DataFrame, profile_df: DataFrame, labeled: DataFrame, text_columns: list[str]
+    segmented: DataFrame, profile_df: DataFrame, labeled: DataFrame, text_columns: list[str], key: bytes | None
 ) -> dict[str, outputs.TableOutput]:
-    """The tables every run publishes: segments, features, profiles and quarantine."""
+    """The tables every run publishes: segments, features, profiles and quarantine (ids pseudonymised if keyed)."""
     segments = segmented.select("customer_id", model.SEGMENT, profiles.SEGMENT_NAME).repartition(model.SEGMENT)
+    quarantine = quality.quarantined_lines(labeled, text_columns)
     return {
-        "segments": outputs.TableOutput(segments, (model.SEGMENT,)),
-        "features": outputs.TableOutput(segmented.drop(model.CLUSTER)),
+        "segments": outputs.TableOutput(privacy.protect(segments, key), (model.SEGMENT,)),
+        "features": outputs.TableOutput(privacy.protect(segmented.drop(model.CLUSTER), key)),
         "profiles": outputs.TableOutput(profile_df.coalesce(1)),
-        "quarantine": outputs.TableOutput(quality.quarantined_lines(labeled, text_columns), (quality.REASON,)),
+        "quarantine": outputs.TableOutput(privacy.protect(quarantine, key), (quality.REASON,)),
     }
 
 
@@ -299,8 +349,7 @@ def sweep_table(results: list[sweep.KResult], choice: selection.Choice) -> list[
 def _manifest(
     cfg: JobConfig,
     spark: SparkSession,
-    run_id: str,
-    as_of: dt.date,
+    staging: outputs.Staging,
     counts: LineCounts,
     customers: int,
     results: list[sweep.KResult],
@@ -309,8 +358,9 @@ def _manifest(
     profile_rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
     return {
-        "run_id": run_id,
-        "as_of_date": as_of.isoformat(),
+        "run_id": staging.run_id,
+        "attempt_id": staging.attempt_id,
+        "as_of_date": staging.as_of.isoformat(),
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "input": {"kind": cfg.input.kind, "path": cfg.input.path},
         "counts": {**counts.as_dict(), "customers": customers},

@@ -6,15 +6,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
-from segmentation import model, outputs, pipeline, profiles, sources
-from segmentation.config import JobConfig, local_path
+from segmentation import model, outputs, pipeline, privacy, profiles, sources
+from segmentation.config import JobConfig, PrivacyConfig, local_path
 from segmentation.quality import LineCounts
 from segmentation.timing import StageTimer
 
@@ -40,13 +39,13 @@ class ScoreResult:
     timings: dict[str, float]
 
 
-def training_config(cfg: JobConfig, manifest: dict[str, Any], model_root: str) -> JobConfig:
+def training_config(cfg: JobConfig, manifest: dict[str, Any], model_folder: str) -> JobConfig:
     """The scoring config with the training run's model inputs, after checking the input kinds agree."""
     trained = manifest["config"]
     trained_kind = manifest["input"]["kind"]
     if cfg.input.kind != trained_kind:
         raise ScoringError(
-            f"input.kind: the model in {model_root!r} was trained on a {trained_kind} input, but this input is "
+            f"input.kind: the model in {model_folder!r} was trained on a {trained_kind} input, but this input is "
             f"configured as {cfg.input.kind}; score {trained_kind} with it, or train a model on {cfg.input.kind}"
         )
     if trained_kind == "customers":
@@ -66,25 +65,35 @@ def training_config(cfg: JobConfig, manifest: dict[str, Any], model_root: str) -
     return dataclasses.replace(cfg, features=feats)
 
 
-def score(spark: SparkSession, cfg: JobConfig, model_root: str, model_as_of: dt.date | None = None) -> ScoreResult:
-    """Assign the customers of ``cfg.input`` to the segments of the run published under ``model_root``."""
+def score(
+    spark: SparkSession,
+    cfg: JobConfig,
+    model_path: str,
+    model_as_of: dt.date | None = None,
+    model_run_id: str | None = None,
+) -> ScoreResult:
+    """Assign the customers of ``cfg.input`` to the segments of a published run.
+
+    ``model_path`` is a published run folder, or an output root (then the run of ``model_as_of`` /
+    ``model_run_id``, or the one its ``latest`` file names). The scored customers are published like a run.
+    """
     assert cfg.output.path is not None
     timer = StageTimer()
-    model_root = outputs.root_path(model_root)
+    try:
+        model_folder = outputs.resolve_run(model_path, model_as_of, model_run_id)
+    except outputs.PublishedRunError as exc:
+        raise ScoringError(f"--model: {exc}") from None
+    manifest = outputs.read_manifest(model_folder)
     root = outputs.root_path(cfg.output.path)
-    if model_as_of is None:
-        dates = outputs.published_dates(model_root)
-        if not dates:
-            raise ScoringError(f"--model: no published run (with _SUCCESS) under {model_root!r}")
-        model_as_of = dates[-1]
-    manifest = outputs.read_manifest(model_root, model_as_of)
-    cfg = training_config(cfg, manifest, model_root)
-    fitted = PipelineModel.load(local_path(outputs.date_folder(model_root, "models", model_as_of)))
+    cfg = training_config(cfg, manifest, model_folder)
+    key = privacy.load_key(_privacy_of(cfg, manifest))
+    fitted = PipelineModel.load(local_path(outputs.table_path(model_folder, outputs.MODEL)))
     mapping = {int(k): int(v) for k, v in manifest["cluster_to_segment"].items()}
     names = {int(s["segment"]): str(s["name"]) for s in manifest["segments"]}
     spec = model.feature_spec(cfg)
     pipeline.apply_job_settings(spark)
     cached: list[DataFrame] = []
+    staging: outputs.Staging | None = None
     try:
         with timer.stage("read_validate"):
             labeled, as_of, counts, text_columns = pipeline.validate_input(sources.read_raw(spark, cfg.input), cfg)
@@ -101,35 +110,57 @@ def score(spark: SparkSession, cfg: JobConfig, model_root: str, model_as_of: dt.
             profile_df = profiles.describe(segmented, pipeline.profile_features(feature_df, spec), revenue, names)
             profile_rows = [r.asDict() for r in profile_df.collect()]
         with timer.stage("write"):
-            tables = pipeline.segment_tables(segmented, profile_df, labeled, text_columns)
-            run_folder = outputs.begin(root, as_of)
-            outputs.write_tables(root, as_of, tables)
-        summary = {
-            "run_id": uuid.uuid4().hex[:12],
-            "kind": "scoring",
-            "as_of_date": as_of.isoformat(),
-            "model": {"root": model_root, "as_of_date": model_as_of.isoformat(), "run_id": manifest["run_id"]},
-            "input": {"kind": cfg.input.kind, "path": cfg.input.path},
-            "counts": {**counts.as_dict(), "customers": customers},
-            "cluster_to_segment": manifest["cluster_to_segment"],
-            "segments": [
-                {"segment": r["segment"], "name": r["segment_name"], "customers": r["customers"]} for r in profile_rows
-            ],
-            "timings_seconds": timer.as_dict(),
-            "config": cfg.to_dict(),
-        }
-        outputs.finish(run_folder, summary)
+            tables = pipeline.segment_tables(segmented, profile_df, labeled, text_columns, key)
+            staging = outputs.begin(root, as_of, cfg.output.run_id)
+            outputs.write_tables(staging, tables)
+        with timer.stage("publish"):
+            summary = {
+                "run_id": staging.run_id,
+                "attempt_id": staging.attempt_id,
+                "kind": "scoring",
+                "as_of_date": as_of.isoformat(),
+                "model": {
+                    "run_folder": model_folder,
+                    "as_of_date": manifest["as_of_date"],
+                    "run_id": manifest["run_id"],
+                },
+                "input": {"kind": cfg.input.kind, "path": cfg.input.path},
+                "counts": {**counts.as_dict(), "customers": customers},
+                "cluster_to_segment": manifest["cluster_to_segment"],
+                "segments": [
+                    {"segment": r["segment"], "name": r["segment_name"], "customers": r["customers"]}
+                    for r in profile_rows
+                ],
+                "timings_seconds": timer.as_dict(),
+                "config": cfg.to_dict(),
+            }
+            folder = outputs.publish(staging, summary)
+    except BaseException as exc:
+        if staging is not None:
+            outputs.discard(staging)
+        wrapped = pipeline.failure(exc, timer.current, root)
+        if wrapped is exc:
+            raise
+        raise wrapped from exc
     finally:
         for frame in cached:
             frame.unpersist()
     return ScoreResult(
         as_of=as_of,
-        model_as_of=model_as_of,
+        model_as_of=dt.date.fromisoformat(manifest["as_of_date"]),
         output_root=root,
-        run_folder=run_folder,
+        run_folder=folder,
         counts=counts,
         customers=customers,
         segment_sizes={int(r["segment"]): int(r["customers"]) for r in profile_rows},
         segment_names=names,
         timings=timer.as_dict(),
     )
+
+
+def _privacy_of(cfg: JobConfig, manifest: dict[str, Any]) -> PrivacyConfig:
+    """The scoring run's privacy settings; pseudonymised training ids mean pseudonymised scores too."""
+    trained = manifest["config"].get("privacy", {})
+    if trained.get("pseudonymize_ids") and not cfg.privacy.pseudonymize_ids:
+        return dataclasses.replace(cfg.privacy, pseudonymize_ids=True)
+    return cfg.privacy

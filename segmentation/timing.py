@@ -15,15 +15,18 @@ class StageTimer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.current: str | None = None
         self._started = time.perf_counter()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the body as stage ``name`` (Spark is lazy: a stage's time is the actions inside it)."""
         log.info("stage %s: started", name)
+        self.current = name
         start = time.perf_counter()
         try:
             yield
+            self.current = None
         finally:
             elapsed = time.perf_counter() - start
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed

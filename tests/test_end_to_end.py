@@ -58,11 +58,14 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert result.customers == expected_customers
 
     root = Path(result.output_root)
-    date = "as_of_date=2011-12-09"
-    for table in (*TABLES, "models", "runs"):
-        assert (root / table / date).is_dir(), table
-    manifest = json.loads((root / "runs" / date / "manifest.json").read_text())
-    assert (root / "runs" / date / "_SUCCESS").exists()
+    run = Path(result.run_folder)
+    assert run == root / "runs" / "as_of_date=2011-12-09" / "run_id=main"
+    for table in (*TABLES, "model"):
+        assert (run / table).is_dir(), table
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert (run / "_SUCCESS").exists()
+    assert (root / "latest").read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
+    assert list((root / "_staging").iterdir()) == []
     assert manifest["counts"]["lines_in"] == 541_909
     assert manifest["counts"]["quarantined_by_reason"]["missing_customer_id"] == 135_080
     assert manifest["chosen_k"] == result.choice.k
@@ -73,21 +76,21 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert len(set(names)) == len(names) == result.choice.k
     assert set(manifest["timings_seconds"]) >= {"read_validate", "features", "sweep", "final_model", "write"}
 
-    segments = spark.read.parquet(str(root / "segments"))
+    segments = spark.read.parquet(str(run / "segments"))
     assert segments.count() == expected_customers
     assert segments.select("customer_id").distinct().count() == expected_customers
-    assert partition_values(root / "segments" / date, "segment") == [str(s) for s in range(1, result.choice.k + 1)]
-    quarantine = spark.read.parquet(str(root / "quarantine"))
+    assert partition_values(run / "segments", "segment") == [str(s) for s in range(1, result.choice.k + 1)]
+    quarantine = spark.read.parquet(str(run / "quarantine"))
     by_reason = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
     assert by_reason == dict(counts.quarantined)
-    sweep = spark.read.parquet(str(root / "sweep")).orderBy("k").collect()
+    sweep = spark.read.parquet(str(run / "sweep")).orderBy("k").collect()
     assert [r["k"] for r in sweep] == list(range(2, 11))
     assert [r["k"] for r in sweep if r["chosen"]] == [result.choice.k]
     assert all(r["seeds"] == 3 and r["calinski_harabasz"] > 0 and r["davies_bouldin"] > 0 for r in sweep)
     assert all(-1.0 <= r["stability"] <= 1.0 and r["non_empty_clusters"] == r["k"] for r in sweep)
     chosen = next(r for r in sweep if r["chosen"])
     assert chosen["smallest_cluster_share"] >= 0.02 and chosen["stability"] >= 0.8
-    profiles = spark.read.parquet(str(root / "profiles")).orderBy("segment").collect()
+    profiles = spark.read.parquet(str(run / "profiles")).orderBy("segment").collect()
     assert sum(r["customers"] for r in profiles) == expected_customers
     assert sum(r["revenue_share"] for r in profiles) == pytest.approx(1.0)
     means = [r["mean_monetary"] for r in profiles]
@@ -95,12 +98,12 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert [r["segment_name"] for r in profiles] == names
     weighted_lift = sum(r["lift_monetary"] * r["customers"] for r in profiles) / expected_customers
     assert weighted_lift == pytest.approx(1.0)  # lifts average to 1 over the population
-    named = spark.read.parquet(str(root / "segments" / date)).select("segment", "segment_name").distinct()
+    named = spark.read.parquet(str(run / "segments")).select("segment", "segment_name").distinct()
     assert {(r["segment"], r["segment_name"]) for r in named.collect()} == {
         (s["segment"], s["name"]) for s in manifest["segments"]
     }
-    model = PipelineModel.load(str(root / "models" / date))
-    features = spark.read.parquet(str(root / "features" / date))
+    model = PipelineModel.load(str(run / "model"))
+    features = spark.read.parquet(str(run / "features"))
     rescored = model.transform(features).select("customer_id", F.col("cluster").alias("cluster"))
     assert rescored.count() == expected_customers
 
@@ -131,8 +134,8 @@ def test_renamed_columns_by_config_only_give_the_same_segments(spark: SparkSessi
     assert second.choice == first.choice
     assert second.counts == first.counts
     assert second.counts.quarantined["missing_customer_id"] > 0
-    a = spark.read.parquet(str(tmp_path / "a" / "segments"))
-    b = spark.read.parquet(str(tmp_path / "b" / "segments"))
+    a = spark.read.parquet(str(tmp_path / "a" / "runs" / "*" / "*" / "segments"))
+    b = spark.read.parquet(str(tmp_path / "b" / "runs" / "*" / "*" / "segments"))
     assert_df_equality(a, b, ignore_row_order=True, ignore_column_order=True)
 
 
@@ -171,8 +174,7 @@ def test_customer_table_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
     assert result.choice.k == 5
     assert sorted(result.segment_sizes.values()) == [50, 50, 50, 50, 50]
 
-    root = Path(result.output_root)
-    profiles = spark.read.parquet(str(root / "profiles")).orderBy("segment").collect()
+    profiles = spark.read.parquet(str(Path(result.run_folder) / "profiles")).orderBy("segment").collect()
     means = [r["mean_Annual Income (k$)"] for r in profiles]
     assert means == sorted(means, reverse=True)  # ordered by the first numeric column
     assert "revenue_share" not in profiles[0].asDict()
@@ -204,24 +206,41 @@ def test_customer_table_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
     assert with_gender.choice.k == 5 and with_gender.customers == 250
 
 
-def test_rerun_replaces_only_its_own_date(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
+def snapshot(folder: Path) -> list[tuple[Path, int, int]]:
+    """Every file under ``folder`` with its size and modification time, to prove it was not touched."""
+    return sorted((p.relative_to(folder), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
     out = tmp_path / "out"
+    latest = out / "latest"
     first = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=4", "features.as_of=2011-12-09"))
+    assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
     other_date = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-11-30"))
-    assert (first.choice.k, other_date.choice.k) == (4, 3)
-    older = out / "segments" / "as_of_date=2011-11-30"
-    older_files = sorted((p.relative_to(older), p.stat().st_mtime_ns) for p in older.rglob("*"))
+    assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"  # a backfill does not move latest
+    other_id = pipeline.run(
+        spark, job_config(tmp_path, str(small_log), "model.k=2", "features.as_of=2011-12-09", "output.run_id=trial")
+    )
+    assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=trial\n"
+    assert (first.choice.k, other_date.choice.k, other_id.choice.k) == (4, 3, 2)
+    untouched = {Path(r.run_folder): snapshot(Path(r.run_folder)) for r in (other_date, other_id)}
 
     rerun = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-12-09"))
-    assert rerun.choice.k == 3
-    assert partition_values(out / "segments" / "as_of_date=2011-12-09", "segment") == ["1", "2", "3"]
-    assert sorted((p.relative_to(older), p.stat().st_mtime_ns) for p in older.rglob("*")) == older_files
+    assert rerun.choice.k == 3 and rerun.run_folder == first.run_folder
+    assert partition_values(Path(rerun.run_folder) / "segments", "segment") == ["1", "2", "3"]
+    assert {folder: snapshot(folder) for folder in untouched} == untouched
+    assert outputs.published_runs(str(out)) == [
+        (dt.date(2011, 11, 30), "main"),
+        (dt.date(2011, 12, 9), "main"),
+        (dt.date(2011, 12, 9), "trial"),
+    ]
+    assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
+    segments = spark.read.parquet(str(Path(rerun.run_folder) / "segments"))
+    assert segments.count() == segments.select("customer_id").distinct().count() == rerun.customers  # no append
+    assert list((out / "_staging").iterdir()) == [] and not (out / "_trash").exists()
 
-    segments = spark.read.parquet(str(out / "segments"))
-    per_date = {str(r["as_of_date"]): r["count"] for r in segments.groupBy("as_of_date").count().collect()}
-    assert per_date == {"2011-12-09": rerun.customers, "2011-11-30": other_date.customers}
     assert other_date.counts.quarantined["after_as_of"] > 0  # lines after 30 Nov are not silently used
-    late = spark.read.parquet(str(out / "quarantine")).filter("reason = 'after_as_of' AND as_of_date = '2011-11-30'")
+    late = spark.read.parquet(str(Path(other_date.run_folder) / "quarantine")).filter("reason = 'after_as_of'")
     assert late.count() == other_date.counts.quarantined["after_as_of"]
 
 
@@ -233,7 +252,7 @@ def test_command_line_run_and_config_error(
     printed = capsys.readouterr().out
     assert code == 0
     assert "chosen k       k=3: fixed by model.k" in printed
-    assert (tmp_path / "cli" / "runs" / "as_of_date=2011-12-09" / "_SUCCESS").exists()
+    assert (tmp_path / "cli" / "runs" / "as_of_date=2011-12-09" / "run_id=main" / "_SUCCESS").exists()
 
     code = cli.main(["run", "--input", str(small_log), "--output", str(tmp_path / "x"), "--set", "model.k_min=1"])
     assert code == 2
@@ -249,7 +268,7 @@ def test_too_many_bad_lines_publish_nothing(spark: SparkSession, tmp_path: Path)
         handle.write(",".join(generate.HEADER) + "\n" + good + bad * 3)
     with pytest.raises(ValueError, match=r"quality\.max_quarantine_share: 75\.0% of the 4 lines"):
         pipeline.run(spark, job_config(tmp_path, str(path)))
-    assert not (tmp_path / "out").exists()
+    assert outputs.published_runs(str(tmp_path / "out")) == [] and not (tmp_path / "out" / "latest").exists()
 
 
 def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
@@ -259,11 +278,11 @@ def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, t
     assert scored.model_as_of == trained.as_of == scored.as_of
     assert scored.customers == trained.customers
     assert scored.segment_names == trained.segment_names
-    date = f"as_of_date={trained.as_of.isoformat()}"
-    before = spark.read.parquet(str(Path(trained.output_root) / "segments" / date))
-    after = spark.read.parquet(str(tmp_path / "scored" / "segments" / date))
+    before = spark.read.parquet(str(Path(trained.run_folder) / "segments"))
+    after = spark.read.parquet(str(Path(scored.run_folder) / "segments"))
     assert_df_equality(before, after, ignore_row_order=True, ignore_column_order=True)
-    assert (tmp_path / "scored" / "runs" / date / "_SUCCESS").exists()
+    assert (Path(scored.run_folder) / "_SUCCESS").exists()
+    assert scoring.score(spark, cfg, trained.run_folder).segment_sizes == scored.segment_sizes  # a run folder works
 
     customers_cfg = job_config(
         tmp_path,
@@ -276,16 +295,18 @@ def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, t
         scoring.score(spark, customers_cfg, trained.output_root)
 
     (Path(trained.run_folder) / "_SUCCESS").unlink()
-    with pytest.raises(FileNotFoundError, match="no _SUCCESS; the run is incomplete"):
+    with pytest.raises(scoring.ScoringError, match="no _SUCCESS, so this run is incomplete or was never published"):
+        scoring.score(spark, cfg, trained.run_folder)
+    with pytest.raises(scoring.ScoringError, match="no _SUCCESS, so this run is incomplete"):
+        scoring.score(spark, cfg, trained.output_root)  # through latest
+    with pytest.raises(scoring.ScoringError, match=r"no published run \(with _SUCCESS\) for as-of date 2011-12-09"):
         scoring.score(spark, cfg, trained.output_root, trained.as_of)
-    with pytest.raises(scoring.ScoringError, match="no published run"):
-        scoring.score(spark, cfg, trained.output_root)
 
 
 def test_sweep_on_a_sample_then_final_fit_on_everyone(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
     settings = ["model.k_min=3", "model.k_max=4", "model.sweep_max_customers=200", "model.seeds=2"]
     result = pipeline.run(spark, job_config(tmp_path, str(small_log), *settings))
-    manifest = outputs.read_manifest(result.output_root, result.as_of)
+    manifest = outputs.read_manifest(result.run_folder)
     assert manifest["sweep_sample"]["used"] is True
     assert 120 < manifest["sweep_sample"]["customers"] < 280
     assert sum(result.sweep[0].cluster_sizes) == manifest["sweep_sample"]["customers"]

@@ -30,6 +30,6 @@ def test_chosen_k_is_the_planted_k(spark: SparkSession, tmp_path: Path, planted:
     generate.write(str(log), customers=1000, seed=seed, truth_path=str(truth), planted=planted)
     result = pipeline.run(spark, job_config(tmp_path, str(log), "model.k_max=8"))
     assert result.choice.k == planted, result.choice.reason
-    ari = ari_against_truth(spark, tmp_path / "out" / "segments", truth)
+    ari = ari_against_truth(spark, Path(result.run_folder) / "segments", truth)
     assert ari >= 0.8
     assert len(set(result.segment_names.values())) == planted
