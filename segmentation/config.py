@@ -142,6 +142,7 @@ class ModelConfig:
     seeds: int = 3
     sweep_max_customers: int = 200_000
     winsorize_quantile: float = 0.005
+    winsorize_fence_iqr: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -453,6 +454,11 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
         fail("model.customers_per_partition", f"expected at least 1, got {model.customers_per_partition}")
     if not 0.0 <= model.winsorize_quantile < 0.5:
         fail("model.winsorize_quantile", f"expected a share from 0 (off) to below 0.5, got {model.winsorize_quantile}")
+    if not 0.0 <= model.winsorize_fence_iqr <= 100.0:
+        fail(
+            "model.winsorize_fence_iqr",
+            f"expected a number of interquartile ranges from 0 to 100, got {model.winsorize_fence_iqr}",
+        )
     if not RUN_ID_PATTERN.match(cfg.output.run_id):
         fail(
             "output.run_id",

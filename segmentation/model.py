@@ -5,6 +5,7 @@ The fitted ``PipelineModel`` holds every step, so a saved model scores new custo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -47,20 +48,49 @@ def _model_name(column: str) -> str:
     return f"{column}__model"
 
 
-def winsorize_bounds(features_df: DataFrame, columns: Sequence[str], quantile: float) -> dict[str, tuple[float, float]]:
-    """Each column's ``quantile`` and ``1 - quantile`` approximate percentiles, from one aggregation."""
+def _to_model_scale(value: float, logged: bool) -> float:
+    return math.copysign(math.log1p(abs(value)), value) if logged else value
+
+
+def _from_model_scale(value: float, logged: bool) -> float:
+    if not logged:
+        return value
+    try:
+        return math.copysign(math.expm1(abs(value)), value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def cap_bounds(quantiles: Sequence[float], logged: bool, fence_iqr: float) -> tuple[float, float]:
+    """Lower and upper caps for one feature from its [q, Q1, Q3, 1 - q] quantiles (raw scale).
+
+    A value is capped only when it is both rare (beyond the q or 1 - q quantile) and far out (beyond Tukey's
+    fence, ``fence_iqr`` interquartile ranges outside the quartiles, measured on the model's scale, i.e.
+    after log1p for logged features); it is capped at the further of the two. Ordinary tails are untouched;
+    ``fence_iqr`` 0 is plain winsorising at the quantiles.
+    """
+    low_q, q1, q3, high_q = (_to_model_scale(v, logged) for v in quantiles)
+    iqr = q3 - q1
+    low = min(low_q, q1 - fence_iqr * iqr)
+    high = max(high_q, q3 + fence_iqr * iqr)
+    return _from_model_scale(low, logged), _from_model_scale(high, logged)
+
+
+def winsorize_bounds(
+    features_df: DataFrame, spec: FeatureSpec, quantile: float, fence_iqr: float = 0.0
+) -> dict[str, tuple[float, float]]:
+    """Caps for each numeric feature (see ``cap_bounds``), from one aggregation of approximate percentiles."""
+    columns = spec.numeric
     if quantile <= 0 or not columns:
         return {}
-    aggs = [
-        F.percentile_approx(F.col(f"`{c}`").cast("double"), [quantile, 1.0 - quantile], 10_000).alias(c)
-        for c in columns
-    ]
+    probabilities = [quantile, 0.25, 0.75, 1.0 - quantile]
+    aggs = [F.percentile_approx(F.col(f"`{c}`").cast("double"), probabilities, 10_000).alias(c) for c in columns]
     row = features_df.agg(*aggs).first()
     bounds = {}
     for c in columns:
-        pair = row[c] if row is not None else None
-        if pair and pair[0] is not None and pair[1] is not None:
-            bounds[c] = (float(pair[0]), float(pair[1]))
+        values = row[c] if row is not None else None
+        if values and all(v is not None for v in values):
+            bounds[c] = cap_bounds([float(v) for v in values], c in spec.log, fence_iqr)
     return bounds
 
 
@@ -69,7 +99,10 @@ def _model_expression(column: str, spec: FeatureSpec, bounds: Mapping[str, tuple
     value = f"CAST(`{column}` AS DOUBLE)"
     if column in bounds:
         low, high = bounds[column]
-        value = f"least(greatest({value}, CAST({low!r} AS DOUBLE)), CAST({high!r} AS DOUBLE))"
+        if math.isfinite(low):
+            value = f"greatest({value}, CAST({low!r} AS DOUBLE))"
+        if math.isfinite(high):
+            value = f"least({value}, CAST({high!r} AS DOUBLE))"
     if column in spec.log:
         value = f"signum({value}) * log1p(abs({value}))"
     return value
@@ -107,9 +140,11 @@ def preprocessing_stages(
     return stages
 
 
-def fit_preprocessing(features_df: DataFrame, spec: FeatureSpec, winsorize_quantile: float = 0.0) -> PipelineModel:
-    """Fit the preprocessing stages on the feature table, winsorising numeric features at the given quantile."""
-    bounds = winsorize_bounds(features_df, spec.numeric, winsorize_quantile)
+def fit_preprocessing(
+    features_df: DataFrame, spec: FeatureSpec, winsorize_quantile: float = 0.0, fence_iqr: float = 0.0
+) -> PipelineModel:
+    """Fit the preprocessing stages on the feature table, capping rare far-out values (see ``cap_bounds``)."""
+    bounds = winsorize_bounds(features_df, spec, winsorize_quantile, fence_iqr)
     return Pipeline(stages=preprocessing_stages(spec, bounds)).fit(features_df)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -35,6 +36,8 @@ def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
         builder = builder.remote(remote)
     elif settings.master:
         builder = builder.config("spark.master", settings.master)
+        if settings.master.startswith("local"):  # local workers run this interpreter, with this job's packages
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if not remote:
         for key, value in {**SESSION_DEFAULTS, **dict(settings.conf)}.items():
             builder = builder.config(key, value)

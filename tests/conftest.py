@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from pyspark.sql import functions as F
 from segmentation import config, sources
 
 REPO = Path(__file__).resolve().parents[1]
+# Spark's Python workers run this interpreter (the one with pyarrow and pandas), not whatever python3 is on PATH
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 ONLINE_RETAIL = Path(os.environ.get("SEGMENTATION_ONLINE_RETAIL", REPO.parent / "shared/data/online_retail.csv.gz"))
 
 

@@ -1,0 +1,60 @@
+"""Run the command line with a fault injected, for the fault tests (tests/test_faults.py).
+
+    python tests/faults/inject.py FAULT [segmentation run arguments ...]
+
+FAULT is one of:
+  none            run unchanged
+  task-once       the first attempt of partition 0's task in the feature stage raises; a retry succeeds
+  hang-in-write   after the first output table is written, touch $FAULT_MARKER and sleep (to be SIGKILLed)
+
+The library is not changed: the fault is patched in around a library function, as a test double would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark import TaskContext
+from pyspark.sql import DataFrame
+
+from segmentation import cli, features, outputs
+
+
+def fail_first_attempt(frame: DataFrame) -> DataFrame:
+    """The same rows, but the first attempt of the task for partition 0 raises."""
+
+    def passthrough(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        context = TaskContext.get()
+        if context is not None and context.partitionId() == 0 and context.attemptNumber() == 0:
+            raise RuntimeError("injected fault: first attempt of a task")
+        yield from batches
+
+    return frame.mapInArrow(passthrough, frame.schema)
+
+
+def inject(fault: str) -> None:
+    if fault == "task-once":
+        original = features.customer_features
+        features.customer_features = lambda lines, as_of: fail_first_attempt(original(lines, as_of))
+    elif fault == "hang-in-write":
+        original_write = outputs.write_tables
+
+        def write_then_hang(staging, tables, model=None):  # type: ignore[no-untyped-def]
+            first = next(iter(tables))
+            original_write(staging, {first: tables[first]})
+            with open(os.environ["FAULT_MARKER"], "w", encoding="utf-8") as handle:
+                handle.write(staging.folder)
+            time.sleep(600)
+
+        outputs.write_tables = write_then_hang
+    elif fault != "none":
+        raise SystemExit(f"unknown fault {fault!r}")
+
+
+if __name__ == "__main__":
+    inject(sys.argv[1])
+    sys.exit(cli.main(sys.argv[2:]))
