@@ -141,8 +141,7 @@ class ModelConfig:
     customers_per_partition: int = 50_000
     seeds: int = 3
     sweep_max_customers: int = 200_000
-    winsorize_quantile: float = 0.005
-    winsorize_fence_iqr: float = 3.0
+    outlier_fence_iqr: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -220,6 +219,20 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _read_layered(Path(path), seen=())
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """Safe YAML without implicit timestamps: a date stays text, so a bad one is reported with its key."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_TextDatesLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def _read_layered(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     resolved = path.resolve()
     if resolved in seen:
@@ -227,7 +240,7 @@ def _read_layered(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: configuration file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -250,7 +263,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected key.path=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -452,12 +465,10 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
         fail("selection.silhouette_tolerance", f"expected a non-negative number, got {sel.silhouette_tolerance}")
     if model.customers_per_partition < 1:
         fail("model.customers_per_partition", f"expected at least 1, got {model.customers_per_partition}")
-    if not 0.0 <= model.winsorize_quantile < 0.5:
-        fail("model.winsorize_quantile", f"expected a share from 0 (off) to below 0.5, got {model.winsorize_quantile}")
-    if not 0.0 <= model.winsorize_fence_iqr <= 100.0:
+    if not 0.0 <= model.outlier_fence_iqr <= 100.0:
         fail(
-            "model.winsorize_fence_iqr",
-            f"expected a number of interquartile ranges from 0 to 100, got {model.winsorize_fence_iqr}",
+            "model.outlier_fence_iqr",
+            f"expected a number of interquartile ranges from 0 (off) to 100, got {model.outlier_fence_iqr}",
         )
     if not RUN_ID_PATTERN.match(cfg.output.run_id):
         fail(

@@ -61,37 +61,33 @@ def _from_model_scale(value: float, logged: bool) -> float:
         return math.copysign(math.inf, value)
 
 
-def cap_bounds(quantiles: Sequence[float], logged: bool, fence_iqr: float) -> tuple[float, float]:
-    """Lower and upper caps for one feature from its [q, Q1, Q3, 1 - q] quantiles (raw scale).
+def cap_bounds(q1: float, q3: float, logged: bool, fence_iqr: float) -> tuple[float, float]:
+    """Lower and upper caps (raw scale) for one feature from its quartiles: Tukey's far-out fences.
 
-    A value is capped only when it is both rare (beyond the q or 1 - q quantile) and far out (beyond Tukey's
-    fence, ``fence_iqr`` interquartile ranges outside the quartiles, measured on the model's scale, i.e.
-    after log1p for logged features); it is capped at the further of the two. Ordinary tails are untouched;
-    ``fence_iqr`` 0 is plain winsorising at the quantiles.
+    The fences lie ``fence_iqr`` interquartile ranges outside the quartiles, measured on the model's scale
+    (after log1p for logged features), so ordinary skew is untouched and only far-out values are capped. A
+    feature with no spread between its quartiles (IQR 0) is not capped: its fences would flatten it.
     """
-    low_q, q1, q3, high_q = (_to_model_scale(v, logged) for v in quantiles)
-    iqr = q3 - q1
-    low = min(low_q, q1 - fence_iqr * iqr)
-    high = max(high_q, q3 + fence_iqr * iqr)
+    low_q, high_q = _to_model_scale(q1, logged), _to_model_scale(q3, logged)
+    iqr = high_q - low_q
+    if iqr <= 0:
+        return -math.inf, math.inf
+    low, high = low_q - fence_iqr * iqr, high_q + fence_iqr * iqr
     return _from_model_scale(low, logged), _from_model_scale(high, logged)
 
 
-def winsorize_bounds(
-    features_df: DataFrame, spec: FeatureSpec, quantile: float, fence_iqr: float = 0.0
-) -> dict[str, tuple[float, float]]:
-    """Caps for each numeric feature (see ``cap_bounds``), from one aggregation of approximate percentiles."""
-    columns = spec.numeric
-    if quantile <= 0 or not columns:
+def outlier_caps(features_df: DataFrame, spec: FeatureSpec, fence_iqr: float) -> dict[str, tuple[float, float]]:
+    """Caps for each numeric feature (see ``cap_bounds``) from one aggregation of approximate quartiles."""
+    if fence_iqr <= 0 or not spec.numeric:
         return {}
-    probabilities = [quantile, 0.25, 0.75, 1.0 - quantile]
-    aggs = [F.percentile_approx(F.col(f"`{c}`").cast("double"), probabilities, 10_000).alias(c) for c in columns]
+    aggs = [F.percentile_approx(F.col(f"`{c}`").cast("double"), [0.25, 0.75], 10_000).alias(c) for c in spec.numeric]
     row = features_df.agg(*aggs).first()
-    bounds = {}
-    for c in columns:
-        values = row[c] if row is not None else None
-        if values and all(v is not None for v in values):
-            bounds[c] = cap_bounds([float(v) for v in values], c in spec.log, fence_iqr)
-    return bounds
+    caps = {}
+    for c in spec.numeric:
+        quartiles = row[c] if row is not None else None
+        if quartiles and all(v is not None for v in quartiles):
+            caps[c] = cap_bounds(float(quartiles[0]), float(quartiles[1]), c in spec.log, fence_iqr)
+    return caps
 
 
 def _model_expression(column: str, spec: FeatureSpec, bounds: Mapping[str, tuple[float, float]]) -> str:
@@ -113,7 +109,7 @@ def preprocessing_stages(
 ) -> list[Transformer]:
     """Stages from the feature table to a standardised vector (mean 0, unit variance).
 
-    Numeric features are clipped to ``bounds`` (winsorised) and log-transformed in one SQL step that is part
+    Numeric features are capped at ``bounds`` (outlier fences) and log-transformed in one SQL step that is part
     of the saved model, so new customers are scored with the training run's bounds.
     """
     bounds = bounds or {}
@@ -140,11 +136,9 @@ def preprocessing_stages(
     return stages
 
 
-def fit_preprocessing(
-    features_df: DataFrame, spec: FeatureSpec, winsorize_quantile: float = 0.0, fence_iqr: float = 0.0
-) -> PipelineModel:
-    """Fit the preprocessing stages on the feature table, capping rare far-out values (see ``cap_bounds``)."""
-    bounds = winsorize_bounds(features_df, spec, winsorize_quantile, fence_iqr)
+def fit_preprocessing(features_df: DataFrame, spec: FeatureSpec, fence_iqr: float = 0.0) -> PipelineModel:
+    """Fit the preprocessing stages on the feature table, capping far-out values (see ``cap_bounds``)."""
+    bounds = outlier_caps(features_df, spec, fence_iqr)
     return Pipeline(stages=preprocessing_stages(spec, bounds)).fit(features_df)
 
 

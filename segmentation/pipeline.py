@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from segmentation import (
     __version__,
+    errors,
     features,
     model,
     naming,
@@ -101,7 +102,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             _check_enough_customers(customers, cfg)
         with timer.stage("sweep"):
             fit_input = model_input(feature_df, customers, cfg.model.customers_per_partition)
-            prep = model.fit_preprocessing(fit_input, spec, cfg.model.winsorize_quantile, cfg.model.winsorize_fence_iqr)
+            prep = model.fit_preprocessing(fit_input, spec, cfg.model.outlier_fence_iqr)
             vectors = prep.transform(fit_input).select("customer_id", model.VECTOR)
             vectors = vectors.persist(StorageLevel.MEMORY_AND_DISK)
             cached.append(vectors)
@@ -166,21 +167,25 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     )
 
 
+def today_utc() -> dt.date:
+    """The day the job runs, in UTC: no valid line can be dated after it."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 def failure(exc: BaseException, stage: str | None, root: str) -> BaseException:
     """The exception to raise for a failed run: ours as they are, anything else wrapped in ``JobFailed``.
 
     Errors of this project (ValueError subclasses such as ConfigError, SourceError, QualityError) already name
     the key, file or column; a Spark or I/O failure gets the stage it happened in and the first line of its
-    message, which names no customer values for the failures this job can meet.
+    message (its Spark error class, quoted values masked: see ``errors.summary``).
     """
     if isinstance(exc, ValueError) and not isinstance(exc, PySparkException):
         return exc
     if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: staging is gone, let it through
         return exc
-    first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else type(exc).__name__
     return JobFailed(
-        f"stage {stage or 'setup'} failed ({type(exc).__name__}: {first}); nothing was published and the runs "
-        f"already under {root} are unchanged"
+        f"stage {stage or 'setup'} failed ({type(exc).__name__}: {errors.summary(exc)}); nothing was published "
+        f"and the runs already under {root} are unchanged"
     )
 
 
@@ -227,7 +232,7 @@ def validate_input(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, 
     if cfg.input.kind == "transactions":
         canonical = sources.canonical_transactions(raw, cfg.input)
         line_reason = quality.with_line_reason(canonical, cfg.input)
-        as_of = cfg.features.as_of or quality.latest_valid_date(line_reason)
+        as_of = cfg.features.as_of or quality.latest_valid_date(line_reason, today_utc())
         if as_of is None:
             counts = quality.count_lines(line_reason)
             quality.check_quarantine_share(counts, 0.0, cfg.input.path or "")

@@ -149,9 +149,17 @@ def with_line_reason(canonical_df: DataFrame, cfg: InputConfig) -> DataFrame:
     return typed.withColumn(REASON, reason)
 
 
-def latest_valid_date(line_reason_df: DataFrame) -> dt.date | None:
-    """The date of the latest timestamp among lines without a reason (the default as-of date)."""
-    row = line_reason_df.filter(F.col(REASON).isNull()).agg(F.max(TS).alias("latest")).first()
+def latest_valid_date(line_reason_df: DataFrame, not_after: dt.date | None = None) -> dt.date | None:
+    """The date of the latest timestamp among lines without a reason (the default as-of date).
+
+    Lines dated after ``not_after`` (the day the job runs) are ignored: a log cannot hold tomorrow's sales,
+    and one mistyped year must not move every customer's recency. They are then quarantined as after the
+    as-of date.
+    """
+    valid = line_reason_df.filter(F.col(REASON).isNull())
+    if not_after is not None:
+        valid = valid.filter(F.col(TS) < F.lit(not_after + dt.timedelta(days=1)))
+    row = valid.agg(F.max(TS).alias("latest")).first()
     latest = row["latest"] if row else None
     return latest.date() if latest is not None else None
 

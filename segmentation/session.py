@@ -19,6 +19,9 @@ SESSION_DEFAULTS: dict[str, str] = {
     "spark.log.level": "WARN",
     "spark.sql.adaptive.enabled": "true",
 }
+# Extra defaults for a local master: a few shuffle partitions instead of 200 (a laptop has a few cores, and
+# 200 tiny tasks per shuffle cost more than the work on them).
+LOCAL_DEFAULTS: dict[str, str] = {"spark.sql.shuffle.partitions": "8"}
 
 
 def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
@@ -39,7 +42,9 @@ def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
         if settings.master.startswith("local"):  # local workers run this interpreter, with this job's packages
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if not remote:
-        for key, value in {**SESSION_DEFAULTS, **dict(settings.conf)}.items():
+        local = bool(settings.master and settings.master.startswith("local"))
+        defaults = {**SESSION_DEFAULTS, **(LOCAL_DEFAULTS if local else {})}
+        for key, value in {**defaults, **dict(settings.conf)}.items():
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
     log.info("started Spark %s", spark.version)

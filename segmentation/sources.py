@@ -11,11 +11,11 @@ import logging
 import os
 from pathlib import Path
 
-from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from segmentation import errors
 from segmentation.config import InputConfig, is_local_path, local_path
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,8 @@ def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     }
     try:
         header = spark.read.options(**options).csv(cfg.path).columns
-    except PySparkException as exc:
-        raise SourceError(f"input.path: cannot read {cfg.path!r} as CSV: {_first_line(exc)}") from None
+    except Exception as exc:  # Py4J and Connect raise different types
+        raise SourceError(f"input.path: cannot read {cfg.path!r} as CSV: {errors.summary(exc)}") from None
     if not header or len(set(header)) != len(header):
         raise SourceError(
             f"input.path: {cfg.path!r} has no usable CSV header line (empty file, or repeated column names)"
@@ -125,18 +125,14 @@ def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
     spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
     try:
         raw = spark.read.parquet(path)
-    except PySparkException as exc:
-        raise SourceError(f"input.path: cannot read {path!r} as Parquet: {_first_line(exc)}") from None
+    except Exception as exc:  # Py4J and Connect raise different types
+        raise SourceError(f"input.path: cannot read {path!r} as Parquet: {errors.summary(exc)}") from None
     return raw.withColumn(CORRUPT, F.lit(None).cast("string"))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
 
 
 def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
     """Rename the mapped source columns to canonical names; a missing column is an error naming its key."""
+    types = {f.name: f.dataType for f in raw_df.schema.fields}
     available = set(source_columns(raw_df))
     selected = []
     for canonical in TRANSACTION_COLUMNS:
@@ -146,11 +142,51 @@ def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
             continue
         if source not in available:
             raise SourceError(
-                f"input.columns.{canonical}: column {source!r} not found in {cfg.path!r}; "
-                f"its columns are: {', '.join(sorted(available))}"
+                f"input.columns.{canonical}: column {source!r} not found in {cfg.path!r}; {_found(cfg, available)}"
             )
+        _check_type(canonical, source, types[source], cfg.path)
         selected.append(quoted(source).alias(canonical))
     return raw_df.select(*selected, SOURCE_FILE, CORRUPT, RAW_LINE)
+
+
+def _found(cfg: InputConfig, available: set[str]) -> str:
+    """What the file has instead: its column names, unless none of the mapped ones is there.
+
+    Then the "header" is probably a data line (a file without a header, the wrong delimiter, not a CSV file),
+    and its values are not repeated in the message.
+    """
+    mapped = {name for name in vars(cfg.columns).values() if name is not None}
+    if not mapped & available:
+        return (
+            f"none of the mapped columns is in its header ({len(available)} columns); is it a CSV file with a "
+            "header line, with the delimiter in input.csv.delimiter (or set input.format)?"
+        )
+    return f"its columns are: {', '.join(sorted(available))}"
+
+
+TEXT_OR_NUMBER = (T.StringType, T.NumericType)
+ACCEPTED_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "customer_id": (TEXT_OR_NUMBER, "text or a number"),
+    "invoice_id": (TEXT_OR_NUMBER, "text or a number"),
+    "invoice_ts": (
+        (T.StringType, T.TimestampType, T.TimestampNTZType, T.DateType, T.IntegralType),
+        "a timestamp, a date, an integer (epoch) or text",
+    ),
+    "quantity": (TEXT_OR_NUMBER, "a number (or text holding one)"),
+    "unit_price": (TEXT_OR_NUMBER, "a number (or text holding one)"),
+    "product_id": (TEXT_OR_NUMBER, "text or a number"),
+    "country": (TEXT_OR_NUMBER, "text"),
+}
+
+
+def _check_type(canonical: str, source: str, data_type: T.DataType, path: str | None) -> None:
+    """A typed (Parquet) column this job cannot validate line by line is an error naming its key."""
+    accepted, expected = ACCEPTED_TYPES[canonical]
+    if not isinstance(data_type, accepted):
+        raise SourceError(
+            f"input.columns.{canonical}: column {source!r} in {path!r} has type {data_type.simpleString()}; "
+            f"expected {expected}"
+        )
 
 
 def canonical_customers(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
