@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from chispa import assert_df_equality
 from pyspark.ml import PipelineModel
@@ -174,3 +176,27 @@ def test_full_model_scores_new_customers_like_training(spark: SparkSession, tmp_
     after = loaded.transform(frame).select("customer_id", model.CLUSTER)
     assert_df_equality(before, after, ignore_row_order=True)
     assert before.select(model.CLUSTER).distinct().count() == 3
+
+
+def test_outlier_caps_are_tukey_far_out_fences_on_the_model_scale() -> None:
+    # raw scale: quartiles 2 and 6, IQR 4, fences 2 - 12 and 6 + 12
+    assert model.cap_bounds(2.0, 6.0, logged=False, fence_iqr=3.0) == pytest.approx((-10.0, 18.0))
+    # logged: fences at log1p(q1) - 3 IQR and log1p(q3) + 3 IQR, mapped back to the raw scale
+    low, high = model.cap_bounds(99.0, 999.0, logged=True, fence_iqr=3.0)
+    log_iqr = math.log(1000) - math.log(100)
+    assert math.log1p(high) == pytest.approx(math.log(1000) + 3 * log_iqr)  # 1e9 spend is capped near 1e6
+    assert high == pytest.approx(1e6 - 1, rel=1e-6)
+    assert math.copysign(math.log1p(abs(low)), low) == pytest.approx(math.log(100) - 3 * log_iqr)
+    assert model.cap_bounds(0.0, 0.0, logged=True, fence_iqr=3.0) == (-math.inf, math.inf)  # no spread: no cap
+
+
+def test_capped_values_reach_the_model_clipped_and_the_saved_model_keeps_the_caps(spark: SparkSession) -> None:
+    values = [float(v) for v in range(1, 9)] + [1e9]
+    frame = spark.createDataFrame([(str(i), v) for i, v in enumerate(values)], "customer_id string, m double")
+    spec = model.FeatureSpec(numeric=("m",), log=("m",), categorical=(), order_by="m")
+    caps = model.outlier_caps(frame, spec, 3.0)
+    assert caps["m"][1] < 1e5  # quartiles 3 and 7 on log scale: the fence is far below 1e9
+    prep = model.fit_preprocessing(frame, spec, 3.0)
+    seen = {r["customer_id"]: r["m__model"] for r in prep.transform(frame).collect()}
+    assert seen["8"] == pytest.approx(math.log1p(caps["m"][1]))
+    assert seen["0"] == pytest.approx(math.log1p(1.0))  # ordinary values pass unchanged
