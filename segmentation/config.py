@@ -142,6 +142,7 @@ class ModelConfig:
     seeds: int = 3
     sweep_max_customers: int = 200_000
     outlier_fence_iqr: float = 3.0
+    outlier_max_share: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -470,6 +471,8 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
             "model.outlier_fence_iqr",
             f"expected a number of interquartile ranges from 0 (off) to 100, got {model.outlier_fence_iqr}",
         )
+    if not 0.0 <= model.outlier_max_share < 0.5:
+        fail("model.outlier_max_share", f"expected a share from 0 to below 0.5, got {model.outlier_max_share}")
     if not RUN_ID_PATTERN.match(cfg.output.run_id):
         fail(
             "output.run_id",

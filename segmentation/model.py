@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pyspark.ml import Pipeline, PipelineModel, Transformer
 from pyspark.ml.clustering import KMeans, KMeansModel
 from pyspark.ml.feature import OneHotEncoder, SQLTransformer, StandardScaler, StringIndexer, VectorAssembler
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segmentation.config import JobConfig, ModelConfig
@@ -76,18 +76,43 @@ def cap_bounds(q1: float, q3: float, logged: bool, fence_iqr: float) -> tuple[fl
     return _from_model_scale(low, logged), _from_model_scale(high, logged)
 
 
-def outlier_caps(features_df: DataFrame, spec: FeatureSpec, fence_iqr: float) -> dict[str, tuple[float, float]]:
-    """Caps for each numeric feature (see ``cap_bounds``) from one aggregation of approximate quartiles."""
+def outlier_caps(
+    features_df: DataFrame, spec: FeatureSpec, fence_iqr: float, max_share: float = 0.05
+) -> dict[str, tuple[float, float]]:
+    """Caps for each numeric feature: its far-out fences (see ``cap_bounds``), on each side where few values lie.
+
+    A side is capped only when at most ``max_share`` of the customers (at least one) lie beyond its fence: a
+    few extreme values are outliers, while a larger group beyond a fence (say, 8% brand-new customers far
+    below the typical tenure) is a behaviour the model must see. Two aggregations: quartiles, then counts.
+    """
     if fence_iqr <= 0 or not spec.numeric:
         return {}
-    aggs = [F.percentile_approx(F.col(f"`{c}`").cast("double"), [0.25, 0.75], 10_000).alias(c) for c in spec.numeric]
+    aggs = [F.percentile_approx(_numeric(c), [0.25, 0.75], 10_000).alias(c) for c in spec.numeric]
     row = features_df.agg(*aggs).first()
-    caps = {}
+    fences = {}
     for c in spec.numeric:
         quartiles = row[c] if row is not None else None
         if quartiles and all(v is not None for v in quartiles):
-            caps[c] = cap_bounds(float(quartiles[0]), float(quartiles[1]), c in spec.log, fence_iqr)
+            fences[c] = cap_bounds(float(quartiles[0]), float(quartiles[1]), c in spec.log, fence_iqr)
+    if not fences:
+        return {}
+    counts = [F.count(F.lit(1)).alias("customers")]
+    for c, (low, high) in fences.items():
+        counts.append(F.sum(F.when(_numeric(c) < F.lit(low), 1).otherwise(0)).alias(f"{c}__below"))
+        counts.append(F.sum(F.when(_numeric(c) > F.lit(high), 1).otherwise(0)).alias(f"{c}__above"))
+    beyond = features_df.agg(*counts).first()
+    allowed = max(1, math.floor(max_share * beyond["customers"]))
+    caps = {}
+    for c, (low, high) in fences.items():
+        low = low if beyond[f"{c}__below"] <= allowed else -math.inf
+        high = high if beyond[f"{c}__above"] <= allowed else math.inf
+        if math.isfinite(low) or math.isfinite(high):
+            caps[c] = (low, high)
     return caps
+
+
+def _numeric(column: str) -> Column:
+    return F.col(f"`{column}`").cast("double")
 
 
 def _model_expression(column: str, spec: FeatureSpec, bounds: Mapping[str, tuple[float, float]]) -> str:
@@ -136,9 +161,11 @@ def preprocessing_stages(
     return stages
 
 
-def fit_preprocessing(features_df: DataFrame, spec: FeatureSpec, fence_iqr: float = 0.0) -> PipelineModel:
-    """Fit the preprocessing stages on the feature table, capping far-out values (see ``cap_bounds``)."""
-    bounds = outlier_caps(features_df, spec, fence_iqr)
+def fit_preprocessing(
+    features_df: DataFrame, spec: FeatureSpec, fence_iqr: float = 0.0, max_share: float = 0.05
+) -> PipelineModel:
+    """Fit the preprocessing stages on the feature table, capping rare far-out values (see ``outlier_caps``)."""
+    bounds = outlier_caps(features_df, spec, fence_iqr, max_share)
     return Pipeline(stages=preprocessing_stages(spec, bounds)).fit(features_df)
 
 

@@ -142,7 +142,7 @@ def write_tables(staging: Staging, tables: Mapping[str, TableOutput], model: Pip
     """Write every table (and the model, if given) into the staging folder."""
     for name, table in tables.items():
         target = table_path(staging.folder, name)
-        writer = table.frame.write.mode("errorifexists")
+        writer = table.frame.write.mode("error")  # "errorifexists" is not accepted by Spark Connect
         if table.partition_by:
             writer = writer.partitionBy(*table.partition_by)
         writer.parquet(target)

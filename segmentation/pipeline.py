@@ -102,7 +102,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             _check_enough_customers(customers, cfg)
         with timer.stage("sweep"):
             fit_input = model_input(feature_df, customers, cfg.model.customers_per_partition)
-            prep = model.fit_preprocessing(fit_input, spec, cfg.model.outlier_fence_iqr)
+            prep = model.fit_preprocessing(fit_input, spec, cfg.model.outlier_fence_iqr, cfg.model.outlier_max_share)
             vectors = prep.transform(fit_input).select("customer_id", model.VECTOR)
             vectors = vectors.persist(StorageLevel.MEMORY_AND_DISK)
             cached.append(vectors)

@@ -200,3 +200,13 @@ def test_capped_values_reach_the_model_clipped_and_the_saved_model_keeps_the_cap
     seen = {r["customer_id"]: r["m__model"] for r in prep.transform(frame).collect()}
     assert seen["8"] == pytest.approx(math.log1p(caps["m"][1]))
     assert seen["0"] == pytest.approx(math.log1p(1.0))  # ordinary values pass unchanged
+
+
+def test_a_group_beyond_a_fence_is_a_behaviour_not_outliers(spark: SparkSession) -> None:
+    # 20 brand-new customers (tenure 1 day) among 80 long-standing ones: far below the lower fence after log1p,
+    # but 20% of customers, so that side is not capped; the single 1e6 value above the upper fence is
+    values = [1.0] * 20 + [300.0 + i for i in range(79)] + [1e6]
+    frame = spark.createDataFrame([(str(i), v) for i, v in enumerate(values)], "customer_id string, t double")
+    spec = model.FeatureSpec(numeric=("t",), log=("t",), categorical=(), order_by="t")
+    low, high = model.outlier_caps(frame, spec, 3.0, 0.05)["t"]
+    assert low == -math.inf and high < 1e5
