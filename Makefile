@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO   := data/generated/transactions.csv.gz
 
 .DEFAULT_GOAL := help
-.PHONY: help setup check-java run test lint package clean
+.PHONY: help setup check-java run test cluster-test connect-test lint package clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,7 +30,7 @@ check-java: ## stop with a clear message unless Java 17 or newer is installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,connect,mlflow]'
 	@touch $(STAMP)
 
 setup: check-java $(STAMP) ## create .venv and install the package with its test extras
@@ -48,8 +48,22 @@ lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-package: setup ## build the wheel into dist/
+cluster-test: setup ## spark-submit the packaged job to a real standalone cluster on 127.0.0.1 (part of make test)
+	$(BIN)/python -m pytest tests/test_cluster.py
+
+connect-test: setup ## run the whole job over a real Spark Connect server on 127.0.0.1 (part of make test)
+	$(BIN)/python -m pytest tests/test_connect.py
+
+package: setup ## build what a cluster needs into dist/: the wheel, segmentation.zip (--py-files), conf/, jobs/
+	rm -rf dist build
 	$(BIN)/python -m build --wheel --outdir dist .
+	$(BIN)/python -c "import pathlib, zipfile; \
+	  z = zipfile.ZipFile('dist/segmentation.zip', 'w', zipfile.ZIP_DEFLATED); \
+	  [z.write(p) for p in sorted(pathlib.Path('segmentation').rglob('*')) if p.suffix in ('.py', '.typed')]; z.close()"
+	mkdir -p dist/conf dist/jobs
+	cp conf/*.yaml dist/conf/
+	cp jobs/*.py dist/jobs/
+	@ls -1 dist dist/conf dist/jobs
 
 clean: ## remove generated data, outputs and build files (keeps .venv)
 	rm -rf output data/generated dist build *.egg-info .pytest_cache

@@ -50,6 +50,11 @@ def _add_job_options(parser: argparse.ArgumentParser, input_help: str, output_he
     parser.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
     parser.add_argument("--input", metavar="PATH", help=f"{input_help} (overrides input.path)")
     parser.add_argument("--output", metavar="PATH", help=f"{output_help} (overrides output.path)")
+    parser.add_argument(
+        "--remote",
+        metavar="sc://HOST:PORT",
+        help="run over Spark Connect (Databricks Connect, a Connect server); also read from SPARK_REMOTE",
+    )
     parser.add_argument("--run-id", metavar="ID", help="run id (overrides output.run_id; a re-run replaces it)")
     parser.add_argument(
         "--set",
@@ -125,15 +130,17 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from segmentation import pipeline
-    from segmentation.session import get_spark
+    from segmentation.session import get_spark, release
 
-    spark = get_spark(cfg.spark)
+    spark = get_spark(cfg.spark, args.remote)
     try:
         result = pipeline.run(spark, cfg)
     except (ValueError, OSError, RuntimeError) as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        release(spark)
     print(summary(result))
     return EXIT_OK
 
@@ -149,15 +156,17 @@ def _score(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from segmentation import scoring
-    from segmentation.session import get_spark
+    from segmentation.session import get_spark, release
 
-    spark = get_spark(cfg.spark)
+    spark = get_spark(cfg.spark, args.remote)
     try:
         result = scoring.score(spark, cfg, args.model, model_date, args.model_run_id)
     except (ValueError, OSError, RuntimeError) as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        release(spark)
     sizes = ", ".join(
         f"{seg} {result.segment_names.get(seg, '')}: {n}" for seg, n in sorted(result.segment_sizes.items())
     )

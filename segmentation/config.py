@@ -174,6 +174,15 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class MlflowConfig:
+    """Logging each run to MLflow (optional: ``pip install segmentation[mlflow]``); off by default."""
+
+    enabled: bool = False
+    tracking_uri: str | None = None
+    experiment: str | None = None
+
+
+@dataclass(frozen=True)
 class SparkConfig:
     """Session settings used only when this job creates the session (never on a session it is handed)."""
 
@@ -193,6 +202,7 @@ class JobConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from segmentation import (
     selection,
     sources,
     sweep,
+    tracking,
 )
 from segmentation.config import JobConfig
 from segmentation.quality import LineCounts
@@ -86,6 +87,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     timer = StageTimer()
     root = outputs.root_path(cfg.output.path)
     key = privacy.load_key(cfg.privacy)
+    tracking.check_available(cfg.mlflow)
     apply_job_settings(spark)
     spec = model.feature_spec(cfg)
     cached: list[DataFrame] = []
@@ -151,6 +153,15 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         for frame in cached:
             frame.unpersist()
     log.info("published %s", folder)
+    if cfg.mlflow.enabled:
+        with timer.stage("track"):  # after publishing: the run is valid whether or not MLflow accepts it
+            try:
+                tracking.log_run(cfg.mlflow, folder, outputs.read_manifest(folder))
+            except Exception as exc:
+                raise JobFailed(
+                    f"stage track failed ({type(exc).__name__}: {errors.summary(exc)}); the run is published "
+                    f"at {folder}, but it is not in MLflow"
+                ) from exc
     log.info("timings: %s", timer.as_dict())
     return RunResult(
         run_id=cfg.output.run_id,

@@ -45,6 +45,7 @@ def describe(
     }
     if revenue_column:
         extra["revenue_share"] = F.col("revenue") / F.col("_all_revenue")
+        extra["revenue"] = F.round("revenue", 2)  # money in cents: no float noise from summation order
     for name in feature_names:
         population = F.col(f"_all_{name}")
         extra[f"lift_{name}"] = F.when(population != 0, F.col(f"mean_{name}") / population)

@@ -22,6 +22,7 @@ SESSION_DEFAULTS: dict[str, str] = {
 # Extra defaults for a local master: a few shuffle partitions instead of 200 (a laptop has a few cores, and
 # 200 tiny tasks per shuffle cost more than the work on them).
 LOCAL_DEFAULTS: dict[str, str] = {"spark.sql.shuffle.partitions": "8"}
+_created: list[SparkSession] = []  # sessions get_spark built (and so may stop), never ones it was handed
 
 
 def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
@@ -47,5 +48,22 @@ def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
         for key, value in {**defaults, **dict(settings.conf)}.items():
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    log.info("started Spark %s", spark.version)
+    if remote:  # the server owns the session's static settings; the runtime SQL ones are ours to set
+        for key, value in {"spark.sql.session.timeZone": "UTC", **dict(settings.conf)}.items():
+            spark.conf.set(key, str(value))
+        log.info("connected to Spark %s over Spark Connect", spark.version)  # the URL may hold a token
+    else:
+        log.info("started Spark %s", spark.version)
+    _created.append(spark)
     return spark
+
+
+def release(spark: SparkSession) -> None:
+    """Stop ``spark`` if ``get_spark`` created it; a session the platform or a notebook handed over stays up.
+
+    Over Spark Connect this also matters at exit: models still referenced would otherwise ask the server to
+    drop them while the interpreter shuts down, and the client can wait for that forever.
+    """
+    if any(spark is created for created in _created):
+        _created.remove(spark)
+        spark.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from segmentation import config, sources
 REPO = Path(__file__).resolve().parents[1]
 # Spark's Python workers run this interpreter (the one with pyarrow and pandas), not whatever python3 is on PATH
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+WHEEL = "segmentation-0.1.0-py3-none-any.whl"
 ONLINE_RETAIL = Path(os.environ.get("SEGMENTATION_ONLINE_RETAIL", REPO.parent / "shared/data/online_retail.csv.gz"))
 
 
@@ -34,6 +36,15 @@ def spark() -> Iterator[SparkSession]:
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def artefacts() -> Path:
+    """``make package``'s output folder: the wheel, segmentation.zip, conf/ and jobs/."""
+    subprocess.run(["make", "-C", str(REPO), "package"], check=True, capture_output=True, timeout=600)
+    dist = REPO / "dist"
+    assert (dist / WHEEL).is_file() and (dist / "segmentation.zip").is_file()
+    return dist
 
 
 def job_config(tmp_path: Path, input_path: str, *overrides: str, **kwargs: str) -> config.JobConfig:

@@ -1,0 +1,112 @@
+"""The whole job over a real Spark Connect server (what Databricks serverless, shared clusters and Databricks
+Connect give a notebook or a laptop), compared with a classic local run of the same input and config."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from segmentation import generate, pipeline
+
+from .conftest import REPO, job_config
+from .spark_processes import SPARK_HOME, Processes, free_port, published, spark_env, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.connect]
+SETTINGS = ("model.k_min=2", "model.k_max=4", "model.seeds=2", "privacy.pseudonymize_ids=true")
+KEY = "connect-test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server from pyspark's installation on 127.0.0.1:<free port>; its URL."""
+    folder = tmp_path_factory.mktemp("connect")
+    port = free_port()
+    argv = [
+        str(SPARK_HOME / "bin" / "spark-submit"),
+        "--class",
+        "org.apache.spark.sql.connect.service.SparkConnectServer",
+    ]
+    argv += ["--name", "segmentation-connect-test", "--master", "local[2]", "--driver-memory", "2g"]
+    argv += [
+        "--conf",
+        "spark.connect.grpc.binding.address=127.0.0.1",
+        "--conf",
+        f"spark.connect.grpc.binding.port={port}",
+    ]
+    argv += ["--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4"]
+    processes = Processes()
+    log = folder / "server.log"
+    try:
+        server = processes.start(argv, log, spark_env(sys.executable, folder, SPARK_CONNECT_MODE="0"))
+        wait_for(log, "Spark Connect server started", server, timeout=180)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        processes.stop()
+
+
+def test_the_whole_job_over_spark_connect_equals_a_classic_run(
+    spark: SparkSession, tmp_path: Path, connect_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "log.csv.gz"
+    generate.write(str(log), customers=200, seed=12)
+    out = tmp_path / "connect_out"
+    argv = [sys.executable, "-m", "segmentation.cli", "run", "--remote", connect_server]
+    argv += ["--input", str(log), "--output", str(out)]
+    for setting in SETTINGS:
+        argv += ["--set", setting]
+    env = {**os.environ, "SEGMENTATION_ID_KEY": KEY}
+    env.pop("SPARK_REMOTE", None)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "over Spark Connect" in done.stderr and connect_server not in done.stderr  # the URL is not logged
+
+    monkeypatch.setenv("SEGMENTATION_ID_KEY", KEY)
+    local = pipeline.run(spark, job_config(tmp_path, str(log), *SETTINGS, output=str(tmp_path / "local_out")))
+    run = out / "runs" / local.run_folder.split("/runs/")[1]
+    assert published(spark, run) == published(spark, Path(local.run_folder))
+
+
+def test_spark_remote_environment_variable_selects_connect(tmp_path: Path, connect_server: str) -> None:
+    # SPARK_REMOTE is how Databricks Connect and many platforms say "use Connect"; scoring works over it too
+    log = tmp_path / "log.csv.gz"
+    generate.write(str(log), customers=60, seed=13)
+    env = {**os.environ, "SPARK_REMOTE": connect_server}
+    base = [sys.executable, "-m", "segmentation.cli"]
+    trained = subprocess.run(
+        [*base, "run", "--input", str(log), "--output", str(tmp_path / "m"), "--set", "model.k=3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr[-4000:]
+    scored = subprocess.run(
+        [*base, "score", "--model", str(tmp_path / "m"), "--input", str(log), "--output", str(tmp_path / "s")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert scored.returncode == 0, scored.stderr[-4000:]
+    assert "over Spark Connect" in scored.stderr
+    assert list((tmp_path / "s" / "runs").glob("as_of_date=*/run_id=main/_SUCCESS"))
+
+
+FORBIDDEN = re.compile(r"\.rdd\b|sparkContext|SparkContext|\._jvm|\._jdf|\._jsc|(?:import|from) py4j|\.toJSON\(")
+
+
+def test_the_library_uses_nothing_spark_connect_lacks() -> None:
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted((REPO / "segmentation").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if FORBIDDEN.search(line)
+    ]
+    assert found == []

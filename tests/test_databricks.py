@@ -1,0 +1,91 @@
+"""Databricks: the notebook runs top to bottom on the test session with a stand-in for dbutils.widgets; the
+asset bundle parses and names an entry point that the built wheel has; conf/databricks.yaml is valid."""
+
+from __future__ import annotations
+
+import zipfile
+from configparser import ConfigParser
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import DataFrame, SparkSession
+
+from segmentation import config, generate, outputs
+
+from .conftest import REPO, WHEEL
+
+NOTEBOOK = REPO / "notebooks" / "segment_customers.py"
+
+
+class FakeWidgets:
+    """``dbutils.widgets`` as a job sees it: ``text`` declares a widget, ``get`` returns the value passed."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values, self.declared = values, {}
+
+    def text(self, name: str, default: str, label: str | None = None) -> None:
+        self.declared[name] = default
+
+    def get(self, name: str) -> str:
+        return self.values.get(name, self.declared[name])
+
+
+class FakeDbutils:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.widgets = FakeWidgets(values)
+
+
+def test_the_notebook_runs_top_to_bottom_on_the_given_session(spark: SparkSession, tmp_path: Path) -> None:
+    source = NOTEBOOK.read_text()
+    assert source.startswith("# Databricks notebook source\n") and "# COMMAND ----------" in source
+    assert "SparkSession" not in source and ".stop()" not in source  # it uses the notebook's session only
+
+    log = tmp_path / "log.csv.gz"
+    generate.write(str(log), customers=120, seed=31)
+    widgets = {
+        "input_path": str(log),
+        "output_path": str(tmp_path / "out"),
+        "config": str(REPO / "conf" / "base.yaml"),
+        "k_min": "2",
+        "k_max": "4",
+    }
+    shown: list[DataFrame] = []
+    namespace = {"spark": spark, "dbutils": FakeDbutils(widgets), "display": shown.append}
+    exec(compile(source, str(NOTEBOOK), "exec"), namespace)
+
+    assert set(namespace["dbutils"].widgets.declared) >= {"input_path", "output_path", "k_min", "k_max", "run_id"}
+    result = namespace["result"]
+    assert outputs.published_runs(str(tmp_path / "out")) == [(result.as_of, "main")]
+    sweep, profiles = shown
+    assert [r["k"] for r in sweep.collect()] == [2, 3, 4]
+    assert [r["chosen"] for r in sweep.collect()].count(True) == 1
+    assert profiles.count() == result.choice.k
+    assert spark.range(1).count() == 1  # the session is still alive
+
+
+def test_the_bundle_names_an_entry_point_of_the_built_wheel(artefacts: Path) -> None:
+    bundle = yaml.safe_load((REPO / "databricks.yml").read_text())
+    assert set(bundle["targets"]) == {"dev", "prod"}
+    assert bundle["artifacts"]["segmentation_wheel"]["type"] == "whl"
+    (task,) = bundle["resources"]["jobs"]["segmentation_nightly"]["tasks"]
+    wheel_task = task["python_wheel_task"]
+    with zipfile.ZipFile(artefacts / WHEEL) as wheel:
+        entry_points = wheel.read("segmentation-0.1.0.dist-info/entry_points.txt").decode()
+        metadata = wheel.read("segmentation-0.1.0.dist-info/METADATA").decode()
+    parser = ConfigParser()
+    parser.read_string(entry_points)
+    assert f"Name: {wheel_task['package_name']}" in metadata
+    target = parser["console_scripts"][wheel_task["entry_point"]]
+    assert target == "segmentation.cli:main"
+    parameters = wheel_task["parameters"]
+    assert parameters[0] == "run" and parameters[parameters.index("--config") + 1].endswith("conf/databricks.yaml")
+    assert task["libraries"] == [{"whl": "./dist/*.whl"}]
+
+
+@pytest.mark.parametrize("name", ["databricks.yaml", "local.yaml"])
+def test_environment_configs_are_valid(name: str) -> None:
+    cfg = config.load([REPO / "conf" / name], check_paths=False)
+    if name == "databricks.yaml":
+        assert cfg.input.path.startswith("/Volumes/") and cfg.output.path.startswith("/Volumes/")
+        assert cfg.spark.master is None and cfg.privacy.secret_scope == "segmentation"
