@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model-run-id", metavar="ID", help="run id of the training run under a root")
     _add_job_options(score, "the new log or customer table", "output root for the scored customers")
 
+    rep = commands.add_parser("report", help="re-render the report of a published run (no Spark)")
+    rep.add_argument("run", metavar="PATH", help="a published run folder, or an output root (its latest run)")
+    _add_verbosity(rep)
+
     gen = commands.add_parser("generate", help="write a deterministic synthetic transaction log (gzip CSV)")
     gen.add_argument("--output", required=True, metavar="PATH", help="file to write, e.g. data/log.csv.gz")
     gen.add_argument("--customers", type=int, default=3000)
@@ -92,10 +96,25 @@ class CurrentStderrHandler(logging.StreamHandler):
         pass
 
 
+class LiveStatusHandler(CurrentStderrHandler):
+    """On a terminal: progress records (the sweep's fits, stage starts) rewrite one status line in place;
+    every other record is printed as a normal line above it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            status = record.name == "segmentation.progress" or record.getMessage().endswith(": started")
+            text = record.getMessage() if status else self.format(record)
+            self.stream.write("\r\x1b[K" + text + ("" if status else "\n"))
+            self.flush()
+        except Exception:  # logging must never break the job
+            self.handleError(record)
+
+
 def configure_logging(quiet: bool = False, verbose: bool = False) -> None:
-    """Plain, timestamped log lines on stderr."""
+    """Timestamped log lines on stderr; on a terminal (and without -v) progress as a live status line."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handler = CurrentStderrHandler()
+    live = sys.stderr.isatty() and not verbose and not quiet
+    handler = LiveStatusHandler() if live else CurrentStderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -109,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args)
     if args.command == "score":
         return _score(args)
+    if args.command == "report":
+        return _report(args)
     return _run(args)
 
 
@@ -142,6 +163,18 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         release(spark)
     print(summary(result))
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from segmentation import outputs, report
+
+    try:
+        written = report.render(outputs.resolve_run(args.run))
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"report         {written['html']}\nmarkdown       {written['markdown']}")
     return EXIT_OK
 
 

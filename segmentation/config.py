@@ -174,6 +174,13 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """The report's choices: two features for the customer picture (empty: the first two principal components)."""
+
+    scatter_features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MlflowConfig:
     """Logging each run to MLflow (optional: ``pip install segmentation[mlflow]``); off by default."""
 
@@ -202,6 +209,7 @@ class JobConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
@@ -481,6 +489,8 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
             "model.outlier_fence_iqr",
             f"expected a number of interquartile ranges from 0 (off) to 100, got {model.outlier_fence_iqr}",
         )
+    if cfg.report.scatter_features and len(cfg.report.scatter_features) != 2:
+        fail("report.scatter_features", f"expected two feature names or none, got {list(cfg.report.scatter_features)}")
     if not 0.0 <= model.outlier_max_share < 0.5:
         fail("model.outlier_max_share", f"expected a share from 0 to below 0.5, got {model.outlier_max_share}")
     if not RUN_ID_PATTERN.match(cfg.output.run_id):

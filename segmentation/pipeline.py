@@ -30,6 +30,8 @@ from segmentation import (
     privacy,
     profiles,
     quality,
+    report,
+    report_data,
     selection,
     sources,
     sweep,
@@ -136,10 +138,24 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             tables["sweep"] = outputs.TableOutput(_sweep_frame(spark, results, choice).coalesce(1))
             staging = outputs.begin(root, as_of, cfg.output.run_id)
             outputs.write_tables(staging, tables, final)
-        with timer.stage("publish"):
+        with timer.stage("report"):
+            axes = tuple(cfg.report.scatter_features) if cfg.report.scatter_features else None
+            sample, centroids_2d, axis_labels = report_data.report_sample(
+                feature_df,
+                final,
+                mapping,
+                customers,
+                cfg.model.seed,
+                report.RFM,
+                axes,  # type: ignore[arg-type]
+            )
+            outputs.write_tables(staging, {report.SAMPLE_TABLE: outputs.TableOutput(sample.coalesce(1))})
             manifest = _manifest(cfg, spark, staging, counts, customers, results, choice, mapping, profile_rows)
             manifest["sweep_sample"] = {"used": sample_size < customers, "customers": sample_size}
             manifest["centroids"] = [list(map(float, c)) for c in chosen.clusterCenters()]
+            manifest["report"] = {"centroids_2d": centroids_2d, "axes": list(axis_labels)}
+            report.render(staging.folder, manifest)
+        with timer.stage("publish"):
             manifest["timings_seconds"] = timer.as_dict()
             folder = outputs.publish(staging, manifest)
     except BaseException as exc:

@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 
 from segmentation.config import ModelConfig
 from segmentation.model import CLUSTER, VECTOR, kmeans
+from segmentation.progress import SweepProgress
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +114,16 @@ def davies_bouldin(
     return sum(worst) / len(worst)
 
 
-def fit_k(vectors_df: DataFrame, k: int, settings: ModelConfig) -> tuple[KResult, KMeansModel]:
+def fit_k(
+    vectors_df: DataFrame, k: int, settings: ModelConfig, progress: SweepProgress | None = None
+) -> tuple[KResult, KMeansModel]:
     """Fit KMeans at k with every seed, keep the lowest cost, and measure it."""
     seeds = seeds_for(settings)
-    fits = [kmeans(k, settings, seed=seed).fit(vectors_df) for seed in seeds]
+    fits = []
+    for seed in seeds:
+        if progress is not None:
+            progress.fitting(k, seed)
+        fits.append(kmeans(k, settings, seed=seed).fit(vectors_df))
     costs = [float(f.summary.trainingCost) for f in fits]
     best_index = min(range(len(fits)), key=lambda i: (costs[i], i))
     best = fits[best_index]
@@ -211,8 +218,10 @@ def run_sweep(
 ) -> tuple[list[KResult], dict[int, KMeansModel]]:
     """Fit every k in turn on the (cached) standardised vectors; return the metrics and the best models."""
     results, models = [], {}
+    ks = list(ks)
+    progress = SweepProgress(len(ks) * settings.seeds)
     for k in ks:
-        result, fitted = fit_k(vectors_df, k, settings)
+        result, fitted = fit_k(vectors_df, k, settings, progress)
         results.append(result)
         models[k] = fitted
         if on_k is not None:

@@ -1,0 +1,33 @@
+"""Where the sweep is: which k and seed is being fitted, out of how many, and an estimate of the time left.
+
+Progress goes through the ``segmentation.progress`` logger, so it is a plain log line wherever logs go
+(spark-submit, CI, notebooks); the command line shows it as a live status line on a terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("segmentation.progress")
+
+
+class SweepProgress:
+    """Counts KMeans fits and estimates the time left from the mean time of the fits done so far."""
+
+    def __init__(self, total_fits: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.done, self.clock = total_fits, 0, clock
+        self.started = clock()
+
+    def fitting(self, k: int, seed: int) -> None:
+        """Report that the fit of ``k`` with ``seed`` starts now."""
+        left = self.seconds_left()
+        eta = f", about {left:.0f} s left" if left is not None else ""
+        log.info("sweep: fitting k=%d seed %d (fit %d of %d%s)", k, seed, self.done + 1, self.total, eta)
+        self.done += 1
+
+    def seconds_left(self) -> float | None:
+        if self.done == 0:
+            return None
+        return (self.clock() - self.started) / self.done * (self.total - self.done)

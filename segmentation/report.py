@@ -1,0 +1,320 @@
+"""The run's report, rendered from a run folder without Spark: ``report.html`` (self-contained: charts embedded
+as PNG), ``report.md`` and the charts as files under ``report/``.
+
+Inputs are what the run published: ``manifest.json``, the ``profiles`` table and the ``report_sample`` table
+(a seeded sample of at most 20,000 customers in two dimensions, no ids). Charts use matplotlib's Agg backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from segmentation import outputs
+
+CHART_SIZE = (8.0, 4.5)  # inches
+DPI = 100  # 800 x 450 pixels
+CHARTS_FOLDER = "report"
+SAMPLE_TABLE = "report_sample"
+RFM = ("recency_days", "frequency", "monetary")
+SWEEP_METRICS = (
+    ("wssse", "WSSSE\n(lower: tighter)"),
+    ("silhouette", "silhouette\n(higher: better)"),
+    ("calinski_harabasz", "Calinski-Harabasz\n(higher: better)"),
+    ("davies_bouldin", "Davies-Bouldin\n(lower: better)"),
+    ("stability", "stability\n(ARI between seeds)"),
+)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a report is made of."""
+
+    manifest: Mapping[str, Any]
+    profiles: pd.DataFrame
+    sample: pd.DataFrame | None
+
+    @property
+    def names(self) -> dict[int, str]:
+        return {int(r.segment): str(r.segment_name) for r in self.profiles.itertuples()}
+
+    @property
+    def model_features(self) -> list[str]:
+        cfg = self.manifest["config"]
+        if cfg["input"]["kind"] == "customers":
+            return list(cfg["input"]["customers"]["numeric_columns"])
+        return list(cfg["features"]["model_features"])
+
+
+def load(folder: str, manifest: Mapping[str, Any] | None = None) -> RunData:
+    """A run's report inputs; a published run (with ``_SUCCESS``) unless the manifest is handed over."""
+    manifest = manifest if manifest is not None else outputs.read_manifest(folder)
+    profiles = pd.read_parquet(os.path.join(folder, "profiles")).sort_values("segment").reset_index(drop=True)
+    sample_path = os.path.join(folder, SAMPLE_TABLE)
+    sample = pd.read_parquet(sample_path) if os.path.isdir(sample_path) else None
+    return RunData(manifest, profiles, sample)
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _label(run: RunData, segment: int) -> str:
+    return f"{segment} {run.names.get(segment, '')}".strip()
+
+
+def sweep_chart(run: RunData) -> bytes:
+    """Every metric against k, the chosen k highlighted and the WSSSE elbow marked."""
+    sweep = pd.DataFrame(run.manifest["sweep"])
+    chosen, elbow = run.manifest["chosen_k"], run.manifest.get("elbow_k")
+    figure, axes = plt.subplots(1, len(SWEEP_METRICS), figsize=CHART_SIZE, dpi=DPI)
+    for axis, (metric, title) in zip(axes, SWEEP_METRICS, strict=True):
+        values = pd.to_numeric(sweep[metric], errors="coerce")
+        axis.plot(sweep["k"], values, marker="o", color="#4c72b0")
+        axis.axvline(chosen, color="#dd8452", linewidth=2, label=f"chosen k={chosen}")
+        if metric == "wssse" and elbow is not None:
+            at = sweep.loc[sweep["k"] == elbow, metric]
+            axis.plot([elbow], at, marker="*", markersize=14, color="#c44e52", label=f"elbow k={elbow}")
+        axis.set_title(title, fontsize=7)
+        axis.set_xlabel("k", fontsize=7)
+        axis.tick_params(labelsize=6)
+    axes[0].legend(fontsize=6)
+    figure.suptitle("The sweep over k", fontsize=10)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def sizes_chart(run: RunData) -> bytes:
+    """Share of customers and (for transaction logs) share of revenue per segment."""
+    profiles = run.profiles
+    labels = [_label(run, int(s)) for s in profiles["segment"]]
+    positions = np.arange(len(labels))
+    figure, axis = plt.subplots(figsize=CHART_SIZE, dpi=DPI)
+    width = 0.4 if "revenue_share" in profiles else 0.8
+    axis.bar(positions - (width / 2 if width < 0.8 else 0), profiles["customer_share"] * 100, width, label="customers")
+    if "revenue_share" in profiles:
+        axis.bar(positions + width / 2, profiles["revenue_share"] * 100, width, label="revenue")
+    axis.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
+    axis.set_ylabel("% of total")
+    axis.set_title("Segment sizes and share of revenue")
+    axis.legend()
+    figure.tight_layout()
+    return _png(figure)
+
+
+def centroid_table(run: RunData) -> pd.DataFrame:
+    """Each segment's standardised mean (its centroid on the model's scale) per model feature."""
+    features = run.model_features
+    mapping = {int(label): int(segment) for label, segment in run.manifest["cluster_to_segment"].items()}
+    rows = {mapping[label]: centre[: len(features)] for label, centre in enumerate(run.manifest["centroids"])}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=features).sort_index()
+    table.index = [_label(run, s) for s in table.index]
+    return table
+
+
+def heatmap_chart(run: RunData) -> bytes:
+    """Standardised mean per segment and model feature (0 = the average customer)."""
+    table = centroid_table(run)
+    figure, axis = plt.subplots(figsize=CHART_SIZE, dpi=DPI)
+    limit = max(1.0, float(np.nanmax(np.abs(table.to_numpy()))))
+    image = axis.imshow(table.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    axis.set_xticks(range(len(table.columns)), table.columns, rotation=20, ha="right", fontsize=8)
+    axis.set_yticks(range(len(table.index)), table.index, fontsize=8)
+    for (i, j), value in np.ndenumerate(table.to_numpy()):
+        axis.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=7)
+    figure.colorbar(image, ax=axis, label="standard deviations from average")
+    axis.set_title("Segment profiles (standardised means)")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def scatter_chart(run: RunData) -> bytes | None:
+    """The sampled customers in two dimensions, coloured by segment, centroids marked."""
+    if run.sample is None or run.sample.empty:
+        return None
+    info = run.manifest.get("report", {})
+    figure, axis = plt.subplots(figsize=CHART_SIZE, dpi=DPI)
+    for segment, points in run.sample.groupby("segment"):
+        axis.scatter(points["x"], points["y"], s=6, alpha=0.5, label=_label(run, int(segment)))
+    for segment, (x, y) in zip(sorted(run.names), info.get("centroids_2d") or [], strict=False):
+        axis.scatter([x], [y], marker="X", s=160, color="black", edgecolors="white")
+        axis.annotate(str(segment), (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9, weight="bold")
+    x_label, y_label = info.get("axes", ("x", "y"))
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    axis.set_title(f"Customers by segment ({len(run.sample)} sampled)")
+    axis.legend(fontsize=7, markerscale=2)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def rfm_chart(run: RunData) -> bytes | None:
+    """Recency, frequency and monetary distributions per segment (transaction logs; the sample)."""
+    if run.sample is None or not set(RFM) <= set(run.sample.columns):
+        return None
+    figure, axes = plt.subplots(1, 3, figsize=CHART_SIZE, dpi=DPI)
+    segments = sorted(run.sample["segment"].unique())
+    for axis, feature in zip(axes, RFM, strict=True):
+        data = [run.sample.loc[run.sample["segment"] == s, feature].to_numpy() for s in segments]
+        axis.boxplot(data, showfliers=False)
+        axis.set_xticks(range(1, len(segments) + 1), [str(s) for s in segments])
+        axis.set_title(feature, fontsize=9)
+        axis.set_xlabel("segment", fontsize=8)
+        if feature == "monetary":
+            axis.set_yscale("symlog")
+    figure.suptitle("Recency, frequency and monetary value per segment", fontsize=10)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def charts(run: RunData) -> dict[str, bytes]:
+    """Chart name -> PNG bytes, in report order (charts without data are left out)."""
+    made = {
+        "sweep": sweep_chart(run),
+        "sizes": sizes_chart(run),
+        "profiles_heatmap": heatmap_chart(run),
+        "customers_2d": scatter_chart(run),
+        "rfm": rfm_chart(run),
+    }
+    return {name: png for name, png in made.items() if png is not None}
+
+
+def describe(row: pd.Series, key_features: Sequence[str]) -> str:
+    """One sentence about a segment, e.g. "Champions: 9% of customers, 41% of revenue; median ..."."""
+    parts = [f"{row['customer_share']:.0%} of customers"]
+    if "revenue_share" in row and pd.notna(row.get("revenue_share")):
+        parts.append(f"{row['revenue_share']:.0%} of revenue")
+    medians = ", ".join(f"{f.replace('_', ' ')} {row[f'median_{f}']:,.4g}" for f in key_features)
+    return f"{row['segment_name']}: {', '.join(parts)}; medians: {medians}."
+
+
+def segment_rows(run: RunData) -> list[dict[str, Any]]:
+    """The per-segment table: name, size, shares, key medians and the sentence."""
+    key = [f for f in run.model_features if f"median_{f}" in run.profiles.columns][:4]
+    rows = []
+    for _, row in run.profiles.iterrows():
+        rows.append(
+            {
+                "segment": int(row["segment"]),
+                "name": str(row["segment_name"]),
+                "customers": int(row["customers"]),
+                "customer_share": float(row["customer_share"]),
+                "revenue_share": float(row["revenue_share"]) if "revenue_share" in row else None,
+                "medians": {f: float(row[f"median_{f}"]) for f in key},
+                "sentence": describe(row, key),
+            }
+        )
+    return rows
+
+
+def markdown(run: RunData, rows: Sequence[Mapping[str, Any]]) -> str:
+    m = run.manifest
+    counts = m["counts"]
+    lines = [
+        f"# Segmentation report: {m['as_of_date']}, run {m['run_id']}",
+        "",
+        f"**Chosen k = {m['chosen_k']}.** {m['choice_reason']}",
+        "",
+        "| segment | name | customers | share | revenue share |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        revenue = f"{r['revenue_share']:.1%}" if r["revenue_share"] is not None else "-"
+        lines.append(f"| {r['segment']} | {r['name']} | {r['customers']} | {r['customer_share']:.1%} | {revenue} |")
+    lines += ["", *[f"- {r['sentence']}" for r in rows], "", "## Data quality", ""]
+    lines += _quality_lines(m)
+    lines.append(f"\nCustomers: {counts['customers']}.")
+    return "\n".join(lines) + "\n"
+
+
+def _quality_lines(manifest: Mapping[str, Any]) -> list[str]:
+    counts = manifest["counts"]
+    threshold = manifest["config"]["quality"]["max_quarantine_share"]
+    share = counts["lines_quarantined"] / counts["lines_in"] if counts["lines_in"] else 0.0
+    lines = [
+        f"Lines in: {counts['lines_in']}; clean: {counts['lines_clean']}; quarantined: "
+        f"{counts['lines_quarantined']} ({share:.1%}; the run fails above {threshold:.0%}).",
+        "",
+    ]
+    lines += [f"- `{reason}`: {n}" for reason, n in sorted(counts["quarantined_by_reason"].items())]
+    return lines
+
+
+def html_page(run: RunData, rows: Sequence[Mapping[str, Any]], images: Mapping[str, bytes]) -> str:
+    m = run.manifest
+    esc = html.escape
+    table = "".join(
+        f"<tr><td>{r['segment']}</td><td>{esc(r['name'])}</td><td>{r['customers']}</td>"
+        f"<td>{r['customer_share']:.1%}</td>"
+        f"<td>{'' if r['revenue_share'] is None else format(r['revenue_share'], '.1%')}</td>"
+        f"<td>{esc('; '.join(f'{k} {v:,.4g}' for k, v in r['medians'].items()))}</td>"
+        f"<td>{esc(r['sentence'])}</td></tr>"
+        for r in rows
+    )
+    figures = "".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{esc(name.replace('_', ' '))}</figcaption></figure>"
+        for name, png in images.items()
+    )
+    quality = "".join(
+        f"<p>{esc(line)}</p>" if not line.startswith("- ") else f"<li>{esc(line[2:])}</li>"
+        for line in _quality_lines(m)
+        if line
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Segmentation report {esc(m["as_of_date"])} {esc(m["run_id"])}</title>
+<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;font-size:90%}}
+figure{{margin:1em 0}}img{{max-width:100%}}</style></head>
+<body>
+<h1>Segmentation report: {esc(m["as_of_date"])}, run {esc(m["run_id"])}</h1>
+<p id="chosen-k"><strong>Chosen k = {m["chosen_k"]}.</strong> {esc(m["choice_reason"])}</p>
+<h2>Segments</h2>
+<table id="segments"><tr><th>segment</th><th>name</th><th>customers</th><th>share</th><th>revenue share</th>
+<th>key medians</th><th>in one sentence</th></tr>{table}</table>
+<h2>Charts</h2>{figures}
+<h2>Data quality</h2>{quality}
+<p>Customers: {m["counts"]["customers"]}. Versions: {esc(json.dumps(m.get("versions", {})))}</p>
+</body></html>
+"""
+
+
+def _write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def render(folder: str, manifest: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Write report.html, report.md and report/<chart>.png into the run folder; their paths by name."""
+    run = load(folder, manifest)
+    rows = segment_rows(run)
+    images = charts(run)
+    os.makedirs(os.path.join(folder, CHARTS_FOLDER), exist_ok=True)
+    written = {}
+    for name, png in images.items():
+        written[name] = os.path.join(folder, CHARTS_FOLDER, f"{name}.png")
+        _write(written[name], png)
+    written["html"] = os.path.join(folder, "report.html")
+    _write(written["html"], html_page(run, rows, images).encode("utf-8"))
+    written["markdown"] = os.path.join(folder, "report.md")
+    _write(written["markdown"], markdown(run, rows).encode("utf-8"))
+    return written

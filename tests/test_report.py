@@ -1,0 +1,136 @@
+"""The report: it renders for a transaction log and a customer table, its charts are real pictures, its HTML
+holds every segment and the chosen k, its numbers equal the Parquet outputs, and it re-renders without Spark."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+
+from segmentation import cli, generate, pipeline, report
+
+from .conftest import job_config
+
+pytestmark = pytest.mark.slow
+
+
+class Page(HTMLParser):
+    """The segment table's cells and the images of a report page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.images: list[str] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self._in_cell = True
+            self.rows[-1].append("")
+        elif tag == "img":
+            self.images.append(dict(attrs)["src"] or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_cell:
+            self.rows[-1][-1] += data
+
+
+def check_charts(folder: Path, expected: set[str]) -> None:
+    charts = {p.stem: p for p in (folder / "report").glob("*.png")}
+    assert set(charts) == expected
+    for path in charts.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        pixels = matplotlib.image.imread(str(path))
+        assert pixels.shape[:2] == (450, 800)  # CHART_SIZE at DPI
+        assert float(np.var(pixels[..., :3])) > 0.001  # not blank
+
+
+def check_page(folder: Path) -> Page:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    page = Page()
+    page.feed((folder / "report.html").read_text())
+    profiles = pd.read_parquet(folder / "profiles").sort_values("segment")
+    segments = pd.read_parquet(folder / "segments")
+    table = [row for row in page.rows if row]
+    assert [int(r[0]) for r in table] == list(profiles["segment"])
+    assert [r[1] for r in table] == list(profiles["segment_name"])
+    assert [int(r[2]) for r in table] == list(segments.groupby("segment").size().sort_index())
+    assert [r[3] for r in table] == [f"{v:.1%}" for v in profiles["customer_share"]]
+    html = (folder / "report.html").read_text()
+    assert f"Chosen k = {manifest['chosen_k']}." in html
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)  # self-contained
+    assert "http://" not in html and "https://" not in html
+    md = (folder / "report.md").read_text()
+    assert f"**Chosen k = {manifest['chosen_k']}.**" in md and f"Lines in: {manifest['counts']['lines_in']}" in md
+    return page
+
+
+def test_report_of_a_transaction_log_run(spark: SparkSession, tmp_path: Path) -> None:
+    log = tmp_path / "log.csv.gz"
+    generate.write(str(log), customers=200, seed=41)
+    result = pipeline.run(spark, job_config(tmp_path, str(log), "model.k_min=2", "model.k_max=4"))
+    folder = Path(result.run_folder)
+    check_charts(folder, {"sweep", "sizes", "profiles_heatmap", "customers_2d", "rfm"})
+    page = check_page(folder)
+    assert len(page.images) == 5
+    sample = pd.read_parquet(folder / "report_sample")
+    assert len(sample) == 200 and "customer_id" not in sample.columns
+    html = (folder / "report.html").read_text()
+    assert "of revenue" in html and "principal component 1" in json.dumps(
+        json.loads((folder / "manifest.json").read_text())["report"]
+    )
+
+    # re-rendered from the published files alone, with no Spark session needed
+    before = (folder / "report.md").read_text()
+    (folder / "report.html").unlink()
+    assert cli.main(["report", str(tmp_path / "out")]) == 0
+    assert (folder / "report.html").exists() and (folder / "report.md").read_text() == before
+
+
+def test_report_of_a_customer_table_run(spark: SparkSession, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    centres = [(25, 20), (25, 80), (90, 15), (90, 85)]
+    rows = [
+        {
+            "CustomerID": i + 1,
+            "Annual Income (k$)": centres[i % 4][0] + rng.normal(0, 4),
+            "Spending Score (1-100)": centres[i % 4][1] + rng.normal(0, 4),
+        }
+        for i in range(160)
+    ]
+    table = tmp_path / "mall" / "customers.parquet"
+    table.parent.mkdir()
+    pd.DataFrame(rows).to_parquet(table)
+    settings = [
+        "input.kind=customers",
+        "input.customers.numeric_columns=[Annual Income (k$), Spending Score (1-100)]",
+        "features.as_of=2024-01-31",
+        "model.k_max=6",
+        "report.scatter_features=[Annual Income (k$), Spending Score (1-100)]",
+    ]
+    result = pipeline.run(spark, job_config(tmp_path, str(table), *settings))
+    folder = Path(result.run_folder)
+    check_charts(folder, {"sweep", "sizes", "profiles_heatmap", "customers_2d"})  # no RFM for a customer table
+    check_page(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["report"]["axes"] == ["Annual Income (k$)", "Spending Score (1-100)"]
+
+
+def test_a_run_without_success_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "runs" / "as_of_date=2011-12-09" / "run_id=main"
+    folder.mkdir(parents=True)
+    assert cli.main(["report", str(folder)]) == 1
+    assert "_SUCCESS" in capsys.readouterr().err
+    assert report.CHART_SIZE == (8.0, 4.5)
