@@ -134,12 +134,13 @@ class ModelConfig:
     k: int | None = None
     seed: int = 42
     max_iter: int = 30
-    tol: float = 1e-4
+    tol: float = 1e-2
     init_mode: str = "k-means||"
     init_steps: int = 5
     order_by: str | None = None
     customers_per_partition: int = 50_000
     seeds: int = 3
+    sweep_parallelism: int = 4
     sweep_max_customers: int = 200_000
     outlier_fence_iqr: float = 3.0
     outlier_max_share: float = 0.05
@@ -471,6 +472,8 @@ def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_path
         fail("model.init_mode", f"expected one of {', '.join(INIT_MODES)}, got {model.init_mode!r}")
     if model.seeds < 1:
         fail("model.seeds", f"expected at least 1 seed per k, got {model.seeds}")
+    if model.sweep_parallelism < 1:
+        fail("model.sweep_parallelism", f"expected at least 1 fit at a time, got {model.sweep_parallelism}")
     if model.sweep_max_customers < 2:
         fail("model.sweep_max_customers", f"expected at least 2, got {model.sweep_max_customers}")
     sel = cfg.selection

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -30,7 +31,8 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ TRASH = "_trash"
 MODEL = "model"
 OWNER = "_owner.json"
 STALE_STAGING_SECONDS = 24 * 3600
+WRITE_PARALLELISM = 4  # tables written at once (each is a few small Spark jobs)
 
 
 class PublishedRunError(FileNotFoundError):
@@ -139,16 +142,31 @@ def begin(root: str, as_of: dt.date, run_id: str) -> Staging:
 
 
 def write_tables(staging: Staging, tables: Mapping[str, TableOutput], model: PipelineModel | None = None) -> None:
-    """Write every table (and the model, if given) into the staging folder."""
-    for name, table in tables.items():
-        target = table_path(staging.folder, name)
-        writer = table.frame.write.mode("error")  # "errorifexists" is not accepted by Spark Connect
-        if table.partition_by:
-            writer = writer.partitionBy(*table.partition_by)
-        writer.parquet(target)
-        log.info("wrote table %s", name)
+    """Write every table (and the model, if given) into the staging folder, several at once.
+
+    Each write is a few small Spark jobs whose fixed costs dominate on small data; threads let Spark run them
+    concurrently. Every write finishes (or fails) before this returns, so a failed run's staging folder is
+    never removed while another write is still filling it; the first failure is then raised.
+    """
+    writes: list[tuple[str, Callable[[], None]]] = [
+        (name, functools.partial(_write_table, staging, name, table)) for name, table in tables.items()
+    ]
     if model is not None:
-        model.write().save(table_path(staging.folder, MODEL))
+        writes.append((MODEL, functools.partial(model.write().save, table_path(staging.folder, MODEL))))
+    with ThreadPoolExecutor(max_workers=min(WRITE_PARALLELISM, len(writes) or 1)) as pool:
+        futures = [pool.submit(write) for _, write in writes]
+        wait(futures)
+    for future in futures:
+        future.result()
+
+
+def _write_table(staging: Staging, name: str, table: TableOutput) -> None:
+    target = table_path(staging.folder, name)
+    writer = table.frame.write.mode("error")  # "errorifexists" is not accepted by Spark Connect
+    if table.partition_by:
+        writer = writer.partitionBy(*table.partition_by)
+    writer.parquet(target)
+    log.info("wrote table %s", name)
 
 
 def publish(staging: Staging, manifest: Mapping[str, Any]) -> str:

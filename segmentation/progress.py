@@ -7,6 +7,7 @@ Progress goes through the ``segmentation.progress`` logger, so it is a plain log
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -19,13 +20,15 @@ class SweepProgress:
     def __init__(self, total_fits: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.total, self.done, self.clock = total_fits, 0, clock
         self.started = clock()
+        self._lock = threading.Lock()  # fits start from several threads
 
     def fitting(self, k: int, seed: int) -> None:
         """Report that the fit of ``k`` with ``seed`` starts now."""
-        left = self.seconds_left()
-        eta = f", about {left:.0f} s left" if left is not None else ""
-        log.info("sweep: fitting k=%d seed %d (fit %d of %d%s)", k, seed, self.done + 1, self.total, eta)
-        self.done += 1
+        with self._lock:
+            left = self.seconds_left()
+            eta = f", about {left:.0f} s left" if left is not None else ""
+            log.info("sweep: fitting k=%d seed %d (fit %d of %d%s)", k, seed, self.done + 1, self.total, eta)
+            self.done += 1
 
     def seconds_left(self) -> float | None:
         if self.done == 0:

@@ -172,8 +172,14 @@ def with_final_reason(line_reason_df: DataFrame, as_of: dt.date) -> DataFrame:
 
 
 def _with_duplicate_reason(df: DataFrame, keys: Sequence[str], code: str) -> DataFrame:
-    """Among lines still without a reason, every copy after the first of the same key gets ``code``."""
-    window = Window.partitionBy(*keys, F.col(REASON).isNull()).orderBy(SOURCE_FILE, RAW_LINE)
+    """Among lines still without a reason, every copy after the first of the same key gets ``code``.
+
+    The window is partitioned by a 64-bit hash of the key before the key itself: Spark sorts a window's
+    input by its partition columns, and a long sorts by its prefix where a JSON line (all alike in their
+    first bytes) needs whole-string comparisons, several times slower.
+    """
+    hashed = F.xxhash64(*keys)
+    window = Window.partitionBy(hashed, *keys, F.col(REASON).isNull()).orderBy(SOURCE_FILE, RAW_LINE)
     rank = F.row_number().over(window)
     return df.withColumn(REASON, F.when(F.col(REASON).isNull() & (rank > 1), F.lit(code)).otherwise(F.col(REASON)))
 

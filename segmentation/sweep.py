@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from pyspark.ml.clustering import KMeansModel
@@ -115,15 +116,42 @@ def davies_bouldin(
 
 
 def fit_k(
-    vectors_df: DataFrame, k: int, settings: ModelConfig, progress: SweepProgress | None = None
+    vectors_df: DataFrame,
+    k: int,
+    settings: ModelConfig,
+    progress: SweepProgress | None = None,
+    pool: Executor | None = None,
 ) -> tuple[KResult, KMeansModel]:
-    """Fit KMeans at k with every seed, keep the lowest cost, and measure it."""
+    """Fit KMeans at k with every seed (at once, on ``pool`` or a pool of its own), keep the lowest cost, measure it."""
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=settings.sweep_parallelism) as own:
+            return fit_k(vectors_df, k, settings, progress, own)
     seeds = seeds_for(settings)
-    fits = []
-    for seed in seeds:
-        if progress is not None:
-            progress.fitting(k, seed)
-        fits.append(kmeans(k, settings, seed=seed).fit(vectors_df))
+    fit_input = kmeans_input(vectors_df)
+    fits = [pool.submit(_fit, fit_input, k, seed, settings, progress) for seed in seeds]
+    return measure(vectors_df, k, [f.result() for f in fits], seeds)
+
+
+def kmeans_input(vectors_df: DataFrame) -> DataFrame:
+    """The vectors as a frame that is not itself cached, for KMeans to fit on.
+
+    KMeans caches the vectors with their norms when its input is not persisted, and reads that cache in every
+    Lloyd iteration; given a persisted frame, it instead converts the frame's rows into vectors again in every
+    iteration. ``vectors_df`` (persisted) is read once per fit.
+    """
+    return vectors_df.select(VECTOR)
+
+
+def _fit(fit_input: DataFrame, k: int, seed: int, settings: ModelConfig, progress: SweepProgress | None) -> KMeansModel:
+    if progress is not None:
+        progress.fitting(k, seed)
+    return kmeans(k, settings, seed=seed).fit(fit_input)
+
+
+def measure(
+    vectors_df: DataFrame, k: int, fits: Sequence[KMeansModel], seeds: Sequence[int]
+) -> tuple[KResult, KMeansModel]:
+    """The metrics of the lowest-cost fit at k, and how well the other seeds reproduce it."""
     costs = [float(f.summary.trainingCost) for f in fits]
     best_index = min(range(len(fits)), key=lambda i: (costs[i], i))
     best = fits[best_index]
@@ -211,19 +239,21 @@ def describe(result: KResult) -> str:
 
 
 def run_sweep(
-    vectors_df: DataFrame,
-    ks: Iterable[int],
-    settings: ModelConfig,
-    on_k: Callable[[KResult], None] | None = None,
+    vectors_df: DataFrame, ks: Iterable[int], settings: ModelConfig
 ) -> tuple[list[KResult], dict[int, KMeansModel]]:
-    """Fit every k in turn on the (cached) standardised vectors; return the metrics and the best models."""
-    results, models = [], {}
+    """Fit every k with every seed on the (cached) standardised vectors; return the metrics and the best models.
+
+    ``model.sweep_parallelism`` fits run at once from a thread pool: Spark runs the jobs of several threads
+    concurrently, and on small data a fit's time is mostly the fixed cost of its jobs, not work on the cores.
+    Every fit has its own seed and input order, so the results do not depend on the order they finish in.
+    """
     ks = list(ks)
-    progress = SweepProgress(len(ks) * settings.seeds)
-    for k in ks:
-        result, fitted = fit_k(vectors_df, k, settings, progress)
-        results.append(result)
-        models[k] = fitted
-        if on_k is not None:
-            on_k(result)
-    return results, models
+    seeds = seeds_for(settings)
+    progress = SweepProgress(len(ks) * len(seeds))
+    fit_input = kmeans_input(vectors_df)
+    with ThreadPoolExecutor(max_workers=settings.sweep_parallelism) as pool:
+        fits = {k: [pool.submit(_fit, fit_input, k, seed, settings, progress) for seed in seeds] for k in ks}
+        # queued after every fit, so a measurement waiting for its fits never holds a worker a fit needs
+        measured = [pool.submit(lambda k: measure(vectors_df, k, [f.result() for f in fits[k]], seeds), k) for k in ks]
+        pairs = [m.result() for m in measured]
+    return [result for result, _ in pairs], {result.k: model for result, model in pairs}
