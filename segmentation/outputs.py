@@ -32,7 +32,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
 from segmentation.config import RUN_ID_PATTERN, is_local_path, local_path
+from segmentation.session import executor_for
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ def write_tables(staging: Staging, tables: Mapping[str, TableOutput], model: Pip
     ]
     if model is not None:
         writes.append((MODEL, functools.partial(model.write().save, table_path(staging.folder, MODEL))))
-    with ThreadPoolExecutor(max_workers=min(WRITE_PARALLELISM, len(writes) or 1)) as pool:
+    frames = [t.frame for t in tables.values()]
+    with executor_for(frames[0] if frames else None, min(WRITE_PARALLELISM, len(writes))) as pool:
         futures = [pool.submit(write) for _, write in writes]
         wait(futures)
     for future in futures:

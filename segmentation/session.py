@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from pyspark.sql import SparkSession
 
 from segmentation.config import SparkConfig
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Defaults for a session this job creates; the config's spark.conf wins over them.
 SESSION_DEFAULTS: dict[str, str] = {
@@ -56,6 +60,32 @@ def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
         log.info("started Spark %s", spark.version)
     _created.append(spark)
     return spark
+
+
+def is_connect(frame_or_session: object) -> bool:
+    """True for a Spark Connect DataFrame or session (without importing the optional Connect client)."""
+    return type(frame_or_session).__module__.startswith("pyspark.sql.connect")
+
+
+class InlineExecutor(Executor):
+    """Runs every task at once in the calling thread."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def executor_for(frame: object, workers: int) -> Executor:
+    """A pool of ``workers`` threads to run Spark jobs at once; over Spark Connect, the calling thread alone.
+
+    Spark ML over Connect (pyspark 4.3) failed from worker threads (an AssertionError in the client: a Connect
+    session is active per thread), so there everything runs in the thread that holds the session.
+    """
+    return InlineExecutor() if is_connect(frame) else ThreadPoolExecutor(max_workers=max(1, workers))
 
 
 def release(spark: SparkSession) -> None:

@@ -11,7 +11,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 
 from pyspark.ml.clustering import KMeansModel
@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from segmentation.config import ModelConfig
 from segmentation.model import CLUSTER, VECTOR, kmeans
 from segmentation.progress import SweepProgress
+from segmentation.session import executor_for
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def fit_k(
 ) -> tuple[KResult, KMeansModel]:
     """Fit KMeans at k with every seed (at once, on ``pool`` or a pool of its own), keep the lowest cost, measure it."""
     if pool is None:
-        with ThreadPoolExecutor(max_workers=settings.sweep_parallelism) as own:
+        with executor_for(vectors_df, settings.sweep_parallelism) as own:
             return fit_k(vectors_df, k, settings, progress, own)
     seeds = seeds_for(settings)
     fit_input = kmeans_input(vectors_df)
@@ -251,7 +252,7 @@ def run_sweep(
     seeds = seeds_for(settings)
     progress = SweepProgress(len(ks) * len(seeds))
     fit_input = kmeans_input(vectors_df)
-    with ThreadPoolExecutor(max_workers=settings.sweep_parallelism) as pool:
+    with executor_for(vectors_df, settings.sweep_parallelism) as pool:
         fits = {k: [pool.submit(_fit, fit_input, k, seed, settings, progress) for seed in seeds] for k in ks}
         # queued after every fit, so a measurement waiting for its fits never holds a worker a fit needs
         measured = [pool.submit(lambda k: measure(vectors_df, k, [f.result() for f in fits[k]], seeds), k) for k in ks]
