@@ -6,9 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := data/generated/transactions.csv.gz
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup check-java run test cluster-test connect-test lint package clean
+.PHONY: help setup check-java run test cluster-test connect-test lint package bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +66,13 @@ package: setup ## build what a cluster needs into dist/: the wheel, segmentation
 	cp conf/*.yaml dist/conf/
 	cp jobs/*.py dist/jobs/
 	@ls -1 dist dist/conf dist/jobs
+
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,connect,mlflow,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: setup $(BENCH_STAMP) ## side-by-side benchmark against the tutorial PySpark way and pandas + scikit-learn (bench/README.md)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## remove generated data, outputs and build files (keeps .venv)
 	rm -rf output data/generated dist build *.egg-info .pytest_cache
