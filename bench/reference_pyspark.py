@@ -7,7 +7,7 @@ k-means||, maxIter 20) and a ``ClusteringEvaluator`` silhouette for every k = 2.
 No outlier caps (the usual way). Writes ``<output>/segments`` (Parquet: customer_id, segment) and prints one
 JSON line: ``{"chosen_k": ..., "customers": ..., "silhouettes": {...}}``.
 
-    python bench/reference_pyspark.py --input PATH --output DIR --driver-memory 8g
+    python bench/reference_pyspark.py --input PATH --output DIR --driver-memory 4g
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help="CSV file or folder of CSV part files (gzip works)")
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--driver-memory", default="8g")
+    parser.add_argument("--driver-memory", default="4g")
     args = parser.parse_args(argv)
     spark = session(args.driver_memory)
     spark.sparkContext.setLogLevel("WARN")
