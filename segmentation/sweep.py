@@ -136,9 +136,8 @@ def fit_k(
 def kmeans_input(vectors_df: DataFrame) -> DataFrame:
     """The vectors as a frame that is not itself cached, for KMeans to fit on.
 
-    KMeans caches the vectors with their norms when its input is not persisted, and reads that cache in every
-    Lloyd iteration; given a persisted frame, it instead converts the frame's rows into vectors again in every
-    iteration. ``vectors_df`` (persisted) is read once per fit.
+    KMeans caches its input itself, as vectors with their norms ready for every Lloyd iteration, only when
+    that input is not persisted; ``vectors_df`` (persisted) is then read once per fit.
     """
     return vectors_df.select(VECTOR)
 
