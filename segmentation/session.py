@@ -82,8 +82,9 @@ class InlineExecutor(Executor):
 def executor_for(frame: object, workers: int) -> Executor:
     """A pool of ``workers`` threads to run Spark jobs at once; over Spark Connect, the calling thread alone.
 
-    Spark ML over Connect (pyspark 4.3) failed from worker threads (an AssertionError in the client: a Connect
-    session is active per thread), so there everything runs in the thread that holds the session.
+    Spark ML over Connect (pyspark 4.3) fails from worker threads: ``pyspark.ml.util`` asserts
+    ``SparkSession.getActiveSession()``, which the Connect client keeps in a ``threading.local``, so a new
+    thread has none. There everything runs in the thread that holds the session.
     """
     return InlineExecutor() if is_connect(frame) else ThreadPoolExecutor(max_workers=max(1, workers))
 
