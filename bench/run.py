@@ -5,6 +5,7 @@ timed (wall clock) and measured (peak resident memory of its whole process tree)
 ``bench/results/<date>.md`` and ``.json``. See bench/README.md.
 
     python bench/run.py --inputs online_retail --reps 1
+    python bench/run.py --from-runs bench/work/runs-A.jsonl,bench/work/runs-B.jsonl   # summarise kept runs
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", default="bench/results")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per run")
     parser.add_argument("--keep-outputs", action="store_true", help="keep each run's output folder")
+    parser.add_argument(
+        "--from-runs",
+        default="",
+        help="run nothing: summarise the runs kept in these runs-*.jsonl files (comma-separated); for each input "
+        "and implementation, the runs of the last file that has them",
+    )
     return parser.parse_args(argv)
 
 
@@ -99,8 +107,22 @@ def outcome_fields(impl: str, output: Path, measured: Measured, truth: pd.DataFr
     return fields
 
 
+def kept_runs(paths: list[Path], inputs: list[str], impls: list[str]) -> list[dict[str, Any]]:
+    """The runs kept in runs-*.jsonl files: for each (input, implementation), those of the last file with any."""
+    chosen: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for path in paths:
+        found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                run = json.loads(line)
+                run.setdefault("runs_file", path.name)
+                found[(run["input"], run["impl"])].append(run)
+        chosen.update(found)
+    return [run for (name, impl), runs in chosen.items() if name in inputs and impl in impls for run in runs]
+
+
 def run_one(
-    args: argparse.Namespace, inp: BenchInput, impl: str, rep: int, truth: pd.DataFrame | None
+    args: argparse.Namespace, inp: BenchInput, impl: str, rep: int, truth: pd.DataFrame | None, commit: dict[str, Any]
 ) -> dict[str, Any]:
     """Run one implementation once on one input; everything measured and read, as a JSON-friendly dict."""
     work = from_repo(args.work_dir)
@@ -113,6 +135,7 @@ def run_one(
         "input": inp.name,
         "rep": rep,
         "impl": impl,
+        "commit": commit,
         "command": cmd,
         "returncode": measured.returncode,
         "timed_out": measured.timed_out,
@@ -176,11 +199,28 @@ def metadata(args: argparse.Namespace, started: dt.datetime) -> dict[str, Any]:
             "pandas": pd.__version__,
             "java": java[0] if java else "not found",
         },
-        "git": {
-            "head": text_of(["git", "rev-parse", "HEAD"]),
-            "dirty": bool(text_of(["git", "status", "--porcelain"])),
-        },
+        "git": git_state(),
     }
+
+
+def git_state() -> dict[str, Any]:
+    """The commit checked out and whether the tree differs from it (recorded with every run, too)."""
+    return {"head": text_of(["git", "rev-parse", "HEAD"]), "dirty": bool(text_of(["git", "status", "--porcelain"]))}
+
+
+def run_all(
+    args: argparse.Namespace, inputs: list[BenchInput], impls: list[str], progress: Path
+) -> list[dict[str, Any]]:
+    """Every implementation ``reps`` times on every input, interleaved; each run kept in ``progress`` at once."""
+    commit = git_state()
+    runs = []
+    for inp in inputs:
+        truth = read_truth(inp.truth) if inp.truth else None
+        for rep in range(1, args.reps + 1):
+            for impl in impls:
+                runs.append(run_one(args, inp, impl, rep, truth, commit))
+                keep_progress(progress, runs[-1])
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,14 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--impls: unknown {unknown}; expected some of {', '.join(IMPLS)}")
     started = dt.datetime.now().astimezone()
     inputs = prepare_inputs(args)
-    progress = from_repo(args.work_dir) / f"runs-{started:%Y%m%dT%H%M%S}.jsonl"
-    runs = []
-    for inp in inputs:
-        truth = read_truth(inp.truth) if inp.truth else None
-        for rep in range(1, args.reps + 1):
-            for impl in impls:
-                runs.append(run_one(args, inp, impl, rep, truth))
-                keep_progress(progress, runs[-1])
+    if args.from_runs:
+        runs = kept_runs([from_repo(p) for p in split(args.from_runs)], [i.name for i in inputs], impls)
+    else:
+        runs = run_all(args, inputs, impls, from_repo(args.work_dir) / f"runs-{started:%Y%m%dT%H%M%S}.jsonl")
     meta = metadata(args, started)
     meta["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     md_path, json_path = write_results(from_repo(args.results_dir), meta, [i.as_dict() for i in inputs], runs)

@@ -254,19 +254,38 @@ def failure_section(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
-def machine_section(meta: dict[str, Any]) -> list[str]:
+def machine_section(meta: dict[str, Any], runs: Sequence[Run]) -> list[str]:
     m, g, opts = meta["machine"], meta["git"], meta["options"]
-    dirty = " (uncommitted changes)" if g.get("dirty") else ""
-    return [
+    lines = [
         "## Machine and code",
         "",
         f"- {m['cpu_count']} CPUs, {m['memory_total_gb']:.1f} GB memory, {m['platform']}",
         f"- Python {m['python']}, PySpark {m['pyspark']}, scikit-learn {m['sklearn']}, pandas {m['pandas']}",
         f"- Java: {m['java']}",
-        f"- commit `{g.get('head')}`{dirty}",
-        f"- {opts['reps']} reps per implementation, interleaved; Spark driver memory {opts['driver_memory']}",
-        "",
     ]
+    if opts.get("from_runs"):
+        lines.append(f"- summarised from kept runs: `{opts['from_runs']}`; each input and implementation ran:")
+        for (name, impl), where in sorted(run_sources(runs).items()):
+            lines.append(f"  - {name} / {impl}: {where}")
+    else:
+        lines.append(f"- commit `{g.get('head')}`{' (uncommitted changes)' if g.get('dirty') else ''}")
+        lines.append(f"- {opts['reps']} reps per implementation, interleaved")
+    lines += [f"- Spark driver memory {opts['driver_memory']}", ""]
+    return lines
+
+
+def run_sources(runs: Sequence[Run]) -> dict[tuple[str, str], str]:
+    """For each (input, implementation): the runs file and commit its runs came from."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for run in runs:
+        commit = run.get("commit") or {}
+        code = (
+            f"commit `{commit['head'][:12]}`{' + changes' if commit.get('dirty') else ''}"
+            if commit
+            else "commit not recorded"
+        )
+        found.setdefault((run["input"], run["impl"]), set()).add(f"{run.get('runs_file', '?')}, {code}")
+    return {pair: "; ".join(sorted(texts)) for pair, texts in found.items()}
 
 
 def markdown(meta: dict[str, Any], inputs: Sequence[dict[str, Any]], runs: Sequence[Run]) -> str:
@@ -276,7 +295,7 @@ def markdown(meta: dict[str, Any], inputs: Sequence[dict[str, Any]], runs: Seque
     parts += target_section(targets(inputs, sums))
     parts += inputs_section(inputs) + timing_section(inputs, sums) + ratio_section(inputs, sums)
     parts += stage_section(inputs, sums) + growth_section(growth(inputs, sums))
-    parts += failure_section(runs) + machine_section(meta)
+    parts += failure_section(runs) + machine_section(meta, runs)
     return "\n".join(parts)
 
 
