@@ -271,7 +271,9 @@ def validate_input(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, 
         labeled = quality.with_customer_reason(canonical, cfg.input)
         as_of = cfg.features.as_of or dt.datetime.now(dt.UTC).date()
         text_columns = ["customer_id"]
-    labeled = labeled.persist(StorageLevel.MEMORY_AND_DISK)
+    # On disk only: every line with its text is several times the input and is read three more times (counts,
+    # features, quarantine); in memory, a 4g local driver ran out of heap with it on 20M lines.
+    labeled = labeled.persist(StorageLevel.DISK_ONLY)
     counts = quality.count_lines(labeled)
     log.info(
         "lines in=%d clean=%d quarantined=%d %s",
