@@ -65,6 +65,11 @@ def split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def shown(path: Path) -> str:
+    """A path relative to the repository root when inside it (a results folder may be anywhere)."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def from_repo(path: str) -> Path:
     """A path relative to the repository root (absolute paths as they are)."""
     return (REPO / path).resolve()
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = metadata(args, started)
     meta["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     md_path, json_path = write_results(from_repo(args.results_dir), meta, [i.as_dict() for i in inputs], runs)
-    log.info("results: %s and %s", md_path.relative_to(REPO), json_path.relative_to(REPO))
+    log.info("results: %s and %s", shown(md_path), shown(json_path))
     return 0 if all(r["returncode"] == 0 for r in runs) else 1
 
 
