@@ -17,6 +17,16 @@ def _safe_ratio(numerator: Column, denominator: Column) -> Column:
     return F.when(denominator > 0, numerator / denominator).otherwise(F.lit(0.0))
 
 
+def _money_sum(amounts: Column) -> Column:
+    """The sum of money amounts, rounded to 4 decimals: the same double in any order of addition.
+
+    Doubles added in another order (other partitions, another shuffle) differ in their last bits, and a ratio
+    of such a sum can then round to another 6th decimal. Retail prices have at most 3 decimals (Online
+    Retail's smallest is 0.001), so the exact total has no more and the rounding only removes the noise.
+    """
+    return F.round(F.sum(amounts), 4)
+
+
 def _distinct(values: Column) -> Column:
     """How many distinct non-null values: the size of their set.
 
@@ -41,9 +51,9 @@ def customer_features(clean_df: DataFrame, as_of: dt.date) -> DataFrame:
         F.max(day).alias("last_seen"),
         F.min(day).alias("first_seen"),
         _distinct(F.when(purchase, F.col("invoice_id"))).alias("orders"),
-        F.sum("amount").alias("net"),
-        F.sum(F.when(purchase, F.col("amount")).otherwise(0.0)).alias("gross"),
-        F.sum(F.when(~purchase, -F.col("amount")).otherwise(0.0)).alias("returned"),
+        _money_sum(F.col("amount")).alias("net"),
+        _money_sum(F.when(purchase, F.col("amount")).otherwise(0.0)).alias("gross"),
+        _money_sum(F.when(~purchase, -F.col("amount")).otherwise(0.0)).alias("returned"),
         F.sum(F.when(purchase, F.col("quantity")).otherwise(0.0)).alias("items"),
         _distinct(F.when(purchase, F.col("product_id"))).alias("products"),
         _distinct(F.when(purchase, F.date_format("invoice_ts", "yyyy-MM"))).alias("months"),
@@ -67,5 +77,6 @@ def customer_features(clean_df: DataFrame, as_of: dt.date) -> DataFrame:
         "active_months": F.col("months").cast("double"),
     }
     assert tuple(features) == TRANSACTION_FEATURES
-    # Rounded so that sums of doubles added up in another order give the very same features.
+    # Money sums are rounded before any ratio, and every feature after: lines added up in another order
+    # give the very same features.
     return aggregated.select("customer_id", *[F.round(expr, 6).alias(name) for name, expr in features.items()])

@@ -162,12 +162,14 @@ def measure(
     for fitted, label in zip(fits, labels, strict=True):
         scored = fitted.transform(scored).withColumnRenamed(CLUSTER, label)
     squared = squared_distance_to(centres, F.col(VECTOR), F.col(labels[best_index]))
-    rows = (
+    grouped = (
         scored.withColumn("_sq", squared)
         .groupBy(*labels)
         .agg(F.count(F.lit(1)).alias("n"), F.sum("_sq").alias("sq"), F.sum(F.sqrt("_sq")).alias("dist"))
         .collect()
     )
+    # in a fixed order: the sums below then do not depend on how many shuffle partitions the rows came from
+    rows = sorted(grouped, key=lambda row: tuple(row[label] for label in labels))
     sizes, distance_sums, wssse = [0] * k, [0.0] * k, 0.0
     for row in rows:
         label = int(row[labels[best_index]])
