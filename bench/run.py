@@ -5,7 +5,7 @@ timed (wall clock) and measured (peak resident memory of its whole process tree)
 ``bench/results/<date>.md`` and ``.json``. See bench/README.md.
 
     python bench/run.py --inputs online_retail --reps 1
-    python bench/run.py --from-runs bench/work/runs-A.jsonl,bench/work/runs-B.jsonl   # summarise kept runs
+    python bench/run.py --from-runs bench/work/runs-A.jsonl:pyspark,bench/work/runs-B.jsonl   # pool kept runs
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--from-runs",
         default="",
-        help="run nothing: summarise the runs kept in these runs-*.jsonl files (comma-separated); for each input "
-        "and implementation, the runs of the last file that has them",
+        help="run nothing: summarise the runs kept in these runs-*.jsonl files (comma-separated), pooled; "
+        "FILE:IMPL+IMPL takes only those implementations' runs from FILE",
     )
     return parser.parse_args(argv)
 
@@ -112,18 +111,22 @@ def outcome_fields(impl: str, output: Path, measured: Measured, truth: pd.DataFr
     return fields
 
 
-def kept_runs(paths: list[Path], inputs: list[str], impls: list[str]) -> list[dict[str, Any]]:
-    """The runs kept in runs-*.jsonl files: for each (input, implementation), those of the last file with any."""
-    chosen: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for path in paths:
-        found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+def kept_runs(sources: list[str], inputs: list[str], impls: list[str]) -> list[dict[str, Any]]:
+    """The runs kept in runs-*.jsonl files, pooled: for each (input, implementation), those of every file given.
+
+    A source is ``FILE`` (all its runs) or ``FILE:IMPL+IMPL`` (only those implementations' runs), so the
+    references' runs of an earlier file can be pooled with new ones while its runs of ``ours`` are left out.
+    """
+    kept: list[dict[str, Any]] = []
+    for source in sources:
+        name, _, only = source.partition(":")
+        path, wanted = from_repo(name), set(only.split("+")) if only else None
         for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                run = json.loads(line)
+            run = json.loads(line) if line.strip() else None
+            if run and run["input"] in inputs and run["impl"] in impls and (wanted is None or run["impl"] in wanted):
                 run.setdefault("runs_file", path.name)
-                found[(run["input"], run["impl"])].append(run)
-        chosen.update(found)
-    return [run for (name, impl), runs in chosen.items() if name in inputs and impl in impls for run in runs]
+                kept.append(run)
+    return kept
 
 
 def run_one(
@@ -239,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now().astimezone()
     inputs = prepare_inputs(args)
     if args.from_runs:
-        runs = kept_runs([from_repo(p) for p in split(args.from_runs)], [i.name for i in inputs], impls)
+        runs = kept_runs(split(args.from_runs), [i.name for i in inputs], impls)
     else:
         runs = run_all(args, inputs, impls, from_repo(args.work_dir) / f"runs-{started:%Y%m%dT%H%M%S}.jsonl")
     meta = metadata(args, started)
