@@ -97,8 +97,8 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     try:
         with timer.stage("read_validate"):
             raw = sources.read_raw(spark, cfg.input)
-            labeled, as_of, counts, text_columns = validate_input(raw, cfg)
-            cached.append(labeled)
+            labeled, as_of, counts, text_columns, persisted = validate_input(raw, cfg)
+            cached.extend(persisted)
         with timer.stage("features"):
             feature_df, revenue = feature_table(labeled, cfg, as_of)
             cached.append(feature_df)
@@ -254,40 +254,78 @@ def segment_names(
     return naming.name_segments(centres, spec.numeric, kind, spec.numeric)
 
 
-def validate_input(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, LineCounts, list[str]]:
-    """Label every line with its reason (or none), persist that, count, and check the quarantine share."""
+def validate_input(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, LineCounts, list[str], list[DataFrame]]:
+    """Label every line with its reason (or none), count, and check the quarantine share.
+
+    Returns the labeled lines, the as-of date, the counts, the quarantine's text columns, and the frames
+    persisted on the way (for the caller to unpersist when it is done with the labeled lines).
+    """
     if cfg.input.kind == "transactions":
         canonical = sources.canonical_transactions(raw, cfg.input)
-        line_reason = quality.with_line_reason(canonical, cfg.input)
-        as_of = cfg.features.as_of or quality.latest_valid_date(line_reason, today_utc())
-        if as_of is None:
-            counts = quality.count_lines(line_reason)
-            quality.check_quarantine_share(counts, 0.0, cfg.input.path or "")
-            raise JobError(f"input.path: no valid line in {cfg.input.path!r}")  # unreachable in practice
-        labeled = quality.with_final_reason(line_reason, as_of)
+        labeled, as_of, persisted = label_transactions(quality.with_line_reason(canonical, cfg.input), cfg)
         text_columns = list(sources.TRANSACTION_COLUMNS)
     else:
         canonical = sources.canonical_customers(raw, cfg.input)
-        labeled = quality.with_customer_reason(canonical, cfg.input)
-        as_of = cfg.features.as_of or dt.datetime.now(dt.UTC).date()
+        # On disk only, as the lines of a log below
+        labeled = quality.with_customer_reason(canonical, cfg.input).persist(StorageLevel.DISK_ONLY)
+        as_of, persisted = cfg.features.as_of or dt.datetime.now(dt.UTC).date(), [labeled]
         text_columns = ["customer_id"]
-    # On disk only: every line with its text is several times the input and is read three more times (counts,
-    # features, quarantine); in memory, a 4g local driver ran out of heap with it on 20M lines.
-    labeled = labeled.persist(StorageLevel.DISK_ONLY)
-    counts = quality.count_lines(labeled)
-    log.info(
-        "lines in=%d clean=%d quarantined=%d %s",
-        counts.lines_in,
-        counts.lines_clean,
-        counts.lines_quarantined,
-        dict(counts.quarantined),
-    )
     try:
+        counts = quality.count_lines(labeled)
+        log.info(
+            "lines in=%d clean=%d quarantined=%d %s",
+            counts.lines_in,
+            counts.lines_clean,
+            counts.lines_quarantined,
+            dict(counts.quarantined),
+        )
         quality.check_quarantine_share(counts, cfg.quality.max_quarantine_share, cfg.input.path or "")
-    except quality.QualityError:
-        labeled.unpersist()
+    except BaseException:
+        for frame in persisted:
+            frame.unpersist()
         raise
-    return labeled, as_of, counts, text_columns
+    return labeled, as_of, counts, text_columns, persisted
+
+
+# Above this many rows, the repeated hashes or the duplicate copies are joined by a shuffle, not broadcast.
+BROADCAST_ROWS = 1_000_000
+
+
+def label_transactions(line_reason: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, list[DataFrame]]:
+    """The log's lines with their final reasons, the as-of date, and the frames persisted for them.
+
+    The lines are parsed once and kept on disk only: with their text they are several times the input, are
+    read four more times (duplicates, counts, features, quarantine), and in memory a 4g local driver ran out
+    of heap with them on 20M lines. The labeled lines are that frame plus a join with the (few) duplicate
+    copies, so they are not persisted again.
+    """
+    lines = quality.with_line_keys(line_reason).persist(StorageLevel.DISK_ONLY)
+    hashes = quality.line_hash_counts(lines, today_utc()).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted = [lines]
+    try:
+        latest, repeated = quality.hash_summary(hashes)
+        as_of = cfg.features.as_of or latest
+        if as_of is None:
+            counts = quality.count_lines(lines)
+            quality.check_quarantine_share(counts, 0.0, cfg.input.path or "")
+            raise JobError(f"input.path: no valid line in {cfg.input.path!r}")  # unreachable in practice
+        copies, copy_count = None, 0
+        if repeated:
+            copies = quality.duplicate_copies(lines, hashes, as_of, broadcast=repeated <= BROADCAST_ROWS)
+            copies = copies.persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.append(copies)
+            copy_count = copies.count()
+        log.info("%d line hashes repeat; %d lines are exact copies of an earlier line", repeated, copy_count)
+        labeled = quality.with_final_reason(
+            lines, as_of, copies if copy_count else None, broadcast=copy_count <= BROADCAST_ROWS
+        )
+    except BaseException:
+        for frame in persisted:
+            frame.unpersist()
+        raise
+    finally:
+        hashes.unpersist()
+    return labeled, as_of, persisted
 
 
 def feature_table(labeled: DataFrame, cfg: JobConfig, as_of: dt.date) -> tuple[DataFrame, str | None]:

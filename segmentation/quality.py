@@ -149,26 +149,92 @@ def with_line_reason(canonical_df: DataFrame, cfg: InputConfig) -> DataFrame:
     return typed.withColumn(REASON, reason)
 
 
-def latest_valid_date(line_reason_df: DataFrame, not_after: dt.date | None = None) -> dt.date | None:
-    """The date of the latest timestamp among lines without a reason (the default as-of date).
+def _valid_timestamp(not_after: dt.date | None) -> Column:
+    """The timestamp of a line without a reason dated up to ``not_after``; null otherwise.
 
-    Lines dated after ``not_after`` (the day the job runs) are ignored: a log cannot hold tomorrow's sales,
-    and one mistyped year must not move every customer's recency. They are then quarantined as after the
-    as-of date.
+    The latest of them is the default as-of date. Lines dated after ``not_after`` (the day the job runs)
+    are ignored: a log cannot hold tomorrow's sales, and one mistyped year must not move every customer's
+    recency. They are then quarantined as after the as-of date.
     """
-    valid = line_reason_df.filter(F.col(REASON).isNull())
+    valid = F.col(REASON).isNull()
     if not_after is not None:
-        valid = valid.filter(F.col(TS) < F.lit(not_after + dt.timedelta(days=1)))
-    row = valid.agg(F.max(TS).alias("latest")).first()
-    latest = row["latest"] if row else None
+        valid = valid & (F.col(TS) < F.lit(not_after + dt.timedelta(days=1)))
+    return F.when(valid, F.col(TS))
+
+
+def _date_of(latest: dt.datetime | None) -> dt.date | None:
     return latest.date() if latest is not None else None
 
 
-def with_final_reason(line_reason_df: DataFrame, as_of: dt.date) -> DataFrame:
-    """Add the reasons that need the whole data: after the as-of date, then exact duplicate lines."""
-    cutoff = F.lit(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())).cast("timestamp")
-    reason = F.when(F.col(REASON).isNull() & (F.col(TS) >= cutoff), F.lit(AFTER_AS_OF)).otherwise(F.col(REASON))
-    return _with_duplicate_reason(line_reason_df.withColumn(REASON, reason), [RAW_LINE], DUPLICATE_LINE)
+# Exact duplicate lines are found in two steps, so that only lines that may be copies are shuffled with
+# their text: a count of each raw line's 64-bit hash, then the exact comparison on the lines whose hash
+# repeats. A whole-input window would shuffle and sort every line with its raw text (most of the time
+# of validation on 20M lines).
+LINE_ID = "_line_id"
+LINE_HASH = "_line_hash"
+SAME_HASH = "_same_hash"
+LATEST = "_latest"
+
+
+def with_line_keys(line_reason_df: DataFrame) -> DataFrame:
+    """Add ``_line_id`` (unique per line; fixed once the frame is persisted) and ``_line_hash`` (of the raw line)."""
+    return line_reason_df.withColumn(LINE_ID, F.monotonically_increasing_id()).withColumn(
+        LINE_HASH, F.xxhash64(RAW_LINE)
+    )
+
+
+def line_hash_counts(lines_df: DataFrame, not_after: dt.date | None) -> DataFrame:
+    """Per raw-line hash: how many lines without a reason have it, and their latest valid timestamp.
+
+    One aggregation gives both the default as-of date and the hashes that repeat.
+    """
+    return lines_df.groupBy(LINE_HASH).agg(
+        F.count(F.when(F.col(REASON).isNull(), F.lit(1))).alias(SAME_HASH),
+        F.max(_valid_timestamp(not_after)).alias(LATEST),
+    )
+
+
+def hash_summary(hash_counts_df: DataFrame) -> tuple[dt.date | None, int]:
+    """The latest valid date and the number of hashes shared by lines without a reason, in one action."""
+    row = hash_counts_df.agg(
+        F.max(LATEST).alias("latest"), F.count(F.when(F.col(SAME_HASH) > 1, F.lit(1))).alias("repeated")
+    ).first()
+    if row is None:
+        return None, 0
+    return _date_of(row["latest"]), int(row["repeated"])
+
+
+def duplicate_copies(lines_df: DataFrame, hash_counts_df: DataFrame, as_of: dt.date, broadcast: bool) -> DataFrame:
+    """The ``_line_id`` of every exact copy, after the first, of a line that passes every other check.
+
+    Only lines whose hash repeats are compared, by their whole raw text; copies are ordered by source file,
+    then by position. ``broadcast`` sends the repeated hashes to every task instead of shuffling the lines.
+    """
+    repeated = hash_counts_df.filter(F.col(SAME_HASH) > 1).select(LINE_HASH)
+    candidates = lines_df.join(F.broadcast(repeated) if broadcast else repeated, LINE_HASH)
+    valid = candidates.filter(F.col(REASON).isNull() & (F.col(TS) < _cutoff(as_of)))
+    window = Window.partitionBy(LINE_HASH, RAW_LINE).orderBy(SOURCE_FILE, LINE_ID)
+    return valid.withColumn("_copy", F.row_number().over(window)).filter(F.col("_copy") > 1).select(LINE_ID)
+
+
+def with_final_reason(lines_df: DataFrame, as_of: dt.date, copies_df: DataFrame | None, broadcast: bool) -> DataFrame:
+    """Add the reasons that need the whole data: after the as-of date, then exact duplicate lines.
+
+    ``copies_df`` holds the ids from ``duplicate_copies`` (None when no hash repeats); ``broadcast`` joins
+    them without shuffling the lines.
+    """
+    reason = F.when(F.col(REASON).isNull() & (F.col(TS) >= _cutoff(as_of)), F.lit(AFTER_AS_OF))
+    if copies_df is None:
+        return lines_df.withColumn(REASON, reason.otherwise(F.col(REASON)))
+    flagged = copies_df.withColumn("_copy", F.lit(True))
+    joined = lines_df.join(F.broadcast(flagged) if broadcast else flagged, LINE_ID, "left")
+    reason = reason.when(F.col(REASON).isNull() & F.col("_copy").isNotNull(), F.lit(DUPLICATE_LINE))
+    return joined.withColumn(REASON, reason.otherwise(F.col(REASON))).drop("_copy")
+
+
+def _cutoff(as_of: dt.date) -> Column:
+    """The first instant after the as-of date."""
+    return F.lit(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())).cast("timestamp")
 
 
 def _with_duplicate_reason(df: DataFrame, keys: Sequence[str], code: str) -> DataFrame:

@@ -96,8 +96,10 @@ def score(
     staging: outputs.Staging | None = None
     try:
         with timer.stage("read_validate"):
-            labeled, as_of, counts, text_columns = pipeline.validate_input(sources.read_raw(spark, cfg.input), cfg)
-            cached.append(labeled)
+            labeled, as_of, counts, text_columns, persisted = pipeline.validate_input(
+                sources.read_raw(spark, cfg.input), cfg
+            )
+            cached.extend(persisted)
         with timer.stage("features"):
             feature_df, revenue = pipeline.feature_table(labeled, cfg, as_of)
             cached.append(feature_df)

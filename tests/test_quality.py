@@ -10,8 +10,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segmentation import quality, sources
-from segmentation.config import CustomerTableOptions, InputConfig
+from segmentation import pipeline, quality, sources
+from segmentation.config import CustomerTableOptions, FeaturesConfig, InputConfig, JobConfig
 
 from .conftest import raw_frame
 
@@ -22,8 +22,8 @@ CFG = InputConfig()
 def labeled(spark: SparkSession, rows: list[tuple], as_of: dt.date | None = None):
     raw = raw_frame(spark, rows, COLUMNS)
     line_reason = quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
-    as_of = as_of or quality.latest_valid_date(line_reason)
-    return quality.with_final_reason(line_reason, as_of), as_of
+    frame, as_of, _ = pipeline.label_transactions(line_reason, JobConfig(features=FeaturesConfig(as_of=as_of)))
+    return frame, as_of
 
 
 def reasons_by_description(frame) -> dict[str, str | None]:
@@ -89,6 +89,60 @@ def test_counts_reconcile_and_first_reason_wins(spark: SparkSession) -> None:
     assert counts.lines_clean == 1
     assert dict(counts.quarantined) == {"duplicate_line": 2, "missing_customer_id": 2, "invalid_timestamp": 1}
     assert counts.lines_in == counts.lines_clean + counts.lines_quarantined
+
+
+def test_copies_in_two_files_keep_the_first_file_s_line(spark: SparkSession) -> None:
+    line = ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None)
+    other = ("1", "P", "b", "1", "12/1/2010 8:26", "1.0", "10", "UK", None)
+    raw = raw_frame(spark, [line, line], COLUMNS, source="file:/b.csv").unionByName(
+        raw_frame(spark, [line, other], COLUMNS, source="file:/a.csv")
+    )
+    line_reason = quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
+    frame, _, _ = pipeline.label_transactions(line_reason, JobConfig())
+    got = sorted((r["_source_file"], r["_raw_line"].count('"b"'), r["reason"] or "") for r in frame.collect())
+    assert got == [
+        ("file:/a.csv", 0, ""),  # the first copy, in source-file order, stays clean
+        ("file:/a.csv", 1, ""),
+        ("file:/b.csv", 0, "duplicate_line"),
+        ("file:/b.csv", 0, "duplicate_line"),
+    ]
+
+
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, broadcast: bool) -> None:
+    rows = [
+        ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("1", "P", "b", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("1", "P", "c", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("1", "P", "late", "1", "12/5/2010 8:26", "1.0", "10", "UK", None),
+        ("1", "P", "late", "1", "12/5/2010 8:26", "1.0", "10", "UK", None),
+    ]
+    raw = raw_frame(spark, rows, COLUMNS)
+    line_reason = quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
+    # every line gets the same "hash", as if all of them collided: only exact copies may be flagged
+    lines = quality.with_line_keys(line_reason).withColumn(quality.LINE_HASH, F.lit(7).cast("long")).cache()
+    hashes = quality.line_hash_counts(lines, None)
+    latest, repeated = quality.hash_summary(hashes)
+    assert (latest, repeated) == (dt.date(2010, 12, 5), 1)
+    as_of = dt.date(2010, 12, 2)  # the "late" copies are after it: quarantined for that, not as copies
+    copies = quality.duplicate_copies(lines, hashes, as_of, broadcast)
+    assert copies.count() == 1
+    frame = quality.with_final_reason(lines, as_of, copies, broadcast)
+    assert sorted((desc, reason or "") for desc, reason in reasons_by_description_rows(frame)) == [
+        ("a", ""),
+        ("a", "duplicate_line"),
+        ("b", ""),
+        ("c", ""),
+        ("late", "after_as_of"),
+        ("late", "after_as_of"),
+    ]
+    lines.unpersist()
+
+
+def reasons_by_description_rows(frame) -> list[tuple[str, str | None]]:
+    described = frame.select(F.get_json_object("_raw_line", "$.Description").alias("d"), "reason")
+    return [(r["d"], r["reason"]) for r in described.collect()]
 
 
 def test_clean_lines_are_typed_and_returns_are_netted(spark: SparkSession) -> None:
