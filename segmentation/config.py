@@ -141,7 +141,7 @@ class ModelConfig:
     customers_per_partition: int = 50_000
     seeds: int = 3
     sweep_parallelism: int = 4
-    sweep_max_customers: int = 200_000
+    sweep_max_customers: int = 50_000
     outlier_fence_iqr: float = 3.0
     outlier_max_share: float = 0.05
 

@@ -394,7 +394,9 @@ def _sweep_sample(vectors: DataFrame, customers: int, cfg: JobConfig) -> tuple[D
     limit = cfg.model.sweep_max_customers
     if customers <= limit or cfg.model.k is not None:
         return vectors, customers
-    sample = vectors.sample(fraction=limit / customers, seed=cfg.model.seed).persist(StorageLevel.MEMORY_AND_DISK)
+    sample = vectors.sample(fraction=limit / customers, seed=cfg.model.seed)
+    # in as few partitions as the model's input of that size: every Lloyd iteration costs a task per partition
+    sample = model_input(sample, limit, cfg.model.customers_per_partition).persist(StorageLevel.MEMORY_AND_DISK)
     size = sample.count()
     log.info("the sweep runs on a seeded sample of %d of %d customers", size, customers)
     return sample, size
