@@ -266,7 +266,7 @@ def validate_input(raw: DataFrame, cfg: JobConfig) -> tuple[DataFrame, dt.date, 
         text_columns = list(sources.TRANSACTION_COLUMNS)
     else:
         canonical = sources.canonical_customers(raw, cfg.input)
-        # On disk only, as the lines of a log below
+        # on disk only, for the reasons label_transactions gives
         labeled = quality.with_customer_reason(canonical, cfg.input).persist(StorageLevel.DISK_ONLY)
         as_of, persisted = cfg.features.as_of or dt.datetime.now(dt.UTC).date(), [labeled]
         text_columns = ["customer_id"]

@@ -20,17 +20,22 @@ CFG = InputConfig()
 
 
 def labeled(spark: SparkSession, rows: list[tuple], as_of: dt.date | None = None):
-    raw = raw_frame(spark, rows, COLUMNS)
-    line_reason = quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
-    frame, as_of, _ = pipeline.label_transactions(line_reason, JobConfig(features=FeaturesConfig(as_of=as_of)))
+    config = JobConfig(features=FeaturesConfig(as_of=as_of))
+    frame, as_of, _ = pipeline.label_transactions(line_reasons(raw_frame(spark, rows, COLUMNS)), config)
     return frame, as_of
 
 
+def line_reasons(raw):
+    return quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
+
+
 def reasons_by_description(frame) -> dict[str, str | None]:
-    return {
-        r["Description"]: r["reason"]
-        for r in frame.select(F.get_json_object("_raw_line", "$.Description").alias("Description"), "reason").collect()
-    }
+    return dict(reasons_by_description_rows(frame))
+
+
+def reasons_by_description_rows(frame) -> list[tuple[str, str | None]]:
+    described = frame.select(F.get_json_object("_raw_line", "$.Description").alias("d"), "reason")
+    return [(r["d"], r["reason"]) for r in described.collect()]
 
 
 def test_every_reason_in_order(spark: SparkSession) -> None:
@@ -97,8 +102,7 @@ def test_copies_in_two_files_keep_the_first_file_s_line(spark: SparkSession) -> 
     raw = raw_frame(spark, [line, line], COLUMNS, source="file:/b.csv").unionByName(
         raw_frame(spark, [line, other], COLUMNS, source="file:/a.csv")
     )
-    line_reason = quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
-    frame, _, _ = pipeline.label_transactions(line_reason, JobConfig())
+    frame, _, _ = pipeline.label_transactions(line_reasons(raw), JobConfig())
     got = sorted((r["_source_file"], r["_raw_line"].count('"b"'), r["reason"] or "") for r in frame.collect())
     assert got == [
         ("file:/a.csv", 0, ""),  # the first copy, in source-file order, stays clean
@@ -118,8 +122,7 @@ def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, br
         ("1", "P", "late", "1", "12/5/2010 8:26", "1.0", "10", "UK", None),
         ("1", "P", "late", "1", "12/5/2010 8:26", "1.0", "10", "UK", None),
     ]
-    raw = raw_frame(spark, rows, COLUMNS)
-    line_reason = quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
+    line_reason = line_reasons(raw_frame(spark, rows, COLUMNS))
     # every line gets the same "hash", as if all of them collided: only exact copies may be flagged
     lines = quality.with_line_keys(line_reason).withColumn(quality.LINE_HASH, F.lit(7).cast("long")).cache()
     hashes = quality.line_hash_counts(lines, None)
@@ -138,11 +141,6 @@ def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, br
         ("late", "after_as_of"),
     ]
     lines.unpersist()
-
-
-def reasons_by_description_rows(frame) -> list[tuple[str, str | None]]:
-    described = frame.select(F.get_json_object("_raw_line", "$.Description").alias("d"), "reason")
-    return [(r["d"], r["reason"]) for r in described.collect()]
 
 
 def test_clean_lines_are_typed_and_returns_are_netted(spark: SparkSession) -> None:
