@@ -167,13 +167,11 @@ def _date_of(latest: dt.datetime | None) -> dt.date | None:
 
 
 # Exact duplicate lines are found in two steps, so that only lines that may be copies are shuffled with
-# their text: a count of each raw line's 64-bit hash, then the exact comparison on the lines whose hash
-# repeats. A whole-input window would shuffle and sort every line with its raw text (most of the time
-# of validation on 20M lines).
+# their text: the 64-bit hashes of raw lines that repeat, then the exact comparison on the lines with one of
+# them. A whole-input window would shuffle and sort every line with its raw text (most of the time of
+# validation on 20M lines).
 LINE_ID = "_line_id"
 LINE_HASH = "_line_hash"
-SAME_HASH = "_same_hash"
-LATEST = "_latest"
 
 
 def with_line_keys(line_reason_df: DataFrame) -> DataFrame:
@@ -183,35 +181,26 @@ def with_line_keys(line_reason_df: DataFrame) -> DataFrame:
     )
 
 
-def line_hash_counts(lines_df: DataFrame, not_after: dt.date | None) -> DataFrame:
-    """Per raw-line hash: how many lines without a reason have it, and their latest valid timestamp.
-
-    One aggregation gives both the default as-of date and the hashes that repeat.
-    """
-    return lines_df.groupBy(LINE_HASH).agg(
-        F.count(F.when(F.col(REASON).isNull(), F.lit(1))).alias(SAME_HASH),
-        F.max(_valid_timestamp(not_after)).alias(LATEST),
-    )
+def latest_valid_date(lines_df: DataFrame, not_after: dt.date | None) -> dt.date | None:
+    """The date of the latest line without a reason (the default as-of date), from one global aggregation."""
+    row = lines_df.agg(F.max(_valid_timestamp(not_after)).alias("latest")).first()
+    return _date_of(row["latest"]) if row is not None else None
 
 
-def hash_summary(hash_counts_df: DataFrame) -> tuple[dt.date | None, int]:
-    """The latest valid date and the number of hashes shared by lines without a reason, in one action."""
-    row = hash_counts_df.agg(
-        F.max(LATEST).alias("latest"), F.count(F.when(F.col(SAME_HASH) > 1, F.lit(1))).alias("repeated")
-    ).first()
-    if row is None:
-        return None, 0
-    return _date_of(row["latest"]), int(row["repeated"])
+def repeated_hashes(lines_df: DataFrame) -> DataFrame:
+    """The raw-line hashes that more than one line without a reason has: the only lines that may be copies."""
+    counts = lines_df.filter(F.col(REASON).isNull()).groupBy(LINE_HASH).count()
+    return counts.filter(F.col("count") > 1).select(LINE_HASH)
 
 
-def duplicate_copies(lines_df: DataFrame, hash_counts_df: DataFrame, as_of: dt.date, broadcast: bool) -> DataFrame:
+def duplicate_copies(lines_df: DataFrame, repeated_df: DataFrame, as_of: dt.date, broadcast: bool) -> DataFrame:
     """The ``_line_id`` of every exact copy, after the first, of a line that passes every other check.
 
-    Only lines whose hash repeats are compared, by their whole raw text; copies are ordered by source file,
-    then by position. ``broadcast`` sends the repeated hashes to every task instead of shuffling the lines.
+    Only lines with a hash from ``repeated_df`` (see ``repeated_hashes``) are compared, by their whole raw
+    text; copies are ordered by source file, then by position. ``broadcast`` sends the repeated hashes to
+    every task instead of shuffling the lines.
     """
-    repeated = hash_counts_df.filter(F.col(SAME_HASH) > 1).select(LINE_HASH)
-    candidates = lines_df.join(F.broadcast(repeated) if broadcast else repeated, LINE_HASH)
+    candidates = lines_df.join(F.broadcast(repeated_df) if broadcast else repeated_df, LINE_HASH)
     valid = candidates.filter(F.col(REASON).isNull() & (F.col(TS) < _cutoff(as_of)))
     window = Window.partitionBy(LINE_HASH, RAW_LINE).orderBy(SOURCE_FILE, LINE_ID)
     return valid.withColumn("_copy", F.row_number().over(window)).filter(F.col("_copy") > 1).select(LINE_ID)

@@ -112,6 +112,29 @@ def test_copies_in_two_files_keep_the_first_file_s_line(spark: SparkSession) -> 
     ]
 
 
+@pytest.mark.parametrize("setting", ["true", "false"])
+def test_labeling_caches_lines_uncompressed_and_restores_the_setting(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    line = ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None)
+    spark.conf.set(pipeline.CACHE_COMPRESSION, setting)
+    seen = []
+    original = quality.latest_valid_date
+
+    def spy(lines, not_after):  # the first action on the persisted lines, inside the block
+        seen.append((spark.conf.get(pipeline.CACHE_COMPRESSION), lines.storageLevel.useDisk))
+        return original(lines, not_after)
+
+    monkeypatch.setattr(quality, "latest_valid_date", spy)
+    frame, as_of, persisted = pipeline.label_transactions(line_reasons(raw_frame(spark, [line], COLUMNS)), JobConfig())
+    assert seen == [("false", True)]
+    assert spark.conf.get(pipeline.CACHE_COMPRESSION) == setting
+    assert (frame.count(), as_of) == (1, dt.date(2010, 12, 1))
+    for kept in persisted:
+        kept.unpersist()
+    spark.conf.set(pipeline.CACHE_COMPRESSION, "true")
+
+
 @pytest.mark.parametrize("broadcast", [True, False])
 def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, broadcast: bool) -> None:
     rows = [
@@ -125,11 +148,12 @@ def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, br
     line_reason = line_reasons(raw_frame(spark, rows, COLUMNS))
     # every line gets the same "hash", as if all of them collided: only exact copies may be flagged
     lines = quality.with_line_keys(line_reason).withColumn(quality.LINE_HASH, F.lit(7).cast("long")).cache()
-    hashes = quality.line_hash_counts(lines, None)
-    latest, repeated = quality.hash_summary(hashes)
-    assert (latest, repeated) == (dt.date(2010, 12, 5), 1)
+    assert quality.latest_valid_date(lines, None) == dt.date(2010, 12, 5)
+    assert quality.latest_valid_date(lines, dt.date(2010, 12, 4)) == dt.date(2010, 12, 1)
+    repeated = quality.repeated_hashes(lines)
+    assert [r[quality.LINE_HASH] for r in repeated.collect()] == [7]
     as_of = dt.date(2010, 12, 2)  # the "late" copies are after it: quarantined for that, not as copies
-    copies = quality.duplicate_copies(lines, hashes, as_of, broadcast)
+    copies = quality.duplicate_copies(lines, repeated, as_of, broadcast)
     assert copies.count() == 1
     frame = quality.with_final_reason(lines, as_of, copies, broadcast)
     assert sorted((desc, reason or "") for desc, reason in reasons_by_description_rows(frame)) == [
