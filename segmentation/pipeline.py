@@ -124,7 +124,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         with timer.stage("final_model"):
             chosen = fitted[choice.k]
             if sweep_vectors is not vectors:  # the sweep saw a sample: fit the chosen k on everyone
-                _, chosen = sweep.fit_k(vectors, choice.k, cfg.model)
+                chosen = sweep.fit_best(vectors, choice.k, cfg.model)
             final = model.full_model(prep, chosen)
             assigned = final.transform(feature_df).select(*feature_df.columns, model.CLUSTER)
             mapping = model.segment_order(model.cluster_stats(assigned, spec.order_by))

@@ -11,7 +11,6 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 
 from pyspark.ml.clustering import KMeansModel
@@ -116,21 +115,23 @@ def davies_bouldin(
     return sum(worst) / len(worst)
 
 
-def fit_k(
-    vectors_df: DataFrame,
-    k: int,
-    settings: ModelConfig,
-    progress: SweepProgress | None = None,
-    pool: Executor | None = None,
-) -> tuple[KResult, KMeansModel]:
-    """Fit KMeans at k with every seed (at once, on ``pool`` or a pool of its own), keep the lowest cost, measure it."""
-    if pool is None:
-        with executor_for(vectors_df, settings.sweep_parallelism) as own:
-            return fit_k(vectors_df, k, settings, progress, own)
-    seeds = seeds_for(settings)
+def fit_best(vectors_df: DataFrame, k: int, settings: ModelConfig) -> KMeansModel:
+    """Fit KMeans at k with every seed (at once, from a thread pool) and keep the lowest cost; measure nothing.
+
+    For the final fit on every customer once the sweep has chosen k on a sample: the sweep's metrics of that
+    k are the ones the choice was made on, so the extra passes of ``measure`` would be wasted here.
+    """
     fit_input = kmeans_input(vectors_df)
-    fits = [pool.submit(_fit, fit_input, k, seed, settings, progress) for seed in seeds]
-    return measure(vectors_df, k, [f.result() for f in fits], seeds)
+    with executor_for(vectors_df, settings.sweep_parallelism) as pool:
+        fits = [pool.submit(_fit, fit_input, k, seed, settings, None) for seed in seeds_for(settings)]
+        models = [f.result() for f in fits]
+    return models[lowest_cost(models)]
+
+
+def lowest_cost(fits: Sequence[KMeansModel]) -> int:
+    """The index of the fit with the lowest training cost (the first of equal ones)."""
+    costs = [float(f.summary.trainingCost) for f in fits]
+    return min(range(len(fits)), key=lambda i: (costs[i], i))
 
 
 def kmeans_input(vectors_df: DataFrame) -> DataFrame:
@@ -152,8 +153,7 @@ def measure(
     vectors_df: DataFrame, k: int, fits: Sequence[KMeansModel], seeds: Sequence[int]
 ) -> tuple[KResult, KMeansModel]:
     """The metrics of the lowest-cost fit at k, and how well the other seeds reproduce it."""
-    costs = [float(f.summary.trainingCost) for f in fits]
-    best_index = min(range(len(fits)), key=lambda i: (costs[i], i))
+    best_index = lowest_cost(fits)
     best = fits[best_index]
     centres = [[float(v) for v in c] for c in best.clusterCenters()]
 

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from segmentation import model, selection
 from segmentation.config import ModelConfig, SelectionConfig
-from segmentation.sweep import KResult, adjusted_rand_index, calinski_harabasz, davies_bouldin, fit_k, run_sweep
+from segmentation.sweep import KResult, adjusted_rand_index, calinski_harabasz, davies_bouldin, fit_best, run_sweep
 
 SILHOUETTE_ONLY = SelectionConfig(rule="silhouette")
 
@@ -165,10 +165,23 @@ def test_sweep_guards_against_k_above_distinct_points(spark: SparkSession) -> No
     assert selection.choose_k(results, SelectionConfig()).k == 3
 
 
+def test_fit_best_keeps_the_lowest_cost_seed(spark: SparkSession) -> None:
+    # uneven points, random starts with one Lloyd step: the seeds end at different costs
+    points = [((i * 37) % 101 / 10.0, (i * 53) % 97 / 10.0) for i in range(120)]
+    _, _, vectors = scaled_points(spark, points)
+    settings = ModelConfig(seed=5, seeds=4, init_mode="random", max_iter=1)
+    costs = [
+        model.kmeans(4, settings, seed=seed).fit(vectors.select(model.VECTOR)).summary.trainingCost
+        for seed in range(5, 9)
+    ]
+    assert len(set(costs)) > 1
+    assert fit_best(vectors, 4, settings).summary.trainingCost == pytest.approx(min(costs))
+
+
 def test_full_model_scores_new_customers_like_training(spark: SparkSession, tmp_path) -> None:
     points = [(float(i % 3), float(i % 3) * 2 + 0.01 * i) for i in range(60)]
     frame, prep, vectors = scaled_points(spark, points)
-    _, fitted = fit_k(vectors, 3, ModelConfig(seed=3))
+    fitted = fit_best(vectors, 3, ModelConfig(seed=3))
     full = model.full_model(prep, fitted)
     full.write().overwrite().save(str(tmp_path / "m"))
     loaded = PipelineModel.load(str(tmp_path / "m"))
