@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segmentation.config import InputConfig
-from segmentation.sources import CORRUPT, RAW_LINE, SOURCE_FILE, TRANSACTION_COLUMNS
+from segmentation.sources import CORRUPT, RAW_LINE, SOURCE, SOURCE_FILE, TRANSACTION_COLUMNS, raw_line
 
 MALFORMED = "malformed_row"
 MISSING_CUSTOMER = "missing_customer_id"
@@ -135,6 +135,7 @@ def with_line_reason(canonical_df: DataFrame, cfg: InputConfig) -> DataFrame:
         price.alias(PRICE),
         SOURCE_FILE,
         CORRUPT,
+        SOURCE,
         RAW_LINE,
         invoice.alias("_invoice_key"),
     )
@@ -167,7 +168,7 @@ def _date_of(latest: dt.datetime | None) -> dt.date | None:
 
 
 # Exact duplicate lines are found in two steps, so that only lines that may be copies are shuffled with
-# their text: the 64-bit hashes of raw lines that repeat, then the exact comparison on the lines with one of
+# their text: the 64-bit hashes of source lines that repeat, then the exact comparison on the lines with one of
 # them. A whole-input window would shuffle and sort every line with its raw text (most of the time of
 # validation on 20M lines).
 LINE_ID = "_line_id"
@@ -175,10 +176,11 @@ LINE_HASH = "_line_hash"
 
 
 def with_line_keys(line_reason_df: DataFrame) -> DataFrame:
-    """Add ``_line_id`` (unique per line; fixed once the frame is persisted) and ``_line_hash`` (of the raw line)."""
-    return line_reason_df.withColumn(LINE_ID, F.monotonically_increasing_id()).withColumn(
-        LINE_HASH, F.xxhash64(RAW_LINE)
-    )
+    """The lines to persist: with ``_line_id`` (unique per line; fixed once persisted) and ``_line_hash`` (of the
+    source columns), without ``_raw_line`` (``with_final_reason`` adds it back from ``_source``).
+    """
+    keyed = line_reason_df.withColumn(LINE_ID, F.monotonically_increasing_id())
+    return keyed.withColumn(LINE_HASH, F.xxhash64(SOURCE, CORRUPT)).drop(RAW_LINE)
 
 
 def latest_valid_date(lines_df: DataFrame, not_after: dt.date | None) -> dt.date | None:
@@ -206,24 +208,25 @@ def duplicate_copies(lines_df: DataFrame, repeated_df: DataFrame, as_of: dt.date
     every task instead of shuffling the lines.
     """
     candidates = lines_df.join(F.broadcast(repeated_df) if broadcast else repeated_df, LINE_HASH)
-    valid = candidates.filter(F.col(REASON).isNull() & (F.col(TS) < _cutoff(as_of)))
+    valid = candidates.filter(F.col(REASON).isNull() & (F.col(TS) < _cutoff(as_of))).withColumn(RAW_LINE, raw_line())
     window = Window.partitionBy(LINE_HASH, RAW_LINE).orderBy(SOURCE_FILE, LINE_ID)
     return valid.withColumn("_copy", F.row_number().over(window)).filter(F.col("_copy") > 1).select(LINE_ID)
 
 
 def with_final_reason(lines_df: DataFrame, as_of: dt.date, copies_df: DataFrame | None, broadcast: bool) -> DataFrame:
-    """Add the reasons that need the whole data: after the as-of date, then exact duplicate lines.
+    """Add the reasons that need the whole data (after the as-of date, then exact duplicate lines) and ``_raw_line``.
 
     ``copies_df`` holds the ids from ``duplicate_copies`` (None when no hash repeats); ``broadcast`` joins
     them without shuffling the lines.
     """
     reason = F.when(F.col(REASON).isNull() & (F.col(TS) >= _cutoff(as_of)), F.lit(AFTER_AS_OF))
     if copies_df is None:
-        return lines_df.withColumn(REASON, reason.otherwise(F.col(REASON)))
+        return lines_df.withColumn(REASON, reason.otherwise(F.col(REASON))).withColumn(RAW_LINE, raw_line())
     flagged = copies_df.withColumn("_copy", F.lit(True))
     joined = lines_df.join(F.broadcast(flagged) if broadcast else flagged, LINE_ID, "left")
     reason = reason.when(F.col(REASON).isNull() & F.col("_copy").isNotNull(), F.lit(DUPLICATE_LINE))
-    return joined.withColumn(REASON, reason.otherwise(F.col(REASON))).drop("_copy")
+    labeled = joined.withColumn(REASON, reason.otherwise(F.col(REASON))).drop("_copy")
+    return labeled.withColumn(RAW_LINE, raw_line())
 
 
 def _cutoff(as_of: dt.date) -> Column:

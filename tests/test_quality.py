@@ -112,6 +112,21 @@ def test_copies_in_two_files_keep_the_first_file_s_line(spark: SparkSession) -> 
     ]
 
 
+def test_lines_with_the_same_hash_but_other_text_are_not_copies(spark: SparkSession) -> None:
+    # the hash skips null columns, so a value moved into its null neighbour hashes alike
+    moved = [
+        ("1", "P", None, "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("1", None, "P", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+    ]
+    keyed = quality.with_line_keys(line_reasons(raw_frame(spark, moved, COLUMNS)))
+    assert sources.RAW_LINE not in keyed.columns  # the cached lines hold the source columns, not their JSON
+    assert keyed.select(quality.LINE_HASH).distinct().count() == 1
+    frame, _ = labeled(spark, moved)
+    got = sorted((r["_raw_line"], r["reason"]) for r in frame.collect())
+    assert [reason for _, reason in got] == [None, None]
+    assert '"StockCode":"P","Description":null' in got[0][0] and '"StockCode":null,"Description":"P"' in got[1][0]
+
+
 @pytest.mark.parametrize("setting", ["true", "false"])
 def test_labeling_caches_lines_uncompressed_and_restores_the_setting(
     spark: SparkSession, monkeypatch: pytest.MonkeyPatch, setting: str
