@@ -179,8 +179,9 @@ def with_line_keys(line_reason_df: DataFrame) -> DataFrame:
     """The lines to persist: with ``_line_id`` (unique per line; fixed once persisted) and ``_line_hash`` (of the
     source columns), without ``_raw_line`` (``with_final_reason`` adds it back from ``_source``).
     """
-    keyed = line_reason_df.withColumn(LINE_ID, F.monotonically_increasing_id())
-    return keyed.withColumn(LINE_HASH, F.xxhash64(SOURCE, CORRUPT)).drop(RAW_LINE)
+    kept = [F.col(c) for c in line_reason_df.columns if c != RAW_LINE]
+    keys = [F.monotonically_increasing_id().alias(LINE_ID), F.xxhash64(SOURCE, CORRUPT).alias(LINE_HASH)]
+    return line_reason_df.select(*kept, *keys)  # one projection: Spark Connect limits how deep a plan nests
 
 
 def latest_valid_date(lines_df: DataFrame, not_after: dt.date | None) -> dt.date | None:
@@ -221,12 +222,11 @@ def with_final_reason(lines_df: DataFrame, as_of: dt.date, copies_df: DataFrame 
     """
     reason = F.when(F.col(REASON).isNull() & (F.col(TS) >= _cutoff(as_of)), F.lit(AFTER_AS_OF))
     if copies_df is None:
-        return lines_df.withColumn(REASON, reason.otherwise(F.col(REASON))).withColumn(RAW_LINE, raw_line())
+        return lines_df.withColumns({REASON: reason.otherwise(F.col(REASON)), RAW_LINE: raw_line()})
     flagged = copies_df.withColumn("_copy", F.lit(True))
     joined = lines_df.join(F.broadcast(flagged) if broadcast else flagged, LINE_ID, "left")
     reason = reason.when(F.col(REASON).isNull() & F.col("_copy").isNotNull(), F.lit(DUPLICATE_LINE))
-    labeled = joined.withColumn(REASON, reason.otherwise(F.col(REASON))).drop("_copy")
-    return labeled.withColumn(RAW_LINE, raw_line())
+    return joined.withColumns({REASON: reason.otherwise(F.col(REASON)), RAW_LINE: raw_line()}).drop("_copy")
 
 
 def _cutoff(as_of: dt.date) -> Column:

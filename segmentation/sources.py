@@ -81,16 +81,18 @@ def with_raw_line(raw_df: DataFrame) -> DataFrame:
     """Add ``_source`` (every source column as text, in one struct) and ``_raw_line`` (see ``raw_line``)."""
     columns = [c for c in raw_df.columns if c not in (CORRUPT, SOURCE_FILE)]
     as_text = F.struct(*[quoted(c).cast("string").alias(c) for c in columns])
-    return raw_df.withColumn(SOURCE, as_text).withColumn(RAW_LINE, raw_line())
+    # one projection, not two: over Spark Connect every step nests the plan deeper, and it has a depth limit
+    return raw_df.withColumns({SOURCE: as_text, RAW_LINE: raw_line(as_text)})
 
 
-def raw_line() -> Column:
+def raw_line(source: Column | None = None) -> Column:
     """The line as the quarantine shows it: the malformed text as read, or ``_source`` as one JSON object.
 
     An expression over ``_source`` and ``_corrupt_record``, so a frame can be cached without it (the JSON
     text of every line cost a fifth of parsing 20M lines) and get it back for the few lines that need it.
     """
-    return F.coalesce(F.col(CORRUPT), F.to_json(F.col(SOURCE), {"ignoreNullFields": "false"}))
+    source = F.col(SOURCE) if source is None else source
+    return F.coalesce(F.col(CORRUPT), F.to_json(source, {"ignoreNullFields": "false"}))
 
 
 def source_columns(raw_df: DataFrame) -> list[str]:
