@@ -6,6 +6,7 @@ Layout under the output root::
     runs/as_of_date=<D>/run_id=<R>/           a published run: one folder per table, model/,
                                               manifest.json and _SUCCESS
     _staging/<D>__<R>__<attempt>/             runs being written (removed when they fail or publish)
+    _work/<id>/                               a running job's intermediate files (removed when it ends)
     _trash/                                   replaced runs on their way out
 
 A run writes every table and the model into its own staging folder, then the manifest, then
@@ -50,6 +51,7 @@ MANIFEST = "manifest.json"
 LATEST = "latest"
 RUNS = "runs"
 STAGING = "_staging"
+WORK = "_work"
 TRASH = "_trash"
 MODEL = "model"
 OWNER = "_owner.json"
@@ -117,6 +119,56 @@ def check_run_id(run_id: str) -> str:
 # ---------------------------------------------------------------- writing
 
 
+def begin_work(root: str) -> str:
+    """A fresh folder for one job's intermediate files, ``<root>/_work/<id>``, after removing any left by
+    killed jobs: those of a process of this host that is gone, or untouched for a day.
+
+    Spark writes and reads it, so it lives under the (shared) output root.
+    """
+    work_root = os.path.join(root, WORK)
+    os.makedirs(work_root, exist_ok=True)
+    for entry in os.listdir(work_root):
+        path = os.path.join(work_root, entry)
+        if _abandoned(path):
+            log.warning("removing work folder %s left by a killed job", path)
+            shutil.rmtree(path, ignore_errors=True)
+    folder = os.path.join(work_root, uuid.uuid4().hex[:12])
+    os.makedirs(folder)
+    _write_text(os.path.join(folder, OWNER), json.dumps(_owner()))
+    return folder
+
+
+def _owner() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started_utc": _utc_now()}
+
+
+def _abandoned(folder: str) -> bool:
+    """True for a work folder untouched for a day, or whose owner was a process of this host that is gone."""
+    try:
+        if time.time() - os.path.getmtime(folder) > STALE_STAGING_SECONDS:
+            return True
+        with open(os.path.join(folder, OWNER), encoding="utf-8") as handle:
+            owner = json.load(handle)
+    except (OSError, ValueError):
+        return False  # being created or removed right now: not ours to judge
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return False
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, run by another user
+    return False
+
+
+def end_work(folder: str) -> None:
+    """Remove a job's work folder (and ``_work`` itself once no other job is using it)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # another job's work folder is still in it
+        os.rmdir(os.path.dirname(folder))
+
+
 def begin(root: str, as_of: dt.date, run_id: str) -> Staging:
     """A fresh staging folder for this run, after removing stale staging and trash left by killed runs.
 
@@ -137,8 +189,7 @@ def begin(root: str, as_of: dt.date, run_id: str) -> Staging:
     shutil.rmtree(os.path.join(root, TRASH), ignore_errors=True)
     folder = os.path.join(staging_root, prefix + attempt)
     os.makedirs(folder)
-    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started_utc": _utc_now()}
-    _write_text(os.path.join(folder, OWNER), json.dumps(owner))
+    _write_text(os.path.join(folder, OWNER), json.dumps(_owner()))
     return Staging(root=root, as_of=as_of, run_id=run_id, attempt_id=attempt, folder=folder)
 
 

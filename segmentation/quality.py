@@ -176,7 +176,7 @@ LINE_HASH = "_line_hash"
 
 
 def with_line_keys(line_reason_df: DataFrame) -> DataFrame:
-    """The lines to persist: with ``_line_id`` (unique per line; fixed once persisted) and ``_line_hash`` (of the
+    """The lines to write once: with ``_line_id`` (unique per line; fixed once written) and ``_line_hash`` (of the
     source columns), without ``_raw_line`` (``with_final_reason`` adds it back from ``_source``).
     """
     kept = [F.col(c) for c in line_reason_df.columns if c != RAW_LINE]

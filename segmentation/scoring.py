@@ -94,10 +94,11 @@ def score(
     pipeline.apply_job_settings(spark)
     cached: list[DataFrame] = []
     staging: outputs.Staging | None = None
+    work = outputs.begin_work(root)
     try:
         with timer.stage("read_validate"):
             labeled, as_of, counts, text_columns, persisted = pipeline.validate_input(
-                sources.read_raw(spark, cfg.input), cfg
+                sources.read_raw(spark, cfg.input), cfg, work
             )
             cached.extend(persisted)
         with timer.stage("features"):
@@ -147,6 +148,7 @@ def score(
     finally:
         for frame in cached:
             frame.unpersist()
+        outputs.end_work(work)
     return ScoreResult(
         as_of=as_of,
         model_as_of=dt.date.fromisoformat(manifest["as_of_date"]),

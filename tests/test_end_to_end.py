@@ -66,6 +66,7 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert (run / "_SUCCESS").exists()
     assert (root / "latest").read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
     assert list((root / "_staging").iterdir()) == []
+    assert not (root / "_work").exists()  # the job's Parquet copy of the lines is gone
     assert manifest["counts"]["lines_in"] == 541_909
     assert manifest["counts"]["quarantined_by_reason"]["missing_customer_id"] == 135_080
     assert manifest["chosen_k"] == result.choice.k

@@ -100,6 +100,7 @@ def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path,
     assert snapshot(main) == before
     assert outputs.read_manifest(str(main))["run_id"] == "main"
     assert list((out / "_staging").iterdir()) == []  # the failed attempt removed its staging folder
+    assert not (out / "_work").exists()  # ... and its work folder
     latest_now = (out / "latest").read_text()
     assert latest_now == "runs/as_of_date=2011-12-09/run_id=retried\n"  # moved by run 2, not by run 3
 
@@ -124,6 +125,7 @@ def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path,
     assert again.returncode == 0, again.stderr[-3000:]
     assert not stale.exists() and list((out / "_staging").iterdir()) == []
     assert "removing stale staging folder" in again.stderr
+    assert "removing work folder" in again.stderr and not (out / "_work").exists()  # the killed run's copy too
     assert published(spark, main) == reference  # determinism: same input, config and seed, another process
     assert (out / "latest").read_text() == latest  # main again, as after run 1
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -19,9 +21,14 @@ COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "
 CFG = InputConfig()
 
 
+def work_folder() -> str:
+    """A fresh work folder for one labeling (its Parquet copy of the lines goes there)."""
+    return tempfile.mkdtemp(prefix="segmentation-work-")
+
+
 def labeled(spark: SparkSession, rows: list[tuple], as_of: dt.date | None = None):
     config = JobConfig(features=FeaturesConfig(as_of=as_of))
-    frame, as_of, _ = pipeline.label_transactions(line_reasons(raw_frame(spark, rows, COLUMNS)), config)
+    frame, as_of, _ = pipeline.label_transactions(line_reasons(raw_frame(spark, rows, COLUMNS)), config, work_folder())
     return frame, as_of
 
 
@@ -102,7 +109,7 @@ def test_copies_in_two_files_keep_the_first_file_s_line(spark: SparkSession) -> 
     raw = raw_frame(spark, [line, line], COLUMNS, source="file:/b.csv").unionByName(
         raw_frame(spark, [line, other], COLUMNS, source="file:/a.csv")
     )
-    frame, _, _ = pipeline.label_transactions(line_reasons(raw), JobConfig())
+    frame, _, _ = pipeline.label_transactions(line_reasons(raw), JobConfig(), work_folder())
     got = sorted((r["_source_file"], r["_raw_line"].count('"b"'), r["reason"] or "") for r in frame.collect())
     assert got == [
         ("file:/a.csv", 0, ""),  # the first copy, in source-file order, stays clean
@@ -127,27 +134,21 @@ def test_lines_with_the_same_hash_but_other_text_are_not_copies(spark: SparkSess
     assert '"StockCode":"P","Description":null' in got[0][0] and '"StockCode":null,"Description":"P"' in got[1][0]
 
 
-@pytest.mark.parametrize("setting", ["true", "false"])
-def test_labeling_caches_lines_uncompressed_and_restores_the_setting(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, setting: str
-) -> None:
-    line = ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None)
-    spark.conf.set(pipeline.CACHE_COMPRESSION, setting)
-    seen = []
-    original = quality.latest_valid_date
-
-    def spy(lines, not_after):  # the first action on the persisted lines, inside the block
-        seen.append((spark.conf.get(pipeline.CACHE_COMPRESSION), lines.storageLevel.useDisk))
-        return original(lines, not_after)
-
-    monkeypatch.setattr(quality, "latest_valid_date", spy)
-    frame, as_of, persisted = pipeline.label_transactions(line_reasons(raw_frame(spark, [line], COLUMNS)), JobConfig())
-    assert seen == [("false", True)]
-    assert spark.conf.get(pipeline.CACHE_COMPRESSION) == setting
-    assert (frame.count(), as_of) == (1, dt.date(2010, 12, 1))
-    for kept in persisted:
-        kept.unpersist()
-    spark.conf.set(pipeline.CACHE_COMPRESSION, "true")
+def test_labeling_reads_the_lines_from_one_parquet_copy_in_the_work_folder(spark: SparkSession, tmp_path: Path) -> None:
+    lines = [
+        ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("2", "P", "b", "1", "12/2/2010 8:26", "1.0", None, "UK", None),
+    ]
+    raw = raw_frame(spark, lines, COLUMNS)  # in memory: it has no input files of its own
+    frame, as_of, persisted = pipeline.label_transactions(line_reasons(raw), JobConfig(), str(tmp_path))
+    assert persisted == []  # no duplicates: nothing else is kept
+    assert list((tmp_path / "lines").glob("*.parquet"))
+    copy = f"file://{tmp_path / 'lines'}/"
+    assert frame.inputFiles() and all(f.startswith(copy) for f in frame.inputFiles())
+    assert as_of == dt.date(2010, 12, 1)  # the latest line without a reason
+    got = sorted((r["_line_id"], r["reason"]) for r in frame.collect())
+    assert [reason for _, reason in got] == [None, "missing_customer_id"]
+    assert sorted((r["_line_id"], r["reason"]) for r in frame.collect()) == got
 
 
 @pytest.mark.parametrize("broadcast", [True, False])
