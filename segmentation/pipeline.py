@@ -306,8 +306,22 @@ def work_copy(frame: DataFrame, path: str) -> DataFrame:
     block would parse its lines again, with other line ids. And the plans that read it start from the copy,
     not from the whole parse; over Spark Connect a plan has a nesting limit.
     """
-    frame.write.mode("error").parquet(path)  # "errorifexists" is not accepted by Spark Connect
+    # without dictionaries: most of these columns are near unique (5M lines: 14 s against 16 s to write)
+    writer = frame.write.mode("error").option("parquet.enable.dictionary", "false")
+    writer.parquet(path)  # mode "error", not "errorifexists": Spark Connect accepts only the former
     return frame.sparkSession.read.parquet(path)
+
+
+def lines_copy(keyed: DataFrame, cfg: JobConfig, path: str) -> DataFrame:
+    """The keyed lines through their work copy (``work_copy``), written without the canonical text columns.
+
+    Those are the text of the ``_source`` fields they map, so they are read back from there: the copy holds
+    every source value once, not twice (5M lines: 13 s against 16 s to write, and the passes after it 6 s
+    against 6.5 s).
+    """
+    rebuilt = sources.canonical_from_source(cfg.input)
+    written = work_copy(keyed.drop(*rebuilt), path)
+    return written.select(*[rebuilt[c].alias(c) if c in rebuilt else F.col(c) for c in keyed.columns])
 
 
 def label_transactions(line_reason: DataFrame, cfg: JobConfig, work: str) -> tuple[DataFrame, dt.date, list[DataFrame]]:
@@ -319,7 +333,7 @@ def label_transactions(line_reason: DataFrame, cfg: JobConfig, work: str) -> tup
     persisted: list[DataFrame] = []
     repeated = None
     try:
-        lines = work_copy(quality.with_line_keys(line_reason), os.path.join(work, "lines"))
+        lines = lines_copy(quality.with_line_keys(line_reason), cfg, os.path.join(work, "lines"))
         latest = quality.latest_valid_date(lines, today_utc())
         as_of = cfg.features.as_of or latest
         if as_of is None:

@@ -160,6 +160,19 @@ def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
     return raw_df.select(*selected, SOURCE_FILE, CORRUPT, SOURCE, RAW_LINE)
 
 
+def canonical_from_source(cfg: InputConfig) -> dict[str, Column]:
+    """Each canonical column as an expression over ``_source``: the text of the source column it maps (or null).
+
+    The same values ``canonical_transactions`` and ``quality.with_line_reason`` give them (the source column
+    as text), so a copy of the lines can leave them out and get them back from ``_source``.
+    """
+    return {
+        canonical: F.col(SOURCE).getField(source) if source is not None else F.lit(None).cast("string")
+        for canonical in TRANSACTION_COLUMNS
+        for source in [getattr(cfg.columns, canonical)]
+    }
+
+
 def _found(cfg: InputConfig, available: set[str]) -> str:
     """What the file has instead: its column names, unless none of the mapped ones is there.
 

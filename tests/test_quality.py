@@ -146,9 +146,12 @@ def test_labeling_reads_the_lines_from_one_parquet_copy_in_the_work_folder(spark
     copy = f"file://{tmp_path / 'lines'}/"
     assert frame.inputFiles() and all(f.startswith(copy) for f in frame.inputFiles())
     assert as_of == dt.date(2010, 12, 1)  # the latest line without a reason
-    got = sorted((r["_line_id"], r["reason"]) for r in frame.collect())
-    assert [reason for _, reason in got] == [None, "missing_customer_id"]
-    assert sorted((r["_line_id"], r["reason"]) for r in frame.collect()) == got
+    got = sorted((r["_line_id"], r["customer_id"], r["invoice_id"], r["reason"]) for r in frame.collect())
+    assert [row[1:] for row in got] == [("10", "1", None), (None, "2", "missing_customer_id")]
+    assert sorted((r["_line_id"], r["customer_id"], r["invoice_id"], r["reason"]) for r in frame.collect()) == got
+    # the copy holds each source value once: the canonical columns come back from _source
+    written = spark.read.parquet(str(tmp_path / "lines")).columns
+    assert sources.SOURCE in written and not set(sources.TRANSACTION_COLUMNS) & set(written)
 
 
 @pytest.mark.parametrize("broadcast", [True, False])
