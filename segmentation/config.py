@@ -1,234 +1,268 @@
-"""Job configuration: YAML files and command-line overrides loaded into frozen, validated dataclasses.
+"""Job configuration: YAML files and command-line overrides loaded into frozen, validated pydantic models.
 
-Layers, later ones win: the defaults in this module, each ``--config`` file in order (a file may name
-its own ``base:`` file, relative to itself), ``--set key.path=value`` overrides, then ``--input`` and
-``--output``. Every error names the key and where its value came from, before Spark starts.
+Layers, later ones win: the models' field defaults (``conf/base.yaml`` states them), each ``--config`` file in
+order (a file may name its own ``base:`` file, relative to itself), ``--set key.path=value`` overrides, then
+``--input`` and ``--output``. The models check types, choices, bounds and cross-field rules; ``load`` then
+checks the paths. Every error is a ``ConfigError`` naming where the value came from and the key.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import glob
 import os
 import re
 import types
-import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlparse
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.functional_serializers import PlainSerializer
+from pydantic.functional_validators import AfterValidator, BeforeValidator
+
+from segmentation.errors import ConfigError
 
 TRANSACTION_FEATURES: tuple[str, ...] = (
-    "recency_days",
-    "frequency",
-    "monetary",
-    "tenure_days",
-    "avg_order_value",
-    "avg_items_per_order",
-    "distinct_products",
-    "return_rate",
-    "mean_days_between_orders",
-    "active_months",
+    *("recency_days", "frequency", "monetary", "tenure_days", "avg_order_value", "avg_items_per_order"),
+    *("distinct_products", "return_rate", "mean_days_between_orders", "active_months"),
 )
-INPUT_KINDS = ("transactions", "customers")
-INPUT_FORMATS = ("auto", "csv", "parquet")
-INIT_MODES = ("k-means||", "random")
-SELECTION_RULES = ("combined", "silhouette", "elbow", "calinski_harabasz", "davies_bouldin")
-INTEGER_TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class ConfigError(ValueError):
-    """A configuration mistake: the message names the key, where its value came from and what was expected."""
+def _iso_date(value: Any) -> Any:
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return value  # left to the date type, which reports it
 
 
-@dataclass(frozen=True)
-class CsvOptions:
+def _settings_text(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value  # left to the mapping type, which reports it
+    return {str(k): ("true" if v is True else "false" if v is False else str(v)) for k, v in value.items()}
+
+
+# strict: no bool for an int, no "3" for a number, no "yes" for a bool; YAML gives the real types
+Whole = Annotated[int, Field(strict=True)]
+Number = Annotated[float, Field(strict=True)]  # an int is fine
+Flag = Annotated[bool, Field(strict=True)]
+Text = Annotated[str, Field(strict=True, min_length=1)]
+Texts = Annotated[tuple[Text, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
+IsoDate = Annotated[dt.date, Field(strict=True), BeforeValidator(_iso_date)]
+Settings = Annotated[
+    Mapping[str, str], BeforeValidator(_settings_text), AfterValidator(types.MappingProxyType), PlainSerializer(dict)
+]
+
+
+def _limit(default: Any, expect: str, **bounds: Any) -> Any:
+    """A field with bounds (``ge=2``, ``pattern=...``) and its error's text: "expected <expect>, got <value>"."""
+    return Field(default, **bounds, json_schema_extra={"expect": expect})
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CsvOptions(_Frozen):
     """How CSV input is parsed; every column is read as text and typed during validation."""
 
-    delimiter: str = ","
-    quote: str = '"'
-    escape: str = '"'
-    encoding: str = "UTF-8"
-    multiline: bool = False
+    delimiter: Text = _limit(",", "one character", max_length=1)
+    quote: Text = '"'
+    escape: Text = '"'
+    encoding: Text = "UTF-8"
+    multiline: Flag = False
 
 
-@dataclass(frozen=True)
-class ColumnMapping:
+class ColumnMapping(_Frozen):
     """Source column name for each canonical transaction column (Online Retail names by default)."""
 
-    customer_id: str = "CustomerID"
-    invoice_id: str = "InvoiceNo"
-    invoice_ts: str = "InvoiceDate"
-    quantity: str = "Quantity"
-    unit_price: str = "UnitPrice"
-    product_id: str = "StockCode"
-    country: str | None = "Country"
+    customer_id: Text = "CustomerID"
+    invoice_id: Text = "InvoiceNo"
+    invoice_ts: Text = "InvoiceDate"
+    quantity: Text = "Quantity"
+    unit_price: Text = "UnitPrice"
+    product_id: Text = "StockCode"
+    country: Text | None = "Country"
 
 
-@dataclass(frozen=True)
-class CustomerTableOptions:
+class CustomerTableOptions(_Frozen):
     """Columns of a ready customer table (``input.kind: customers``)."""
 
-    id_column: str = "CustomerID"
-    numeric_columns: tuple[str, ...] = ()
-    categorical_columns: tuple[str, ...] = ()
-    log_columns: tuple[str, ...] = ()
+    id_column: Text = "CustomerID"
+    numeric_columns: Texts = ()
+    categorical_columns: Texts = ()
+    log_columns: Texts = ()
 
 
-@dataclass(frozen=True)
-class InputConfig:
+class InputConfig(_Frozen):
     """Where the input is and how to read it."""
 
-    kind: str = "transactions"
-    path: str | None = None
-    format: str = "auto"
-    timestamp_formats: tuple[str, ...] = ("M/d/yyyy H:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss")
-    integer_timestamp_unit: str = "ns"
-    csv: CsvOptions = field(default_factory=CsvOptions)
-    columns: ColumnMapping = field(default_factory=ColumnMapping)
-    customers: CustomerTableOptions = field(default_factory=CustomerTableOptions)
+    kind: Literal["transactions", "customers"] = "transactions"
+    path: Text | None = None
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    timestamp_formats: Texts = _limit(
+        ("M/d/yyyy H:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss"),
+        "at least one timestamp pattern",
+        min_length=1,
+    )
+    integer_timestamp_unit: Literal["s", "ms", "us", "ns"] = "ns"
+    csv: CsvOptions = CsvOptions()
+    columns: ColumnMapping = ColumnMapping()
+    customers: CustomerTableOptions = CustomerTableOptions()
 
 
-@dataclass(frozen=True)
-class QualityConfig:
+class QualityConfig(_Frozen):
     """Validation rules."""
 
-    max_quarantine_share: float = 0.5
+    max_quarantine_share: Number = _limit(0.5, "a share from 0 to 1", ge=0, le=1)
 
 
-@dataclass(frozen=True)
-class FeaturesConfig:
+class FeaturesConfig(_Frozen):
     """Per-customer features of a transaction log and which of them enter the model."""
 
-    as_of: dt.date | None = None
-    model_features: tuple[str, ...] = (
-        "recency_days",
-        "frequency",
-        "monetary",
-        "avg_order_value",
-        "tenure_days",
-    )
-    log_features: tuple[str, ...] = (
-        "recency_days",
-        "frequency",
-        "monetary",
-        "avg_order_value",
-        "tenure_days",
-        "avg_items_per_order",
-        "distinct_products",
-        "mean_days_between_orders",
+    as_of: IsoDate | None = None
+    model_features: Texts = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
+    log_features: Texts = (
+        *("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days"),
+        *("avg_items_per_order", "distinct_products", "mean_days_between_orders"),
     )
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Frozen):
     """The KMeans sweep and final model."""
 
-    k_min: int = 2
-    k_max: int = 10
-    k: int | None = None
-    seed: int = 42
-    max_iter: int = 30
-    tol: float = 1e-2
-    init_mode: str = "k-means||"
-    init_steps: int = 5
-    order_by: str | None = None
-    customers_per_partition: int = 50_000
-    seeds: int = 3
-    sweep_parallelism: int = 4
-    sweep_max_customers: int = 50_000
-    outlier_fence_iqr: float = 3.0
-    outlier_max_share: float = 0.05
+    k_min: Whole = _limit(2, "at least 2 (one segment is no segmentation)", ge=2)
+    k_max: Whole = 10
+    k: Whole | None = _limit(None, "a fixed k of at least 2, or null to sweep", ge=2)
+    seed: Whole = 42
+    max_iter: Whole = _limit(30, "at least 1", ge=1)
+    tol: Number = _limit(1e-2, "a non-negative number", ge=0)
+    init_mode: Literal["k-means||", "random"] = "k-means||"
+    init_steps: Whole = _limit(5, "at least 1", ge=1)
+    order_by: Text | None = None
+    customers_per_partition: Whole = _limit(50_000, "at least 1", ge=1)
+    seeds: Whole = _limit(3, "at least 1 seed per k", ge=1)
+    sweep_parallelism: Whole = _limit(4, "at least 1 fit at a time", ge=1)
+    sweep_max_customers: Whole = _limit(50_000, "at least 2", ge=2)
+    outlier_fence_iqr: Number = _limit(3.0, "a number of interquartile ranges from 0 (off) to 100", ge=0, le=100)
+    outlier_max_share: Number = _limit(0.05, "a share from 0 to below 0.5", ge=0, lt=0.5)
 
 
-@dataclass(frozen=True)
-class SelectionConfig:
+class SelectionConfig(_Frozen):
     """How k is chosen from the sweep (see segmentation/selection.py)."""
 
-    rule: str = "combined"
-    min_segment_share: float = 0.02
-    min_stability: float = 0.8
-    silhouette_tolerance: float = 0.01
+    rule: Literal["combined", "silhouette", "elbow", "calinski_harabasz", "davies_bouldin"] = "combined"
+    min_segment_share: Number = _limit(0.02, "a share from 0 to 1", ge=0, lt=1)
+    min_stability: Number = _limit(0.8, "an adjusted Rand index from -1 to 1", ge=-1, le=1)
+    silhouette_tolerance: Number = _limit(0.01, "a non-negative number", ge=0)
 
 
-@dataclass(frozen=True)
-class OutputConfig:
+class OutputConfig(_Frozen):
     """Where the Parquet tables, model and manifest are written."""
 
-    path: str | None = None
-    run_id: str = "main"
+    path: Text | None = None
+    run_id: Text = _limit(
+        "main",
+        "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        pattern=RUN_ID_PATTERN.pattern,
+    )
 
 
-@dataclass(frozen=True)
-class PrivacyConfig:
+class PrivacyConfig(_Frozen):
     """Pseudonymising customer ids in every output with HMAC-SHA256; the key never comes from a config file."""
 
-    pseudonymize_ids: bool = False
-    key_env: str = "SEGMENTATION_ID_KEY"
-    secret_scope: str | None = None
-    secret_key: str | None = None
+    pseudonymize_ids: Flag = False
+    key_env: Text = "SEGMENTATION_ID_KEY"
+    secret_scope: Text | None = None
+    secret_key: Text | None = None
 
 
-@dataclass(frozen=True)
-class ReportConfig:
+class ReportConfig(_Frozen):
     """The report's choices: two features for the customer picture (empty: the first two principal components)."""
 
-    scatter_features: tuple[str, ...] = ()
+    scatter_features: Texts = ()
 
 
-@dataclass(frozen=True)
-class MlflowConfig:
+class MlflowConfig(_Frozen):
     """Logging each run to MLflow (optional: ``pip install segmentation[mlflow]``); off by default."""
 
-    enabled: bool = False
-    tracking_uri: str | None = None
-    experiment: str | None = None
+    enabled: Flag = False
+    tracking_uri: Text | None = None
+    experiment: Text | None = None
 
 
-@dataclass(frozen=True)
-class SparkConfig:
+class SparkConfig(_Frozen):
     """Session settings used only when this job creates the session (never on a session it is handed)."""
 
-    master: str | None = None
-    app_name: str = "segmentation"
-    conf: Mapping[str, str] = field(default_factory=lambda: types.MappingProxyType({}))
+    master: Text | None = None
+    app_name: Text = "segmentation"
+    conf: Settings = Field(default_factory=lambda: types.MappingProxyType({}))
 
 
-@dataclass(frozen=True)
-class JobConfig:
+class _RuleError(ValueError):
+    """A broken cross-field rule; ``args`` are the key it is about and the message."""
+
+    def __str__(self) -> str:
+        return ": ".join(self.args)
+
+
+class JobConfig(_Frozen):
     """The whole validated configuration of one run."""
 
-    input: InputConfig = field(default_factory=InputConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
-    features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    selection: SelectionConfig = field(default_factory=SelectionConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
-    spark: SparkConfig = field(default_factory=SparkConfig)
+    input: InputConfig = InputConfig()
+    quality: QualityConfig = QualityConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    selection: SelectionConfig = SelectionConfig()
+    output: OutputConfig = OutputConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    report: ReportConfig = ReportConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    spark: SparkConfig = Field(default_factory=SparkConfig)  # a mappingproxy cannot be deep-copied
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> JobConfig:
+        if problem := next(_rule_problems(self), None):
+            raise _RuleError(*problem)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain, JSON-friendly copy (for the manifest)."""
-        return _plain(self)
+        """A plain, JSON-friendly copy (for the manifest): dates as ISO text, tuples as lists."""
+        return self.model_dump(mode="json")
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
+def _rule_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
+    model, cust, priv, scatter = cfg.model, cfg.input.customers, cfg.privacy, cfg.report.scatter_features
+    if model.k_max < model.k_min:
+        yield "model.k_max", f"expected at least model.k_min ({model.k_min}), got {model.k_max}"
+    if scatter and len(scatter) != 2:
+        yield "report.scatter_features", f"expected two feature names or none, got {list(scatter)}"
+    if (priv.secret_scope is None) != (priv.secret_key is None):
+        yield "privacy.secret_key", "set both privacy.secret_scope and privacy.secret_key, or neither"
+    if cfg.input.kind == "transactions":
+        known: Sequence[str] = TRANSACTION_FEATURES
+        yield from _unknown("features.model_features", cfg.features.model_features, known)
+        yield from _unknown("features.log_features", cfg.features.log_features, known)
+        if not cfg.features.model_features:
+            yield "features.model_features", "expected at least one feature"
+    else:
+        known = cust.numeric_columns
+        if not cust.numeric_columns and not cust.categorical_columns:
+            yield "input.customers.numeric_columns", "a customer table needs at least one feature column"
+        yield from _unknown("input.customers.log_columns", cust.log_columns, known)
+        if overlap := set(cust.numeric_columns) & set(cust.categorical_columns):
+            yield "input.customers.categorical_columns", f"also listed as numeric: {sorted(overlap)}"
+    if model.order_by is not None and model.order_by not in known:
+        yield "model.order_by", f"expected one of the model's numeric features {sorted(known)}, got {model.order_by!r}"
+
+
+def _unknown(key: str, chosen: Sequence[str], allowed: Sequence[str]) -> Iterator[tuple[str, str]]:
+    for name in chosen:
+        if name not in allowed:
+            yield key, f"unknown feature {name!r}; expected names from: {', '.join(allowed)}"
 
 
 # ---------------------------------------------------------------- loading
@@ -242,11 +276,10 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
 class _TextDatesLoader(yaml.SafeLoader):
     """Safe YAML without implicit timestamps: a date stays text, so a bad one is reported with its key."""
 
-
-_TextDatesLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 def _yaml(text: str) -> Any:
@@ -277,7 +310,7 @@ def _read_layered(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``key.path=value`` with the value read as YAML (``5`` is a number, ``[a, b]`` a list)."""
+    """``key.path=value`` with the value read as YAML (``5`` is a number, ``[a, b]`` a list, dates stay text)."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -292,6 +325,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 def load(
     config_files: Sequence[str | os.PathLike[str]] = (),
     overrides: Sequence[str] = (),
+    *,
     input_path: str | None = None,
     output_path: str | None = None,
     check_paths: bool = True,
@@ -308,32 +342,32 @@ def load(
         _set_dotted(values, origin, "input.path", input_path, "--input")
     if output_path is not None:
         _set_dotted(values, origin, "output.path", output_path, "--output")
-    cfg = _build(JobConfig, values, "", origin)
-    validate(cfg, origin, check_paths=check_paths)
+    try:
+        cfg = JobConfig.model_validate(values)
+    except ValidationError as exc:  # from None: pydantic's text would echo the value (a key put in a file)
+        _fail(origin, *_explain(exc.errors()[0]))
+    if problem := next(_path_problems(cfg, check_paths), None):
+        _fail(origin, *problem)
     return cfg
 
 
 def _merge_layers(values: dict[str, Any], origin: dict[str, str], layer: dict[str, Any]) -> None:
-    if "__layers__" in layer:
-        for sub in layer["__layers__"]:
-            _merge_layers(values, origin, sub)
-        return
+    for sub in layer.get("__layers__", ()):
+        _merge_layers(values, origin, sub)
     source = layer.get("__source__", "<config>")
-    _deep_merge(values, origin, "", {k: v for k, v in layer.items() if k != "__source__"}, source)
+    own = {k: v for k, v in layer.items() if k not in ("__layers__", "__source__")}
+    _deep_merge(values, origin, "", own, source)
 
 
-def _deep_merge(
-    target: dict[str, Any], origin: dict[str, str], prefix: str, layer: Mapping[str, Any], source: str
-) -> None:
+def _deep_merge(target: dict[str, Any], origin: dict[str, str], prefix: str, layer: Mapping, source: str) -> None:
     for raw_key, value in layer.items():
         key = str(raw_key)
         dotted = f"{prefix}.{key}" if prefix else key
         origin[dotted] = source
         if isinstance(value, dict):
-            child = target.get(key)
-            if not isinstance(child, dict):
-                child = target[key] = {}
-            _deep_merge(child, origin, dotted, value, source)
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            _deep_merge(target[key], origin, dotted, value, source)
         else:
             target[key] = value
 
@@ -342,222 +376,91 @@ def _set_dotted(values: dict[str, Any], origin: dict[str, str], key: str, value:
     parts = key.split(".")
     node = values
     for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
         origin.setdefault(".".join(parts[: depth + 1]), source)
-        node = child
+        node = node[part]
     node[parts[-1]] = value
     origin[key] = source
 
 
-def _where(origin: Mapping[str, str], key: str) -> str:
-    probe = key
-    while probe:
-        if probe in origin:
-            return origin[probe]
+def _fail(origin: Mapping[str, str], key: str, message: str) -> NoReturn:
+    probe = key.partition("[")[0]
+    while probe and probe not in origin:
         probe = probe.rpartition(".")[0]
-    return "default"
+    raise ConfigError(f"{origin.get(probe, 'default')}: {key}: {message}") from None
 
 
-def _fail(origin: Mapping[str, str], key: str, message: str) -> typing.NoReturn:
-    raise ConfigError(f"{_where(origin, key)}: {key}: {message}")
+_WORDING = {  # pydantic's error types -> our message
+    ("int_type", "int_parsing", "int_from_float"): "expected a whole number, got {value!r}",
+    ("float_type", "float_parsing"): "expected a number, got {value!r}",
+    ("bool_type", "bool_parsing"): "expected true or false, got {value!r}",
+    ("string_type", "string_too_short"): "expected a non-empty text, got {value!r}",
+    ("date_type", "date_parsing", "date_from_datetime_parsing"): "expected a date like 2011-12-09, got {value!r}",
+    ("tuple_type",): "expected a list, got {value!r}",
+    ("dict_type",): "expected a mapping of settings, got {value!r}",
+    ("model_type",): "expected a mapping, got {type}",
+    ("missing",): "a value is required",
+}
+_MESSAGES = {kind: text for kinds, text in _WORDING.items() for kind in kinds}
+_KEY_IN_FILE = (
+    "the key is never read from a config file; put it in the environment variable named by privacy.key_env, "
+    "or in a Databricks secret (privacy.secret_scope, secret_key)"
+)
 
 
-def _build(cls: type, values: Any, prefix: str, origin: Mapping[str, str]) -> Any:
-    if not isinstance(values, dict):
-        _fail(origin, prefix, f"expected a mapping, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if cls is PrivacyConfig and "key" in unknown:
-        _fail(
-            origin,
-            f"{prefix}.key",
-            "the key is never read from a config file; put it in the environment "
-            "variable named by privacy.key_env, or in a Databricks secret (privacy.secret_scope, secret_key)",
-        )
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        _fail(origin, key, f"unknown key; expected one of: {', '.join(sorted(names))}")
-    kwargs = {}
-    for name, value in values.items():
-        key = f"{prefix}.{name}" if prefix else name
-        kwargs[name] = _coerce(hints[name], value, key, origin)
-    return cls(**kwargs)
+def _explain(error: Mapping[str, Any]) -> tuple[str, str]:
+    """The dotted key and our message for one of pydantic's errors."""
+    loc, kind, value = error["loc"], error["type"], error.get("input")
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    rule = error.get("ctx", {}).get("error")
+    if isinstance(rule, _RuleError):
+        return rule.args
+    if kind == "extra_forbidden":
+        if key == "privacy.key":
+            return key, _KEY_IN_FILE  # never the value
+        return key, f"unknown key; expected one of: {', '.join(sorted(_fields(loc[:-1])))}"
+    if kind == "literal_error":
+        choices = ", ".join(re.findall(r"'([^']*)'", error["ctx"]["expected"]))
+        return key, f"expected one of {choices}, got {value!r}"
+    if kind in _MESSAGES:
+        return key, _MESSAGES[kind].format(value=value, type=type(value).__name__)
+    field = _fields(loc[:-1]).get(loc[-1]) if loc else None
+    extra = field.json_schema_extra if field else None
+    if isinstance(extra, dict) and "expect" in extra:
+        return key, f"expected {extra['expect']}, got {value!r}"
+    return key, str(error["msg"])
 
 
-def _coerce(hint: Any, value: Any, key: str, origin: Mapping[str, str]) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key, origin)
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key, origin)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        _fail(origin, key, f"expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        _fail(origin, key, f"expected a whole number, got {value!r}")
-    if hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        _fail(origin, key, f"expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str) and value != "":
-            return value
-        _fail(origin, key, f"expected a non-empty text, got {value!r}")
-    if hint is dt.date:
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return value
-        if isinstance(value, str):
-            try:
-                return dt.date.fromisoformat(value)
-            except ValueError:
-                pass
-        _fail(origin, key, f"expected a date like 2011-12-09, got {value!r}")
-    if typing.get_origin(hint) is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list | tuple):
-            _fail(origin, key, f"expected a list, got {value!r}")
-        return tuple(_coerce(args[0], item, f"{key}[{i}]", origin) for i, item in enumerate(value))
-    if typing.get_origin(hint) is Mapping:
-        if not isinstance(value, dict):
-            _fail(origin, key, f"expected a mapping of settings, got {value!r}")
-        return types.MappingProxyType({str(k): _conf_text(v) for k, v in value.items()})
-    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in this module, not in the input
+def _fields(loc: Sequence[Any]) -> dict[str, Any]:
+    """The fields of the model at ``loc``: JobConfig's at (), InputConfig's at ("input",), none past a list."""
+    fields = JobConfig.model_fields
+    for part in loc:
+        field = fields.get(part) if isinstance(part, str) else None
+        fields = getattr(field.annotation if field else None, "model_fields", {})
+    return fields
 
 
-def _conf_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-# ---------------------------------------------------------------- validation
-
-
-def validate(cfg: JobConfig, origin: Mapping[str, str] | None = None, check_paths: bool = True) -> None:
-    """Reject impossible values with a message naming the key and its file."""
-    origin = origin or {}
-    fail = lambda key, msg: _fail(origin, key, msg)  # noqa: E731
-    inp, model = cfg.input, cfg.model
-    if inp.kind not in INPUT_KINDS:
-        fail("input.kind", f"expected one of {', '.join(INPUT_KINDS)}, got {inp.kind!r}")
-    if inp.format not in INPUT_FORMATS:
-        fail("input.format", f"expected one of {', '.join(INPUT_FORMATS)}, got {inp.format!r}")
-    if inp.integer_timestamp_unit not in INTEGER_TIMESTAMP_UNITS:
-        fail("input.integer_timestamp_unit", f"expected one of {', '.join(INTEGER_TIMESTAMP_UNITS)}")
-    if not inp.timestamp_formats:
-        fail("input.timestamp_formats", "expected at least one timestamp pattern")
-    if len(inp.csv.delimiter) != 1:
-        fail("input.csv.delimiter", f"expected one character, got {inp.csv.delimiter!r}")
-    if model.k_min < 2:
-        fail("model.k_min", f"expected at least 2 (one segment is no segmentation), got {model.k_min}")
-    if model.k_max < model.k_min:
-        fail("model.k_max", f"expected at least model.k_min ({model.k_min}), got {model.k_max}")
-    if model.k is not None and model.k < 2:
-        fail("model.k", f"expected a fixed k of at least 2, or null to sweep, got {model.k}")
-    if model.max_iter < 1:
-        fail("model.max_iter", f"expected at least 1, got {model.max_iter}")
-    if model.tol < 0:
-        fail("model.tol", f"expected a non-negative number, got {model.tol}")
-    if model.init_mode not in INIT_MODES:
-        fail("model.init_mode", f"expected one of {', '.join(INIT_MODES)}, got {model.init_mode!r}")
-    if model.seeds < 1:
-        fail("model.seeds", f"expected at least 1 seed per k, got {model.seeds}")
-    if model.sweep_parallelism < 1:
-        fail("model.sweep_parallelism", f"expected at least 1 fit at a time, got {model.sweep_parallelism}")
-    if model.sweep_max_customers < 2:
-        fail("model.sweep_max_customers", f"expected at least 2, got {model.sweep_max_customers}")
-    sel = cfg.selection
-    if sel.rule not in SELECTION_RULES:
-        fail("selection.rule", f"expected one of {', '.join(SELECTION_RULES)}, got {sel.rule!r}")
-    if not 0.0 <= sel.min_segment_share < 1.0:
-        fail("selection.min_segment_share", f"expected a share from 0 to 1, got {sel.min_segment_share}")
-    if not -1.0 <= sel.min_stability <= 1.0:
-        fail("selection.min_stability", f"expected an adjusted Rand index from -1 to 1, got {sel.min_stability}")
-    if sel.silhouette_tolerance < 0:
-        fail("selection.silhouette_tolerance", f"expected a non-negative number, got {sel.silhouette_tolerance}")
-    if model.customers_per_partition < 1:
-        fail("model.customers_per_partition", f"expected at least 1, got {model.customers_per_partition}")
-    if not 0.0 <= model.outlier_fence_iqr <= 100.0:
-        fail(
-            "model.outlier_fence_iqr",
-            f"expected a number of interquartile ranges from 0 (off) to 100, got {model.outlier_fence_iqr}",
-        )
-    if cfg.report.scatter_features and len(cfg.report.scatter_features) != 2:
-        fail("report.scatter_features", f"expected two feature names or none, got {list(cfg.report.scatter_features)}")
-    if not 0.0 <= model.outlier_max_share < 0.5:
-        fail("model.outlier_max_share", f"expected a share from 0 to below 0.5, got {model.outlier_max_share}")
-    if not RUN_ID_PATTERN.match(cfg.output.run_id):
-        fail(
-            "output.run_id",
-            "expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, "
-            f"got {cfg.output.run_id!r}",
-        )
-    priv = cfg.privacy
-    if (priv.secret_scope is None) != (priv.secret_key is None):
-        fail("privacy.secret_key", "set both privacy.secret_scope and privacy.secret_key, or neither")
-    if model.init_steps < 1:
-        fail("model.init_steps", f"expected at least 1, got {model.init_steps}")
-    if not 0.0 <= cfg.quality.max_quarantine_share <= 1.0:
-        fail("quality.max_quarantine_share", f"expected a share from 0 to 1, got {cfg.quality.max_quarantine_share}")
-    known = _known_features(cfg)
-    if inp.kind == "transactions":
-        _check_subset(fail, "features.model_features", cfg.features.model_features, TRANSACTION_FEATURES)
-        _check_subset(fail, "features.log_features", cfg.features.log_features, TRANSACTION_FEATURES)
-        if not cfg.features.model_features:
-            fail("features.model_features", "expected at least one feature")
-    else:
-        cust = inp.customers
-        if not cust.numeric_columns and not cust.categorical_columns:
-            fail("input.customers.numeric_columns", "a customer table needs at least one feature column")
-        _check_subset(fail, "input.customers.log_columns", cust.log_columns, cust.numeric_columns)
-        overlap = set(cust.numeric_columns) & set(cust.categorical_columns)
-        if overlap:
-            fail("input.customers.categorical_columns", f"also listed as numeric: {sorted(overlap)}")
-    if model.order_by is not None and model.order_by not in known:
-        fail("model.order_by", f"expected one of the model's numeric features {sorted(known)}, got {model.order_by!r}")
-    if inp.path is None:
-        fail("input.path", "no input given; set input.path or pass --input PATH")
-    if cfg.output.path is None:
-        fail("output.path", "no output folder given; set output.path or pass --output PATH")
-    for key, path in (("input.path", inp.path), ("output.path", cfg.output.path)):
+def _path_problems(cfg: JobConfig, check_paths: bool) -> Iterator[tuple[str, str]]:
+    inp, out = cfg.input.path, cfg.output.path
+    if inp is None:
+        yield "input.path", "no input given; set input.path or pass --input PATH"
+        return
+    if out is None:
+        yield "output.path", "no output folder given; set output.path or pass --output PATH"
+        return
+    for key, path in (("input.path", inp), ("output.path", out)):
         # local paths with '..' are resolved before they are compared; object stores do not resolve '..'
         if not is_local_path(path) and ".." in Path(urlparse(path).path).parts:
-            fail(key, f"'..' is not allowed in a {urlparse(path).scheme}: path; give the full path instead of {path!r}")
-    if check_paths and is_local_path(inp.path) and not glob.glob(local_path(inp.path)):
-        fail("input.path", f"no file or folder matches {inp.path!r}")
-    if is_local_path(inp.path) and is_local_path(cfg.output.path):
-        _check_output_outside_input(fail, inp.path, cfg.output.path)
-
-
-def _known_features(cfg: JobConfig) -> set[str]:
-    if cfg.input.kind == "customers":
-        return set(cfg.input.customers.numeric_columns)
-    return set(TRANSACTION_FEATURES)
-
-
-def _check_subset(fail: Any, key: str, chosen: Sequence[str], allowed: Sequence[str]) -> None:
-    for name in chosen:
-        if name not in allowed:
-            fail(key, f"unknown feature {name!r}; expected names from: {', '.join(allowed)}")
-
-
-def _check_output_outside_input(fail: Any, input_path: str, output_path: str) -> None:
-    out = Path(local_path(output_path)).resolve()
-    base = Path(local_path(input_root(input_path))).resolve()
-    if out == base or base in out.parents:
-        fail("output.path", f"the output {output_path!r} is inside the input {input_path!r}; write it elsewhere")
-    if out in base.parents:
-        fail("output.path", f"the input {input_path!r} is inside the output {output_path!r}; write it elsewhere")
+            yield key, f"'..' is not allowed in a {urlparse(path).scheme}: path; give the full path instead of {path!r}"
+    if check_paths and is_local_path(inp) and not glob.glob(local_path(inp)):
+        yield "input.path", f"no file or folder matches {inp!r}"
+    if is_local_path(inp) and is_local_path(out):
+        written, read = Path(local_path(out)).resolve(), Path(local_path(input_root(inp))).resolve()
+        if written == read or read in written.parents:
+            yield "output.path", f"the output {out!r} is inside the input {inp!r}; write it elsewhere"
+        if written in read.parents:
+            yield "output.path", f"the input {inp!r} is inside the output {out!r}; write it elsewhere"
 
 
 def input_root(path: str) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from pathlib import Path
 
+import pydantic
 import pytest
+import yaml
 
 from segmentation import config
-from segmentation.config import ConfigError, JobConfig, load
+from segmentation.config import ConfigError, CustomerTableOptions, InputConfig, JobConfig, PrivacyConfig, load
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,8 +31,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_base_yaml_states_exactly_the_code_defaults() -> None:
     values = config.read_yaml(REPO / "conf/base.yaml")
-    cfg = config._build(JobConfig, {k: v for k, v in values.items() if k != "__source__"}, "", {})
+    cfg = JobConfig.model_validate({k: v for k, v in values.items() if k != "__source__"})
     assert cfg == JobConfig()
+
+
+def test_defaults_as_a_plain_dict_are_base_yaml() -> None:
+    assert JobConfig().to_dict() == yaml.safe_load((REPO / "conf/base.yaml").read_text())
 
 
 def test_local_overlay_layers_on_base(tmp_path: Path) -> None:
@@ -61,8 +66,10 @@ def test_input_output_and_set_override_files(tmp_path: Path, log_file: Path) -> 
 
 def test_config_is_frozen(tmp_path: Path, log_file: Path) -> None:
     cfg = load([], input_path=str(log_file), output_path=str(tmp_path / "out"))
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         cfg.model.k_min = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        cfg.spark.conf["spark.sql.shuffle.partitions"] = "1"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -139,3 +146,124 @@ def test_to_dict_is_json_friendly(tmp_path: Path, log_file: Path) -> None:
     assert plain["features"]["as_of"] == "2011-12-09"
     assert plain["model"]["k_max"] == 10
     assert plain["spark"]["conf"] == {}
+
+
+def error_of(tmp_path: Path, log_file: Path, text: str = "", overrides: tuple[str, ...] = ()) -> str:
+    """The message of the ConfigError that ``load`` raises for ``text`` (as bad.yaml) and ``overrides``."""
+    bad = write(tmp_path, "bad.yaml", text)
+    with pytest.raises(ConfigError) as caught:
+        load([bad], overrides, input_path=str(log_file), output_path=str(tmp_path / "out"))
+    return str(caught.value).removeprefix(f"{bad}: ")
+
+
+KEY_IN_FILE = (
+    "privacy.key: the key is never read from a config file; put it in the environment variable named by "
+    "privacy.key_env, or in a Databricks secret (privacy.secret_scope, secret_key)"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # int_type: a bool, a float with a fraction and a text are no whole numbers
+        ("model:\n  k_min: true\n", "model.k_min: expected a whole number, got True"),
+        ("model:\n  k_min: 2.5\n", "model.k_min: expected a whole number, got 2.5"),
+        ("model:\n  k_min: three\n", "model.k_min: expected a whole number, got 'three'"),
+        ("model:\n  tol: small\n", "model.tol: expected a number, got 'small'"),
+        # bool_type: only YAML's true and false
+        ("input:\n  csv:\n    multiline: maybe\n", "input.csv.multiline: expected true or false, got 'maybe'"),
+        ("mlflow:\n  enabled: 1\n", "mlflow.enabled: expected true or false, got 1"),
+        # string_type, string_too_short
+        ("input:\n  columns:\n    country: 5\n", "input.columns.country: expected a non-empty text, got 5"),
+        ("input:\n  timestamp_formats: ['']\n", "input.timestamp_formats[0]: expected a non-empty text, got ''"),
+        # model_type, dict_type, tuple_type: a list where a mapping is expected, and the other way round
+        ("model: [2, 3]\n", "model: expected a mapping, got list"),
+        ("spark:\n  conf: [a]\n", "spark.conf: expected a mapping of settings, got ['a']"),
+        ("input:\n  timestamp_formats: {a: b}\n", "input.timestamp_formats: expected a list, got {'a': 'b'}"),
+        # literal_error
+        ("input:\n  kind: orders\n", "input.kind: expected one of transactions, customers, got 'orders'"),
+        ("model:\n  init_mode: fast\n", "model.init_mode: expected one of k-means||, random, got 'fast'"),
+        # bounds: greater_than_equal, less_than, less_than_equal, too_short, string_too_long, string_pattern_mismatch
+        ("model:\n  k_min: 1\n", "model.k_min: expected at least 2 (one segment is no segmentation), got 1"),
+        (
+            "model:\n  outlier_max_share: 0.5\n",
+            "model.outlier_max_share: expected a share from 0 to below 0.5, got 0.5",
+        ),
+        (
+            "quality:\n  max_quarantine_share: 1.5\n",
+            "quality.max_quarantine_share: expected a share from 0 to 1, got 1.5",
+        ),
+        (
+            "input:\n  timestamp_formats: []\n",
+            "input.timestamp_formats: expected at least one timestamp pattern, got []",
+        ),
+        ("input:\n  csv:\n    delimiter: ';;'\n", "input.csv.delimiter: expected one character, got ';;'"),
+        (
+            "output:\n  run_id: ../nightly\n",
+            "output.run_id: expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+            "got '../nightly'",
+        ),
+        # date_type
+        ("features:\n  as_of: 2011-13-45\n", "features.as_of: expected a date like 2011-12-09, got '2011-13-45'"),
+        # extra_forbidden
+        (
+            "model:\n  k_mn: 3\n",
+            "model.k_mn: unknown key; expected one of: customers_per_partition, init_mode, init_steps, k, k_max, "
+            "k_min, max_iter, order_by, outlier_fence_iqr, outlier_max_share, seed, seeds, sweep_max_customers, "
+            "sweep_parallelism, tol",
+        ),
+        ("privacy:\n  key: do-not-echo\n", KEY_IN_FILE),
+        # cross-field rules
+        ("model:\n  k_min: 5\n  k_max: 4\n", "model.k_max: expected at least model.k_min (5), got 4"),
+        (
+            "privacy:\n  secret_scope: segmentation\n",
+            "privacy.secret_key: set both privacy.secret_scope and privacy.secret_key, or neither",
+        ),
+        (
+            "report:\n  scatter_features: monetary\n",
+            "report.scatter_features: expected two feature names or none, got ['monetary']",
+        ),
+        (
+            "features:\n  model_features: [recency]\n",
+            "features.model_features: unknown feature 'recency'; expected names from: "
+            + ", ".join(config.TRANSACTION_FEATURES),
+        ),
+        (
+            "input:\n  kind: customers\n  customers:\n    numeric_columns: [a, b]\n    categorical_columns: [b]\n",
+            "input.customers.categorical_columns: also listed as numeric: ['b']",
+        ),
+    ],
+)
+def test_exact_messages(tmp_path: Path, log_file: Path, text: str, expected: str) -> None:
+    assert error_of(tmp_path, log_file, text) == expected
+
+
+def test_set_override_errors_name_the_flag_and_the_key(tmp_path: Path, log_file: Path) -> None:
+    message = error_of(tmp_path, log_file, overrides=("model.k_min=1",))
+    assert message == "--set model.k_min: model.k_min: expected at least 2 (one segment is no segmentation), got 1"
+    message = error_of(tmp_path, log_file, overrides=("privacy.key=do-not-echo",))
+    assert message == f"--set privacy.key: {KEY_IN_FILE}"
+
+
+def test_spark_conf_values_become_text(tmp_path: Path, log_file: Path) -> None:
+    cfg = load([], ["spark.conf={a: true, b: 3}"], input_path=str(log_file), output_path=str(tmp_path / "o"))
+    assert dict(cfg.spark.conf) == {"a": "true", "b": "3"}
+    assert cfg.to_dict()["spark"]["conf"] == {"a": "true", "b": "3"}
+
+
+def test_a_single_name_is_a_one_tuple(tmp_path: Path, log_file: Path) -> None:
+    cfg = load([], ["features.model_features=monetary"], input_path=str(log_file), output_path=str(tmp_path / "o"))
+    assert cfg.features.model_features == ("monetary",)
+    assert cfg.to_dict()["features"]["model_features"] == ["monetary"]
+
+
+def test_models_built_in_code_check_rules_only_on_the_whole_job() -> None:
+    JobConfig()  # the defaults are valid
+    partial = InputConfig(kind="customers")  # the customer columns are a rule of the whole job
+    with pytest.raises(pydantic.ValidationError, match="a customer table needs at least one feature column"):
+        JobConfig(input=partial)
+    table = CustomerTableOptions(id_column="id", numeric_columns=("age", "income"), categorical_columns=("gender",))
+    cfg = JobConfig(input=InputConfig(kind="customers", customers=table))
+    assert cfg.input.customers.numeric_columns == ("age", "income")
+    with pytest.raises(pydantic.ValidationError, match=r"privacy\.secret_key"):
+        JobConfig(privacy=PrivacyConfig(secret_scope="segmentation"))
