@@ -18,7 +18,7 @@ dbutils.widgets.text("run_id", "main", "Run id (a re-run replaces it)")
 
 # COMMAND ----------
 
-from segmentation import config, pipeline
+from segmentation import config, job
 
 widgets = {
     name: dbutils.widgets.get(name)
@@ -37,7 +37,7 @@ cfg = config.load(
     input_path=widgets["input_path"],
     output_path=widgets["output_path"],
 )
-result = pipeline.run(spark, cfg)
+result = job.run(spark, cfg)
 print(f"published {result.run_folder}")
 
 # COMMAND ----------

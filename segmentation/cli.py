@@ -6,16 +6,28 @@ Arguments are parsed from an explicit ``argv`` so that parsing is testable; ``ma
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from pyspark.errors import PySparkException
 
 from segmentation import __version__
-from segmentation.config import ConfigError, load
+from segmentation.config import load
+from segmentation.errors import ConfigError, RunFailed, SegmentationError, summary
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from segmentation.config import JobConfig
+    from segmentation.execution import Published
 
 log = logging.getLogger("segmentation")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,101 +133,85 @@ def configure_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``segmentation`` console script."""
+    """Entry point of the ``segmentation`` console script: an exit code, never a traceback for a known error.
+
+    0: done. 1: the run failed (its input, or Spark or the file system during a stage; nothing was published).
+    2: a configuration mistake. 3: a bug in this project (the traceback is logged with ``-v``).
+    """
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     configure_logging(args.quiet, args.verbose)
-    if args.command == "generate":
-        return _generate(args)
-    if args.command == "score":
-        return _score(args)
-    if args.command == "report":
-        return _report(args)
-    return _run(args)
+    command = {"generate": _generate, "score": _score, "report": _report, "run": _run}[args.command]
+    try:
+        print(command(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SegmentationError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        log.debug("internal error", exc_info=True)
+        print(
+            f"internal error: {type(exc).__name__}: {summary(exc)}. This is a bug in segmentation, not a problem "
+            "with the input or the configuration; run again with -v for the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+    return EXIT_OK
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace) -> str:
     from segmentation import generate
 
     lines = generate.write(
         args.output, customers=args.customers, seed=args.seed, truth_path=args.truth, planted=args.planted
     )
-    print(f"wrote {lines} lines for {args.customers} customers to {args.output}")
-    return EXIT_OK
+    return f"wrote {lines} lines for {args.customers} customers to {args.output}"
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> str:
+    cfg = load(args.config, _overrides(args), input_path=args.input, output_path=args.output)
+    from segmentation import job
+
+    with _session(cfg, args.remote) as spark:
+        result = job.run(spark, cfg)
+    return summary_text(result, chosen=result.choice.reason, took=result.timings.get("total", 0.0))
+
+
+def _score(args: argparse.Namespace) -> str:
+    cfg = load(args.config, _overrides(args), input_path=args.input, output_path=args.output)
     try:
-        cfg = load(args.config, _overrides(args), input_path=args.input, output_path=args.output)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        model_date = dt.date.fromisoformat(args.model_date) if args.model_date else None
+    except ValueError:
+        raise ConfigError(f"--model-date: expected a date like 2011-12-09, got {args.model_date!r}") from None
+    from segmentation import scoring
 
-    from segmentation import pipeline
-    from segmentation.session import get_spark, release
-
-    spark = get_spark(cfg.spark, args.remote)
-    try:
-        result = pipeline.run(spark, cfg)
-    except (ValueError, OSError, RuntimeError) as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        release(spark)
-    print(summary(result))
-    return EXIT_OK
+    with _session(cfg, args.remote) as spark:
+        result = scoring.score(spark, cfg, args.model, model_as_of=model_date, model_run_id=args.model_run_id)
+    return summary_text(result, model=result.model_as_of)
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace) -> str:
     from segmentation import outputs, report
 
-    try:
-        written = report.render(outputs.resolve_run(args.run))
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"report         {written['html']}\nmarkdown       {written['markdown']}")
-    return EXIT_OK
+    written = report.render(outputs.resolve_run(args.run))
+    return f"report         {written['html']}\nmarkdown       {written['markdown']}"
 
 
-def _score(args: argparse.Namespace) -> int:
-    import datetime as dt
-
-    try:
-        cfg = load(args.config, _overrides(args), input_path=args.input, output_path=args.output)
-        model_date = dt.date.fromisoformat(args.model_date) if args.model_date else None
-    except (ConfigError, ValueError) as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-    from segmentation import scoring
+@contextlib.contextmanager
+def _session(cfg: JobConfig, remote: str | None) -> Iterator[SparkSession]:
+    """The session for one command: the active one, or one started here and stopped after (``session``)."""
     from segmentation.session import get_spark, release
 
-    spark = get_spark(cfg.spark, args.remote)
     try:
-        result = scoring.score(spark, cfg, args.model, model_date, args.model_run_id)
-    except (ValueError, OSError, RuntimeError) as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        spark = get_spark(cfg.spark, remote)
+    except PySparkException as exc:
+        raise RunFailed(f"cannot start or reach Spark: {summary(exc)}") from exc
+    try:
+        yield spark
     finally:
         release(spark)
-    sizes = ", ".join(
-        f"{seg} {result.segment_names.get(seg, '')}: {n}" for seg, n in sorted(result.segment_sizes.items())
-    )
-    print(
-        "\n".join(
-            [
-                f"as-of date     {result.as_of.isoformat()} (model of {result.model_as_of.isoformat()})",
-                f"lines          {result.counts.lines_in} in, {result.counts.lines_clean} clean, "
-                f"{result.counts.lines_quarantined} quarantined",
-                f"customers      {result.customers}",
-                f"segments       {sizes}",
-                f"published      {result.run_folder}",
-            ]
-        )
-    )
-    return EXIT_OK
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -224,27 +220,27 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *extra]
 
 
-def summary(result: object) -> str:
-    """A short human summary of a run."""
-    from segmentation.pipeline import RunResult
-
-    assert isinstance(result, RunResult)
+def summary_text(
+    result: Published, *, chosen: str | None = None, model: dt.date | None = None, took: float | None = None
+) -> str:
+    """A short human summary of a published run (``chosen``: the reason for k; ``model``: a scoring run's model)."""
     counts = result.counts
     sizes = ", ".join(
         f"{seg} {result.segment_names.get(seg, '')}: {n}" for seg, n in sorted(result.segment_sizes.items())
     )
-    return "\n".join(
-        [
-            f"as-of date     {result.as_of.isoformat()}",
-            f"lines          {counts.lines_in} in, {counts.lines_clean} clean, "
-            f"{counts.lines_quarantined} quarantined ({counts.quarantined_share:.1%})",
-            f"customers      {result.customers}",
-            f"chosen k       {result.choice.reason}",
-            f"segment sizes  {sizes}",
-            f"published      {result.run_folder}",
-            f"took           {result.timings.get('total', 0.0):.1f} s",
-        ]
-    )
+    as_of = result.as_of.isoformat() + (f" (model of {model.isoformat()})" if model else "")
+    lines = [
+        f"as-of date     {as_of}",
+        f"lines          {counts.lines_in} in, {counts.lines_clean} clean, "
+        f"{counts.lines_quarantined} quarantined ({counts.quarantined_share:.1%})",
+        f"customers      {result.customers}",
+    ]
+    if chosen is not None:
+        lines.append(f"chosen k       {chosen}")
+    lines += [f"segment sizes  {sizes}", f"published      {result.run_folder}"]
+    if took is not None:
+        lines.append(f"took           {took:.1f} s")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

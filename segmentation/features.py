@@ -1,4 +1,4 @@
-"""Per-customer features from clean invoice lines, with built-in Spark functions only.
+"""Per-customer features: from a log's clean lines (built-in Spark functions only), or a customer table's own.
 
 Every day count is measured against an explicit as-of date, never today's date.
 """
@@ -6,11 +6,28 @@ Every day count is measured against an explicit as-of date, never today's date.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from segmentation.config import TRANSACTION_FEATURES
+from segmentation import validation
+from segmentation.config import TRANSACTION_FEATURES, JobConfig
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """One row per customer, and the column that holds each customer's revenue (none for a customer table)."""
+
+    frame: DataFrame
+    revenue_column: str | None
+
+
+def feature_table(validated: validation.Validated, cfg: JobConfig) -> FeatureTable:
+    """The features of every customer with a clean line: computed for a log, as given for a customer table."""
+    if cfg.input.kind == "customers":
+        return FeatureTable(validation.clean_customers(validated.lines, cfg.input), None)
+    return FeatureTable(customer_features(validation.clean_lines(validated.lines), validated.as_of), "monetary")
 
 
 def _safe_ratio(numerator: Column, denominator: Column) -> Column:

@@ -56,7 +56,7 @@ COUNTRIES = np.array(["United Kingdom"] * 8 + ["Germany", "France", "EIRE", "Spa
 
 
 def generate(
-    customers: int = 3000, seed: int = 7, dirty: bool = True, planted: int | None = None
+    customers: int = 3000, seed: int = 7, *, dirty: bool = True, planted: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The log (Online Retail columns, all text) and the truth (``CustomerID``, ``persona``).
 
@@ -172,7 +172,7 @@ MALFORMED_LINES = (
 
 
 def write(
-    path: str, customers: int = 3000, seed: int = 7, truth_path: str | None = None, planted: int | None = None
+    path: str, customers: int = 3000, seed: int = 7, *, truth_path: str | None = None, planted: int | None = None
 ) -> int:
     """Write a gzip CSV log (and optionally the truth as CSV); return the number of data lines."""
     log, truth = generate(customers=customers, seed=seed, planted=planted)

@@ -1,4 +1,5 @@
-"""The Spark ML pipeline: signed log1p of skewed features, one-hot categoricals, standardising, KMeans.
+"""The Spark ML pipeline (signed log1p of skewed features, one-hot categoricals, standardising, KMeans) and the
+segments it gives: stable segment ids and names for the clusters.
 
 The fitted ``PipelineModel`` holds every step, so a saved model scores new customers by itself.
 """
@@ -15,12 +16,14 @@ from pyspark.ml.feature import OneHotEncoder, SQLTransformer, StandardScaler, St
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from segmentation import naming
 from segmentation.config import JobConfig, ModelConfig
 
 RAW_VECTOR = "features_raw"
 VECTOR = "features_scaled"
 CLUSTER = "cluster"
 SEGMENT = "segment"
+SEGMENT_NAME = "segment_name"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def _from_model_scale(value: float, logged: bool) -> float:
         return math.copysign(math.inf, value)
 
 
-def cap_bounds(q1: float, q3: float, logged: bool, fence_iqr: float) -> tuple[float, float]:
+def cap_bounds(q1: float, q3: float, *, logged: bool, fence_iqr: float) -> tuple[float, float]:
     """Lower and upper caps (raw scale) for one feature from its quartiles: Tukey's far-out fences.
 
     The fences lie ``fence_iqr`` interquartile ranges outside the quartiles, measured on the model's scale
@@ -77,7 +80,7 @@ def cap_bounds(q1: float, q3: float, logged: bool, fence_iqr: float) -> tuple[fl
 
 
 def outlier_caps(
-    features_df: DataFrame, spec: FeatureSpec, fence_iqr: float, max_share: float = 0.05
+    features_df: DataFrame, spec: FeatureSpec, *, fence_iqr: float, max_share: float
 ) -> dict[str, tuple[float, float]]:
     """Caps for each numeric feature: its far-out fences (see ``cap_bounds``), on each side where few values lie.
 
@@ -93,7 +96,7 @@ def outlier_caps(
     for c in spec.numeric:
         quartiles = row[c] if row is not None else None
         if quartiles and all(v is not None for v in quartiles):
-            fences[c] = cap_bounds(float(quartiles[0]), float(quartiles[1]), c in spec.log, fence_iqr)
+            fences[c] = cap_bounds(float(quartiles[0]), float(quartiles[1]), logged=c in spec.log, fence_iqr=fence_iqr)
     if not fences:
         return {}
     counts = [F.count(F.lit(1)).alias("customers")]
@@ -162,10 +165,11 @@ def preprocessing_stages(
 
 
 def fit_preprocessing(
-    features_df: DataFrame, spec: FeatureSpec, fence_iqr: float = 0.0, max_share: float = 0.05
+    features_df: DataFrame, spec: FeatureSpec, *, fence_iqr: float, max_share: float
 ) -> PipelineModel:
-    """Fit the preprocessing stages on the feature table, capping rare far-out values (see ``outlier_caps``)."""
-    bounds = outlier_caps(features_df, spec, fence_iqr, max_share)
+    """Fit the preprocessing stages on the feature table, capping rare far-out values (see ``outlier_caps``;
+    ``model.outlier_fence_iqr`` and ``model.outlier_max_share``, 0 fences turn capping off)."""
+    bounds = outlier_caps(features_df, spec, fence_iqr=fence_iqr, max_share=max_share)
     return Pipeline(stages=preprocessing_stages(spec, bounds)).fit(features_df)
 
 
@@ -219,7 +223,34 @@ def cluster_stats(assigned_df: DataFrame, order_by: str | None) -> list[dict[str
     ]
 
 
+def lookup(mapping: Mapping[int, object], key: Column) -> Column:
+    """The value ``mapping`` gives each row's ``key``, from a small literal map (null for a key not in it)."""
+    pairs = [F.lit(v) for item in sorted(mapping.items()) for v in item]
+    return F.element_at(F.create_map(*pairs), key)
+
+
 def with_segment(assigned_df: DataFrame, mapping: Mapping[int, int]) -> DataFrame:
     """Add the stable segment id for each cluster label."""
-    pairs = [F.lit(v) for item in sorted(mapping.items()) for v in item]
-    return assigned_df.withColumn(SEGMENT, F.element_at(F.create_map(*pairs), F.col(CLUSTER)).cast("int"))
+    return assigned_df.withColumn(SEGMENT, lookup(mapping, F.col(CLUSTER)).cast("int"))
+
+
+def with_segments(assigned_df: DataFrame, mapping: Mapping[int, int], names: Mapping[int, str]) -> DataFrame:
+    """Add each customer's stable segment id and the segment's name to the cluster assignments."""
+    return with_segment(assigned_df, mapping).withColumn(SEGMENT_NAME, lookup(names, F.col(SEGMENT)))
+
+
+def segment_names(
+    clusterer: KMeansModel, mapping: Mapping[int, int], spec: FeatureSpec, *, kind: str
+) -> dict[int, str]:
+    """Segment id -> name, from the final model's centroids (standardised means of the model's features).
+
+    A centroid holds the numeric features first, then the one-hot dimensions of categorical columns; names are
+    read from the numeric features alone (a category's share is not a level to call high or low).
+    """
+    width = len(spec.numeric)
+    centres = {
+        mapping[label]: [float(v) for v in centre[:width]]
+        for label, centre in enumerate(clusterer.clusterCenters())
+        if label in mapping
+    }
+    return naming.name_segments(centres, features=spec.numeric, kind=kind)

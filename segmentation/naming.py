@@ -90,12 +90,14 @@ def unique_names(names: Mapping[int, str]) -> dict[int, str]:
     return unique
 
 
-def name_segments(
-    centroids: Mapping[int, Sequence[float]], dimensions: Sequence[str], kind: str, numeric: Sequence[str]
-) -> dict[int, str]:
-    """Segment id -> unique name, from each segment's centroid over the named model dimensions."""
+def name_segments(centroids: Mapping[int, Sequence[float]], *, features: Sequence[str], kind: str) -> dict[int, str]:
+    """Segment id -> unique name, from each segment's standardised centroid over the numeric ``features``.
+
+    Each centroid holds exactly one value per feature, in order (a customer table's one-hot dimensions are
+    left out by the caller: see ``model.segment_names``).
+    """
     names = {}
     for segment, centre in centroids.items():
-        z = dict(zip(dimensions, (float(v) for v in centre), strict=False))
-        names[segment] = transaction_name(z) if kind == "transactions" else attribute_name(z, list(numeric))
+        z = dict(zip(features, (float(v) for v in centre), strict=True))
+        names[segment] = transaction_name(z) if kind == "transactions" else attribute_name(z, list(features))
     return unique_names(names)

@@ -41,8 +41,11 @@ from typing import Any
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
-from segmentation.config import RUN_ID_PATTERN, is_local_path, local_path
+from segmentation import model, privacy, validation
+from segmentation.config import is_local_path, local_path
+from segmentation.errors import ConfigError, InputError
 from segmentation.session import executor_for
+from segmentation.timing import utc_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +60,6 @@ MODEL = "model"
 OWNER = "_owner.json"
 STALE_STAGING_SECONDS = 24 * 3600
 WRITE_PARALLELISM = 4  # tables written at once (each is a few small Spark jobs)
-
-
-class PublishedRunError(FileNotFoundError):
-    """No published run where one was expected; the message says where it looked and why."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class Staging:
 def root_path(path: str) -> str:
     """The output root, made absolute when it is a local path (so Python and Spark agree on it)."""
     if not is_local_path(path):
-        raise ValueError(
+        raise ConfigError(
             f"output.path: {path!r} is not a local or mounted path; runs are published with file renames, "
             "so use a local, /dbfs/ or /Volumes/ path"
         )
@@ -104,16 +103,6 @@ def run_folder(root: str, as_of: dt.date, run_id: str) -> str:
 def table_path(folder: str, table: str) -> str:
     """The folder of one table (or ``model``) inside a run folder."""
     return os.path.join(folder, table)
-
-
-def check_run_id(run_id: str) -> str:
-    """The run id, if it is safe as a folder name; a ValueError naming ``output.run_id`` if not."""
-    if not RUN_ID_PATTERN.match(run_id):
-        raise ValueError(
-            f"output.run_id: expected 1 to 64 letters, digits, '.', '_' or '-' (not starting with '.', '_' "
-            f"or '-'), got {run_id!r}"
-        )
-    return run_id
 
 
 # ---------------------------------------------------------------- writing
@@ -134,12 +123,26 @@ def begin_work(root: str) -> str:
             shutil.rmtree(path, ignore_errors=True)
     folder = os.path.join(work_root, uuid.uuid4().hex[:12])
     os.makedirs(folder)
-    _write_text(os.path.join(folder, OWNER), json.dumps(_owner()))
+    write_file(os.path.join(folder, OWNER), json.dumps(_owner()))
     return folder
 
 
+def write_work_copy(frame: DataFrame, path: str) -> DataFrame:
+    """``frame`` written once as Parquet at ``path`` (in a job's work folder) and read back from there.
+
+    For frames that later steps read several times (a log's parsed lines): Parquet is read by column, so
+    most of those passes read only a few columns, where Spark's cache reads every column of its blocks back;
+    a copy on disk also stays as it is (a lost cache block would be computed again), and the plans that read
+    it start from the copy, not from the whole parse (over Spark Connect a plan has a nesting limit).
+    Written without dictionaries: most of these columns are near unique.
+    """
+    writer = frame.write.mode("error").option("parquet.enable.dictionary", "false")
+    writer.parquet(path)  # mode "error", not "errorifexists": Spark Connect accepts only the former
+    return frame.sparkSession.read.parquet(path)
+
+
 def _owner() -> dict[str, Any]:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started_utc": _utc_now()}
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started_utc": utc_timestamp()}
 
 
 def _abandoned(folder: str) -> bool:
@@ -175,7 +178,6 @@ def begin(root: str, as_of: dt.date, run_id: str) -> Staging:
     Stale means: an earlier attempt at the same date and run id (only one attempt of a run should write at a
     time), or any staging folder untouched for a day.
     """
-    check_run_id(run_id)
     attempt = uuid.uuid4().hex[:12]
     prefix = f"{as_of.isoformat()}__{run_id}__"
     staging_root = os.path.join(root, STAGING)
@@ -189,8 +191,22 @@ def begin(root: str, as_of: dt.date, run_id: str) -> Staging:
     shutil.rmtree(os.path.join(root, TRASH), ignore_errors=True)
     folder = os.path.join(staging_root, prefix + attempt)
     os.makedirs(folder)
-    _write_text(os.path.join(folder, OWNER), json.dumps(_owner()))
+    write_file(os.path.join(folder, OWNER), json.dumps(_owner()))
     return Staging(root=root, as_of=as_of, run_id=run_id, attempt_id=attempt, folder=folder)
+
+
+def run_tables(
+    segmented: DataFrame, profiles: DataFrame, validated: validation.Validated, *, key: bytes | None
+) -> dict[str, TableOutput]:
+    """The tables every run publishes: segments, features, profiles and quarantine (ids pseudonymised if keyed)."""
+    segments = segmented.select("customer_id", model.SEGMENT, model.SEGMENT_NAME).repartition(model.SEGMENT)
+    quarantine = validation.quarantined_lines(validated.lines, validated.text_columns)
+    return {
+        "segments": TableOutput(privacy.protect(segments, key), (model.SEGMENT,)),
+        "features": TableOutput(privacy.protect(segmented.drop(model.CLUSTER), key)),
+        "profiles": TableOutput(profiles.coalesce(1)),
+        "quarantine": TableOutput(privacy.protect(quarantine, key), (validation.REASON,)),
+    }
 
 
 def write_tables(staging: Staging, tables: Mapping[str, TableOutput], model: PipelineModel | None = None) -> None:
@@ -228,8 +244,8 @@ def publish(staging: Staging, manifest: Mapping[str, Any]) -> str:
     Returns the published run folder.
     """
     os.remove(os.path.join(staging.folder, OWNER))
-    _write_text(os.path.join(staging.folder, MANIFEST), json.dumps(manifest, indent=2, default=str))
-    _write_text(os.path.join(staging.folder, SUCCESS), "")
+    write_file(os.path.join(staging.folder, MANIFEST), json.dumps(manifest, indent=2, default=str))
+    write_file(os.path.join(staging.folder, SUCCESS), "")
     target = staging.target
     os.makedirs(os.path.dirname(target), exist_ok=True)
     replaced = None
@@ -259,21 +275,17 @@ def _update_latest(root: str, as_of: dt.date, run_id: str) -> None:
         log.info("latest stays at %s: it is newer than this run", current[0].isoformat())
         return
     relative = os.path.relpath(run_folder(root, as_of, run_id), root)
-    _write_text(os.path.join(root, LATEST), relative.replace(os.sep, "/") + "\n")
+    write_file(os.path.join(root, LATEST), relative.replace(os.sep, "/") + "\n")
 
 
-def _write_text(path: str, text: str) -> None:
-    """Write a small file whole: to a temporary name, flushed to disk, then renamed into place."""
+def write_file(path: str, data: str | bytes) -> None:
+    """Write a small file whole (text as UTF-8): to a temporary name, flushed to disk, then renamed into place."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    with open(tmp, "wb") as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------- reading
@@ -307,7 +319,7 @@ def resolve_run(path: str, as_of: dt.date | None = None, run_id: str | None = No
     """The published run folder that ``path`` names: a run folder itself, or an output root.
 
     Under a root: the run of ``as_of`` and ``run_id`` when either is given (the last run id in name order
-    when only the date is), else the run ``latest`` names. Raises PublishedRunError when that run is missing
+    when only the date is), else the run ``latest`` names. Raises InputError when that run is missing
     or has no ``_SUCCESS``.
     """
     path = root_path(path)
@@ -316,20 +328,20 @@ def resolve_run(path: str, as_of: dt.date | None = None, run_id: str | None = No
     if as_of is None and run_id is None:
         latest = _read_latest(path)
         if latest is None:
-            raise PublishedRunError(f"{path}: no published run here (no '{LATEST}' file naming one)")
+            raise InputError(f"{path}: no published run here (no '{LATEST}' file naming one)")
         return _check_published(run_folder(path, *latest))
     candidates = [(d, r) for d, r in published_runs(path) if (as_of is None or d == as_of) and run_id in (None, r)]
     if not candidates:
         wanted = ", ".join(
             part for part in (as_of and f"as-of date {as_of.isoformat()}", run_id and f"run id {run_id}") if part
         )
-        raise PublishedRunError(f"{path}: no published run (with {SUCCESS}) for {wanted}")
+        raise InputError(f"{path}: no published run (with {SUCCESS}) for {wanted}")
     return run_folder(path, *candidates[-1])
 
 
 def _check_published(folder: str) -> str:
     if not os.path.exists(os.path.join(folder, SUCCESS)):
-        raise PublishedRunError(
+        raise InputError(
             f"{folder}: no {SUCCESS}, so this run is incomplete or was never published; use a published run"
         )
     return folder

@@ -1,8 +1,11 @@
 """Pseudonymising customer ids: HMAC-SHA256 with a key from the environment or a Databricks secret.
 
-The key is read at run time and only ever held in memory: it is not in the config, the manifest, the logs
-or the query plan (the hashing runs in a vectorised Python function whose closure holds the key; Spark SQL
-has no built-in HMAC, and writing it from ``sha2`` would put key-derived bytes in the plan as literals).
+The key is read at run time and held in memory only: it is not in the config, the manifest, the outputs, the
+logs or the text of the query plan (``explain``). Spark SQL has no built-in HMAC, and writing one from ``sha2``
+would put key-derived bytes in the plan as literals, so the hashing runs in a vectorised Python function whose
+closure holds the key. That function is pickled into the plan and shipped to every executor (and, over Spark
+Connect, to the server) like any Python UDF: the key does leave the driver, in memory of the processes that
+run the job, and is as safe as the cluster's own channels and memory are.
 """
 
 from __future__ import annotations
@@ -18,15 +21,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
 from segmentation.config import PrivacyConfig
+from segmentation.errors import ConfigError
 
 CUSTOMER_ID = "customer_id"
 RAW_LINE = "raw_line"
 RAW_LINE_HMAC = "raw_line_hmac"
 MIN_KEY_LENGTH = 16
-
-
-class PrivacyError(ValueError):
-    """Pseudonymisation is on but no usable key was found; the message names the config key."""
 
 
 def load_key(cfg: PrivacyConfig, environ: Mapping[str, str] | None = None) -> bytes | None:
@@ -40,9 +40,9 @@ def load_key(cfg: PrivacyConfig, environ: Mapping[str, str] | None = None) -> by
         value = (os.environ if environ is None else environ).get(cfg.key_env, "")
         where = f"privacy.key_env: the environment variable {cfg.key_env}"
     if not value:
-        raise PrivacyError(f"{where} is not set or empty, and privacy.pseudonymize_ids is true")
+        raise ConfigError(f"{where} is not set or empty, and privacy.pseudonymize_ids is true")
     if len(value) < MIN_KEY_LENGTH:
-        raise PrivacyError(f"{where} holds fewer than {MIN_KEY_LENGTH} characters; use a longer random key")
+        raise ConfigError(f"{where} holds fewer than {MIN_KEY_LENGTH} characters; use a longer random key")
     return value.encode("utf-8")
 
 
@@ -51,7 +51,7 @@ def _databricks_secret(scope: str, key: str) -> str:
     try:
         from databricks.sdk.runtime import dbutils  # type: ignore[import-not-found]
     except ImportError:
-        raise PrivacyError(
+        raise ConfigError(
             "privacy.secret_scope: Databricks secrets are not available here (no databricks.sdk.runtime); "
             "outside Databricks, set privacy.key_env instead"
         ) from None

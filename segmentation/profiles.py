@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from segmentation.model import CLUSTER, SEGMENT
-
-SEGMENT_NAME = "segment_name"
+from segmentation.model import CLUSTER, SEGMENT, SEGMENT_NAME, FeatureSpec, lookup
 
 
-def name_column(names: Mapping[int, str], segment: Column) -> Column:
-    """The name of each row's segment, from a small literal map."""
-    pairs = [F.lit(v) for item in sorted(names.items()) for v in item]
-    return F.element_at(F.create_map(*pairs), segment)
+@dataclass(frozen=True)
+class SegmentProfiles:
+    """The profiles table (k rows) and its rows collected on the driver."""
+
+    frame: DataFrame
+    rows: tuple[dict[str, Any], ...]
+
+    @property
+    def sizes(self) -> dict[int, int]:
+        """Segment id -> customers."""
+        return {int(r[SEGMENT]): int(r["customers"]) for r in self.rows}
 
 
-def describe(
+def profile_features(feature_df: DataFrame, spec: FeatureSpec) -> list[str]:
+    """The numeric feature columns that profiles describe (every column but the id and categorical ones)."""
+    return [c for c in feature_df.columns if c != "customer_id" and c not in spec.categorical]
+
+
+def profile_table(
     segmented_df: DataFrame,
     feature_names: Sequence[str],
     revenue_column: str | None,
+    *,
     names: Mapping[int, str],
 ) -> DataFrame:
     """One row per segment (k rows): name, customers, share, revenue share, and per feature ``mean_<f>``,
@@ -40,7 +53,7 @@ def describe(
         totals.append(F.avg(name).alias(f"_all_{name}"))
     profile = segmented_df.groupBy(SEGMENT).agg(*aggregates).crossJoin(segmented_df.agg(*totals))
     extra = {
-        SEGMENT_NAME: name_column(names, F.col(SEGMENT)),
+        SEGMENT_NAME: lookup(names, F.col(SEGMENT)),
         "customer_share": F.col("customers") / F.col("_all_customers"),
     }
     if revenue_column:
@@ -55,3 +68,12 @@ def describe(
         head += ["revenue", "revenue_share"]
     per_feature = [f"{stat}_{name}" for name in feature_names for stat in ("mean", "median", "lift")]
     return profile.select(*head, *per_feature).orderBy(SEGMENT)
+
+
+def profile_segments(
+    segmented_df: DataFrame, spec: FeatureSpec, revenue_column: str | None, *, names: Mapping[int, str]
+) -> SegmentProfiles:
+    """The profiles of the segmented feature table, computed once and collected (k rows)."""
+    feature_names = profile_features(segmented_df.drop(SEGMENT, SEGMENT_NAME, CLUSTER), spec)
+    frame = profile_table(segmented_df, feature_names, revenue_column, names=names)
+    return SegmentProfiles(frame, tuple(r.asDict() for r in frame.collect()))

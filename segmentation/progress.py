@@ -15,11 +15,11 @@ log = logging.getLogger("segmentation.progress")
 
 
 class SweepProgress:
-    """Counts KMeans fits and estimates the time left from the mean time of the fits done so far."""
+    """Counts the KMeans fits as they start and estimates the time left from the mean time per fit so far."""
 
     def __init__(self, total_fits: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.total, self.done, self.clock = total_fits, 0, clock
-        self.started = clock()
+        self.total, self.started_fits, self.clock = total_fits, 0, clock
+        self.start_time = clock()
         self._lock = threading.Lock()  # fits start from several threads
 
     def fitting(self, k: int, seed: int) -> None:
@@ -27,10 +27,11 @@ class SweepProgress:
         with self._lock:
             left = self.seconds_left()
             eta = f", about {left:.0f} s left" if left is not None else ""
-            log.info("sweep: fitting k=%d seed %d (fit %d of %d%s)", k, seed, self.done + 1, self.total, eta)
-            self.done += 1
+            log.info("sweep: fitting k=%d seed %d (fit %d of %d%s)", k, seed, self.started_fits + 1, self.total, eta)
+            self.started_fits += 1
 
     def seconds_left(self) -> float | None:
-        if self.done == 0:
+        """The fits not yet started times the mean time per fit started so far (None before the first)."""
+        if self.started_fits == 0:
             return None
-        return (self.clock() - self.started) / self.done * (self.total - self.done)
+        return (self.clock() - self.start_time) / self.started_fits * (self.total - self.started_fits)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from segmentation import outputs
+from segmentation.errors import InputError
 
 CHART_SIZE = (8.0, 4.5)  # inches
 DPI = 100  # 800 x 450 pixels
@@ -53,15 +54,22 @@ class RunData:
 
     @property
     def model_features(self) -> list[str]:
-        cfg = self.manifest["config"]
-        if cfg["input"]["kind"] == "customers":
-            return list(cfg["input"]["customers"]["numeric_columns"])
-        return list(cfg["features"]["model_features"])
+        """The numeric features the model uses, in the order of the centroids' first dimensions."""
+        return list(self.manifest["model_features"])
 
 
 def load(folder: str, manifest: Mapping[str, Any] | None = None) -> RunData:
-    """A run's report inputs; a published run (with ``_SUCCESS``) unless the manifest is handed over."""
+    """A run's report inputs; a published run (with ``_SUCCESS``) unless the manifest is handed over.
+
+    A scoring run has no report of its own (no sweep, no model of its own): it is refused, naming the run
+    whose report describes its segments.
+    """
     manifest = manifest if manifest is not None else outputs.read_manifest(folder)
+    if manifest.get("kind") == "scoring":
+        raise InputError(
+            f"{folder}: this run was written by 'segmentation score', which assigns customers to the segments of "
+            f"the run in {manifest['model']['run_folder']}; that run's report describes the segments"
+        )
     profiles = pd.read_parquet(os.path.join(folder, "profiles")).sort_values("segment").reset_index(drop=True)
     sample_path = os.path.join(folder, SAMPLE_TABLE)
     sample = pd.read_parquet(sample_path) if os.path.isdir(sample_path) else None
@@ -166,7 +174,7 @@ def scatter_chart(run: RunData) -> bytes | None:
 
 def rfm_chart(run: RunData) -> bytes | None:
     """Recency, frequency and monetary distributions per segment (transaction logs; the sample)."""
-    if run.sample is None or not set(RFM) <= set(run.sample.columns):
+    if run.sample is None or run.sample.empty or not set(RFM) <= set(run.sample.columns):
         return None
     figure, axes = plt.subplots(1, 3, figsize=CHART_SIZE, dpi=DPI)
     segments = sorted(run.sample["segment"].unique())
@@ -195,7 +203,7 @@ def charts(run: RunData) -> dict[str, bytes]:
     return {name: png for name, png in made.items() if png is not None}
 
 
-def describe(row: pd.Series, key_features: Sequence[str]) -> str:
+def segment_sentence(row: pd.Series, key_features: Sequence[str]) -> str:
     """One sentence about a segment, e.g. "Champions: 9% of customers, 41% of revenue; median ..."."""
     parts = [f"{row['customer_share']:.0%} of customers"]
     if "revenue_share" in row and pd.notna(row.get("revenue_share")):
@@ -217,13 +225,14 @@ def segment_rows(run: RunData) -> list[dict[str, Any]]:
                 "customer_share": float(row["customer_share"]),
                 "revenue_share": float(row["revenue_share"]) if "revenue_share" in row else None,
                 "medians": {f: float(row[f"median_{f}"]) for f in key},
-                "sentence": describe(row, key),
+                "sentence": segment_sentence(row, key),
             }
         )
     return rows
 
 
 def markdown(run: RunData, rows: Sequence[Mapping[str, Any]]) -> str:
+    """The report as Markdown: the chosen k and why, the segment table and sentences, data quality."""
     m = run.manifest
     counts = m["counts"]
     lines = [
@@ -257,6 +266,7 @@ def _quality_lines(manifest: Mapping[str, Any]) -> list[str]:
 
 
 def html_page(run: RunData, rows: Sequence[Mapping[str, Any]], images: Mapping[str, bytes]) -> str:
+    """The report as one self-contained HTML page, the charts embedded as PNG."""
     m = run.manifest
     esc = html.escape
     table = "".join(
@@ -296,13 +306,6 @@ figure{{margin:1em 0}}img{{max-width:100%}}</style></head>
 """
 
 
-def _write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
-
 def render(folder: str, manifest: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Write report.html, report.md and report/<chart>.png into the run folder; their paths by name."""
     run = load(folder, manifest)
@@ -312,9 +315,9 @@ def render(folder: str, manifest: Mapping[str, Any] | None = None) -> dict[str, 
     written = {}
     for name, png in images.items():
         written[name] = os.path.join(folder, CHARTS_FOLDER, f"{name}.png")
-        _write(written[name], png)
+        outputs.write_file(written[name], png)
     written["html"] = os.path.join(folder, "report.html")
-    _write(written["html"], html_page(run, rows, images).encode("utf-8"))
+    outputs.write_file(written["html"], html_page(run, rows, images))
     written["markdown"] = os.path.join(folder, "report.md")
-    _write(written["markdown"], markdown(run, rows).encode("utf-8"))
+    outputs.write_file(written["markdown"], markdown(run, rows))
     return written

@@ -9,6 +9,7 @@ components (Spark ML ``PCA``) of the model's standardised vectors, for a seeded 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import PCA
@@ -22,7 +23,17 @@ MAX_POINTS = 20_000
 X, Y = "x", "y"
 
 
+@dataclass(frozen=True)
+class ReportSample:
+    """Sampled customers with segment, x, y and the extra columns; the centroids in x/y (PCA only); axis labels."""
+
+    frame: DataFrame
+    centroids_2d: list[tuple[float, float]] | None
+    axes: tuple[str, str]
+
+
 def sample_fraction(customers: int, max_points: int = MAX_POINTS) -> float:
+    """The fraction of ``customers`` that gives about ``max_points`` of them (all of them below that)."""
     return 1.0 if customers <= max_points else max_points / customers
 
 
@@ -30,12 +41,14 @@ def report_sample(
     feature_df: DataFrame,
     final: PipelineModel,
     mapping: Mapping[int, int],
+    *,
     customers: int,
     seed: int,
     extra_columns: Sequence[str],
     axes: tuple[str, str] | None = None,
-) -> tuple[DataFrame, list[tuple[float, float]] | None, tuple[str, str]]:
-    """(sample with segment, x, y and ``extra_columns``; centroids in x/y for PCA, else None; axis labels)."""
+) -> ReportSample:
+    """A seeded sample of at most ``MAX_POINTS`` customers placed on two ``axes`` (features), or on the first
+    two principal components of the model's vectors when ``axes`` is None."""
     sample = feature_df.sample(fraction=sample_fraction(customers), seed=seed).limit(MAX_POINTS)
     scored = model.with_segment(final.transform(sample), mapping)
     segment = F.col(model.SEGMENT)
@@ -43,7 +56,7 @@ def report_sample(
     if axes is not None:
         x, y = (F.col(f"`{name}`").cast("double") for name in axes)
         out = scored.select(segment, x.alias(X), y.alias(Y), *kept)
-        return out, None, axes
+        return ReportSample(out, None, axes)
     pca = PCA(k=2, inputCol=model.VECTOR, outputCol="_pcs").fit(scored)
     projected = pca.transform(scored).withColumn("_pc", vector_to_array("_pcs"))
     out = projected.select(segment, F.col("_pc")[0].alias(X), F.col("_pc")[1].alias(Y), *kept)
@@ -53,4 +66,4 @@ def report_sample(
     points = [(float(centre @ components[:, 0]), float(centre @ components[:, 1])) for _, centre in by_segment]
     share = list(pca.explainedVariance.toArray())
     labels = (f"principal component 1 ({share[0]:.0%} of variance)", f"principal component 2 ({share[1]:.0%})")
-    return out, points, labels
+    return ReportSample(out, points, labels)

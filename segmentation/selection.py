@@ -14,11 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from segmentation.config import SelectionConfig
+from segmentation.errors import InputError
 from segmentation.sweep import KResult
-
-
-class SelectionError(ValueError):
-    """No k in the sweep can be used."""
 
 
 @dataclass(frozen=True)
@@ -51,19 +48,19 @@ def kneedle(ks: Sequence[int], costs: Sequence[float]) -> int | None:
 def choose_k(results: Sequence[KResult], rules: SelectionConfig, fixed_k: int | None = None) -> Choice:
     """Apply the configured rule to the sweep's results."""
     if not results:
-        raise SelectionError("model: the sweep produced no fits")
+        raise InputError("model: the sweep produced no fits")
     usable = [r for r in results if not r.has_empty_cluster]
     elbow = kneedle([r.k for r in usable], [r.wssse for r in usable])
     if fixed_k is not None:
         result = next(r for r in results if r.k == fixed_k)
         if result.has_empty_cluster:
-            raise SelectionError(
+            raise InputError(
                 f"model.k: k={fixed_k} gave only {result.non_empty_clusters} non-empty clusters; "
                 "the data has too few distinct customers for it"
             )
         return Choice(fixed_k, f"k={fixed_k}: fixed by model.k (no sweep)", elbow)
     if not usable:
-        raise SelectionError(
+        raise InputError(
             f"model.k_min/model.k_max: every k from {results[0].k} to {results[-1].k} gave an empty cluster; "
             "the data has too few distinct customers for that range"
         )
@@ -89,7 +86,7 @@ def _best_by(metric: str, usable: Sequence[KResult], span: str, empty: str, elbo
     words, sign = METRIC_WORDS[metric]
     scored = [r for r in usable if getattr(r, metric) is not None]
     if not scored:
-        raise SelectionError(f"selection.rule: no k in {span} has a {metric} value")
+        raise InputError(f"selection.rule: no k in {span} has a {metric} value")
     best = min(scored, key=lambda r: (-sign * getattr(r, metric), r.k))
     return Choice(best.k, f"k={best.k}: {words} ({getattr(best, metric):.3f}) among {span}{empty}", elbow)
 

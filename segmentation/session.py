@@ -1,12 +1,14 @@
-"""Getting a SparkSession: reuse the one the platform gives, or build one from the job's settings."""
+"""Getting a SparkSession (reuse the one the platform gives, or build one from the job's settings), the SQL
+settings a job needs for its duration, and thread pools that work over Spark Connect."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pyspark.sql import SparkSession
@@ -26,6 +28,14 @@ SESSION_DEFAULTS: dict[str, str] = {
 # Extra defaults for a local master: a few shuffle partitions instead of 200 (a laptop has a few cores, and
 # 200 tiny tasks per shuffle cost more than the work on them).
 LOCAL_DEFAULTS: dict[str, str] = {"spark.sql.shuffle.partitions": "8"}
+# SQL settings a job needs while it runs, on whatever session it runs in (set by ``job_settings``):
+# - a text timestamp that Spark's parser rejects is an invalid line to quarantine, not a job failure;
+# - pandas writes nanosecond timestamps, which Spark reads as integers (nanoseconds since the epoch) only
+#   with this setting; validation converts them.
+JOB_SQL_SETTINGS: dict[str, str] = {
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+}
 _created: list[SparkSession] = []  # sessions get_spark built (and so may stop), never ones it was handed
 
 
@@ -60,6 +70,26 @@ def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
         log.info("started Spark %s", spark.version)
     _created.append(spark)
     return spark
+
+
+@contextmanager
+def job_settings(spark: SparkSession, settings: Mapping[str, str] = JOB_SQL_SETTINGS) -> Iterator[None]:
+    """Set ``settings`` on ``spark`` for the body, then give the session its own values back, also after a failure.
+
+    A notebook's later cells then see the session as it was: a key the session had set gets its value back, a
+    key it had not set is unset again.
+    """
+    saved = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def is_connect(frame_or_session: object) -> bool:

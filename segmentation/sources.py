@@ -15,8 +15,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segmentation import errors
 from segmentation.config import InputConfig, is_local_path, local_path
+from segmentation.errors import InputError, summary
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ RAW_LINE = "_raw_line"
 SOURCE = "_source"
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-
-
-class SourceError(ValueError):
-    """The input cannot be read as configured; the message names the file, column or key."""
 
 
 def quoted(name: str) -> Column:
@@ -63,7 +59,7 @@ def resolve_format(path: str, declared: str) -> str:
         return "parquet"
     if all(n.endswith(CSV_SUFFIXES) for n in lowered):
         return "csv"
-    raise SourceError(
+    raise InputError(
         f"input.format: cannot tell whether {path!r} is CSV or Parquet from its file names; "
         "set input.format to csv or parquet"
     )
@@ -88,8 +84,8 @@ def with_raw_line(raw_df: DataFrame) -> DataFrame:
 def raw_line(source: Column | None = None) -> Column:
     """The line as the quarantine shows it: the malformed text as read, or ``_source`` as one JSON object.
 
-    An expression over ``_source`` and ``_corrupt_record``, so a frame can be cached without it (the JSON
-    text of every line cost a fifth of parsing 20M lines) and get it back for the few lines that need it.
+    An expression over ``_source`` and ``_corrupt_record``, so a frame can be copied without it (the JSON text
+    of every line is costly to build and to store) and get it back for the few lines that need it.
     """
     source = F.col(SOURCE) if source is None else source
     return F.coalesce(F.col(CORRUPT), F.to_json(source, {"ignoreNullFields": "false"}))
@@ -113,9 +109,9 @@ def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     try:
         header = spark.read.options(**options).csv(cfg.path).columns
     except Exception as exc:  # Py4J and Connect raise different types
-        raise SourceError(f"input.path: cannot read {cfg.path!r} as CSV: {errors.summary(exc)}") from None
+        raise InputError(f"input.path: cannot read {cfg.path!r} as CSV: {summary(exc)}") from None
     if not header or len(set(header)) != len(header):
-        raise SourceError(
+        raise InputError(
             f"input.path: {cfg.path!r} has no usable CSV header line (empty file, or repeated column names)"
         )
     schema = T.StructType(
@@ -131,13 +127,11 @@ def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
 
 
 def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
-    # pandas writes nanosecond timestamps, which Spark cannot read as timestamps; read them as
-    # integers (nanoseconds since the epoch) and let validation convert them.
-    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    """Parquet as typed; pandas' nanosecond timestamps read as integers under ``session.JOB_SQL_SETTINGS``."""
     try:
         raw = spark.read.parquet(path)
     except Exception as exc:  # Py4J and Connect raise different types
-        raise SourceError(f"input.path: cannot read {path!r} as Parquet: {errors.summary(exc)}") from None
+        raise InputError(f"input.path: cannot read {path!r} as Parquet: {summary(exc)}") from None
     return raw.withColumn(CORRUPT, F.lit(None).cast("string"))
 
 
@@ -152,7 +146,7 @@ def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
             selected.append(F.lit(None).cast("string").alias(canonical))
             continue
         if source not in available:
-            raise SourceError(
+            raise InputError(
                 f"input.columns.{canonical}: column {source!r} not found in {cfg.path!r}; {_found(cfg, available)}"
             )
         _check_type(canonical, source, types[source], cfg.path)
@@ -207,7 +201,7 @@ def _check_type(canonical: str, source: str, data_type: T.DataType, path: str | 
     """A typed (Parquet) column this job cannot validate line by line is an error naming its key."""
     accepted, expected = ACCEPTED_TYPES[canonical]
     if not isinstance(data_type, accepted):
-        raise SourceError(
+        raise InputError(
             f"input.columns.{canonical}: column {source!r} in {path!r} has type {data_type.simpleString()}; "
             f"expected {expected}"
         )
@@ -222,7 +216,7 @@ def canonical_customers(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
     wanted += [("input.customers.categorical_columns", c) for c in opts.categorical_columns]
     for key, name in wanted:
         if name not in available:
-            raise SourceError(
+            raise InputError(
                 f"{key}: column {name!r} not found in {cfg.path!r}; its columns are: {', '.join(sorted(available))}"
             )
     features = [quoted(c).alias(c) for c in (*opts.numeric_columns, *opts.categorical_columns)]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.config import ModelConfig
@@ -150,7 +150,7 @@ def _fit(fit_input: DataFrame, k: int, seed: int, settings: ModelConfig, progres
 
 
 def measure(
-    vectors_df: DataFrame, k: int, fits: Sequence[KMeansModel], seeds: Sequence[int]
+    vectors_df: DataFrame, k: int, fits: Sequence[KMeansModel], *, seeds: Sequence[int]
 ) -> tuple[KResult, KMeansModel]:
     """The metrics of the lowest-cost fit at k, and how well the other seeds reproduce it."""
     best_index = lowest_cost(fits)
@@ -203,7 +203,7 @@ def measure(
         iterations=int(best.summary.numIter),
         seeds=len(seeds),
     )
-    log.info("k=%d: %s", k, describe(result))
+    log.info("k=%d: %s", k, metrics_line(result))
     return result, best
 
 
@@ -227,17 +227,44 @@ def _stability(rows: Sequence, labels: Sequence[str], best_index: int) -> float 
     return max(scores)
 
 
-def describe(result: KResult) -> str:
+def _number(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def metrics_line(result: KResult) -> str:
     """One log line of a k's metrics."""
-
-    def fmt(value: float | None, digits: int = 3) -> str:
-        return "n/a" if value is None else f"{value:.{digits}f}"
-
     return (
-        f"wssse={result.wssse:.1f} silhouette={fmt(result.silhouette)} ch={fmt(result.calinski_harabasz, 1)} "
-        f"db={fmt(result.davies_bouldin)} stability={fmt(result.stability)} "
-        f"smallest={result.smallest_cluster_share:.1%} non-empty={result.non_empty_clusters}/{result.k}"
+        f"wssse={result.wssse:.1f} silhouette={_number(result.silhouette, 3)} "
+        f"ch={_number(result.calinski_harabasz, 1)} db={_number(result.davies_bouldin, 3)} "
+        f"stability={_number(result.stability, 3)} smallest={result.smallest_cluster_share:.1%} "
+        f"non-empty={result.non_empty_clusters}/{result.k}"
     )
+
+
+def metrics_table(results: Sequence[KResult], *, chosen: int, elbow: int | None) -> list[str]:
+    """The sweep's metrics as aligned text lines (one per k, the chosen k and the elbow marked), for the log."""
+    lines = ["   k        wssse  silhouette  calinski_h  davies_b  stability  smallest  non-empty"]
+    for r in results:
+        mark = (" <- chosen" if r.k == chosen else "") + (" (elbow)" if r.k == elbow else "")
+        lines.append(
+            f"{r.k:4d} {r.wssse:12.1f} {_number(r.silhouette, 3):>11} {_number(r.calinski_harabasz, 1):>11} "
+            f"{_number(r.davies_bouldin, 3):>9} {_number(r.stability, 3):>10} {r.smallest_cluster_share:9.1%} "
+            f"{r.non_empty_clusters:>6d}/{r.k}{mark}"
+        )
+    return lines
+
+
+METRICS_SCHEMA = (
+    "k int, seed long, wssse double, silhouette double, calinski_harabasz double, davies_bouldin double, "
+    "stability double, cluster_sizes array<long>, non_empty_clusters int, smallest_cluster_share double, "
+    "iterations int, seeds int, chosen boolean, elbow boolean"
+)
+
+
+def metrics_frame(spark: SparkSession, results: Sequence[KResult], *, chosen: int, elbow: int | None) -> DataFrame:
+    """The sweep's metrics as a small DataFrame (the ``sweep`` table), one row per k."""
+    rows = [(*r.as_row().values(), r.k == chosen, r.k == elbow) for r in results]
+    return spark.createDataFrame(rows, METRICS_SCHEMA)
 
 
 def run_sweep(
@@ -256,6 +283,8 @@ def run_sweep(
     with executor_for(vectors_df, settings.sweep_parallelism) as pool:
         fits = {k: [pool.submit(_fit, fit_input, k, seed, settings, progress) for seed in seeds] for k in ks}
         # queued after every fit, so a measurement waiting for its fits never holds a worker a fit needs
-        measured = [pool.submit(lambda k: measure(vectors_df, k, [f.result() for f in fits[k]], seeds), k) for k in ks]
+        measured = [
+            pool.submit(lambda k: measure(vectors_df, k, [f.result() for f in fits[k]], seeds=seeds), k) for k in ks
+        ]
         pairs = [m.result() for m in measured]
     return [result for result, _ in pairs], {result.k: model for result, model in pairs}

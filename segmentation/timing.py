@@ -1,7 +1,8 @@
-"""Timing the job's stages: each stage logs when it starts and how long it took."""
+"""Time: the job's stages (each logs when it starts and how long it took) and the date and time in UTC."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
@@ -38,3 +39,13 @@ class StageTimer:
 
     def as_dict(self) -> dict[str, float]:
         return {**{k: round(v, 3) for k, v in self.seconds.items()}, "total": round(self.total, 3)}
+
+
+def utc_today() -> dt.date:
+    """The day it is now in UTC: the day the job runs (no valid line can be dated after it)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def utc_timestamp() -> str:
+    """Now in UTC as ISO text to the second, for manifests and owner files."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

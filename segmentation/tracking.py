@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from segmentation.config import MlflowConfig
+from segmentation.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,6 @@ SWEEP_METRICS = (
 )
 MAX_PARAM_LENGTH = 500
 PARAMS_PER_CALL = 100
-
-
-class TrackingError(ValueError):
-    """MLflow logging was asked for but cannot be done; the message names the config key."""
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -54,6 +51,7 @@ def sweep_metrics(manifest: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, 
 
 
 def run_metrics(manifest: Mapping[str, Any]) -> dict[str, float]:
+    """The run's single numbers: chosen k, customers, lines in and quarantined, and the elbow if any."""
     counts = manifest["counts"]
     metrics = {
         "chosen_k": float(manifest["chosen_k"]),
@@ -76,7 +74,7 @@ def _mlflow() -> Any:
     try:
         import mlflow
     except ImportError:
-        raise TrackingError(
+        raise ConfigError(
             "mlflow.enabled: true, but MLflow is not installed; pip install 'segmentation[mlflow]' "
             "(or set mlflow.enabled: false)"
         ) from None

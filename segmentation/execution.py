@@ -1,0 +1,142 @@
+"""The skeleton every run shares (``segmentation run`` and ``segmentation score``): ``JobRun``.
+
+Inside ``with JobRun(spark, cfg) as run:`` a job is its list of stages. The skeleton owns what a stage list
+should not have to repeat:
+
+- the job's SQL settings on the session for the run's duration, the session's own values restored after;
+- a work folder for intermediate copies, removed at the end;
+- frames persisted for the run (``keep``), unpersisted at the end;
+- the staging folder (``stage_outputs``), removed if the run fails before ``publish``;
+- stage timing, and the error a failure becomes: this project's errors as they are, a Spark or I/O failure
+  as ``RunFailed`` naming its stage, anything else (a bug) as it is. Nothing is published unless every stage
+  succeeds, and every published run stays as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.errors import PySparkException
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame, SparkSession
+
+from segmentation import outputs, session, sources, validation
+from segmentation.config import JobConfig
+from segmentation.errors import RunFailed, SegmentationError, summary
+from segmentation.timing import StageTimer, utc_today
+from segmentation.validation import LineCounts, Validated
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a published run holds, for the command line's summary and for callers."""
+
+    as_of: dt.date
+    output_root: str
+    run_folder: str
+    counts: LineCounts
+    customers: int
+    segment_sizes: dict[int, int]
+    segment_names: dict[int, str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class JobRun:
+    """One run's work folder, persisted frames, staging, session settings and stage timing (see the module)."""
+
+    def __init__(self, spark: SparkSession, cfg: JobConfig) -> None:
+        assert cfg.output.path is not None
+        self.spark, self.cfg = spark, cfg
+        self.root = outputs.root_path(cfg.output.path)
+        self.timer = StageTimer()
+        self.staging: outputs.Staging | None = None
+        self._work: str | None = None
+        self._kept: list[DataFrame] = []
+        self._exit = contextlib.ExitStack()
+
+    def __enter__(self) -> JobRun:
+        self._exit.enter_context(session.job_settings(self.spark))
+        self._work = outputs.begin_work(self.root)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        try:
+            if exc is not None and self.staging is not None:
+                outputs.discard(self.staging)
+        finally:
+            for frame in self._kept:
+                frame.unpersist()
+            if self._work is not None:
+                outputs.end_work(self._work)
+            self._exit.close()
+        if exc is not None:
+            failed = run_failure(exc, self.timer.current, self.root)
+            if failed is not exc:
+                raise failed from exc
+
+    def read_validate(self) -> Validated:
+        """Stage ``read_validate``: read the input, write its lines to the work copy once, validate them there."""
+        with self.stage("read_validate"):
+            raw = sources.read_raw(self.spark, self.cfg.input)
+            lines = self.work_copy(validation.lines_for_copy(raw, self.cfg.input), "lines")
+            return validation.validate(lines, self.cfg, today=utc_today(), keep=self.keep)
+
+    def stage(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Time the body as stage ``name`` (logged when it starts and ends; in the manifest's timings)."""
+        return self.timer.stage(name)
+
+    def keep(self, frame: DataFrame) -> DataFrame:
+        """``frame`` persisted (memory, then disk) until the run ends."""
+        kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        self._kept.append(kept)
+        return kept
+
+    def work_copy(self, frame: DataFrame, name: str) -> DataFrame:
+        """``frame`` written once to the run's work folder as Parquet and read back from there."""
+        assert self._work is not None, "work_copy outside 'with JobRun(...)'"
+        return outputs.write_work_copy(frame, os.path.join(self._work, name))
+
+    def stage_outputs(
+        self, as_of: dt.date, tables: Mapping[str, outputs.TableOutput], model: PipelineModel | None = None
+    ) -> outputs.Staging:
+        """Write ``tables`` (and ``model``) into this run's staging folder, made on the first call."""
+        if self.staging is None:
+            self.staging = outputs.begin(self.root, as_of, self.cfg.output.run_id)
+        outputs.write_tables(self.staging, tables, model)
+        return self.staging
+
+    def publish(self, manifest: dict[str, Any]) -> str:
+        """Add the stage timings to ``manifest`` and publish the staged run; its folder."""
+        assert self.staging is not None, "publish before stage_outputs"
+        manifest["timings_seconds"] = self.timer.as_dict()
+        return outputs.publish(self.staging, manifest)
+
+
+def run_failure(exc: BaseException, stage: str | None, root: str) -> BaseException:
+    """The exception a failed run raises: ours as they are; a Spark, Py4J or I/O failure as ``RunFailed``.
+
+    Anything else (a TypeError, a KeyError, an assertion) is a bug in this project and is raised as it is,
+    with its traceback, never dressed up as a problem with the input.
+    """
+    spark_or_io = isinstance(exc, PySparkException | OSError) or _from_py4j(exc)
+    if isinstance(exc, SegmentationError) or not spark_or_io:
+        return exc
+    return RunFailed(
+        f"stage {stage or 'setup'} failed ({type(exc).__name__}: {summary(exc)}); nothing was published "
+        f"and the runs already under {root} are unchanged"
+    )
+
+
+def _from_py4j(exc: BaseException) -> bool:
+    """True for Py4J's errors (a JVM call that failed), recognised without importing Py4J: a Spark Connect
+    client does not have it."""
+    return any(cls.__module__.startswith("py4j.") for cls in type(exc).__mro__)
