@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, pipeline
+from segmentation import generate, job
 
 from .conftest import REPO, job_config
 from .spark_processes import SPARK_HOME, Processes, free_port, published, spark_env, wait_for
@@ -68,7 +68,7 @@ def test_the_whole_job_over_spark_connect_equals_a_classic_run(
     assert "over Spark Connect" in done.stderr and connect_server not in done.stderr  # the URL is not logged
 
     monkeypatch.setenv("SEGMENTATION_ID_KEY", KEY)
-    local = pipeline.run(spark, job_config(tmp_path, str(log), *SETTINGS, output=str(tmp_path / "local_out")))
+    local = job.run(spark, job_config(tmp_path, str(log), *SETTINGS, output=str(tmp_path / "local_out")))
     run = out / "runs" / local.run_folder.split("/runs/")[1]
     assert published(spark, run) == published(spark, Path(local.run_folder))
 

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from segmentation import cli, generate, outputs, pipeline
-from segmentation.config import ConfigError
-from segmentation.quality import QualityError
-from segmentation.sources import SourceError
+from segmentation import cli, generate, job, outputs
+from segmentation.errors import ConfigError, InputError, RunFailed
 
 from .conftest import REPO, job_config
 
@@ -106,7 +105,7 @@ def test_bad_lines_are_quarantined_and_the_run_is_correct(
     name, overrides, file_records, reasons, kept, dropped = RUN_CASES[case]
     caplog.set_level("DEBUG", logger="segmentation")
     folder = input_folder(tmp_path, base_log, name)
-    result = pipeline.run(spark, job_config(tmp_path, folder, *FAST, *overrides, output=str(tmp_path / "x/../out")))
+    result = job.run(spark, job_config(tmp_path, folder, *FAST, *overrides, output=str(tmp_path / "x/../out")))
 
     multiline = "input.csv.multiline=true" in overrides
     assert records(spark, CORPUS / name, multiline) == file_records
@@ -127,7 +126,7 @@ def test_a_mistyped_future_year_does_not_move_the_as_of_date(
     # without features.as_of the as-of date is the latest valid date, but never after the day the job runs:
     # the line dated 2031 is quarantined instead of making every customer's recency 20 years long
     folder = input_folder(tmp_path, base_log, "dates_after_as_of.csv")
-    result = pipeline.run(spark, job_config(tmp_path, folder, *FAST))
+    result = job.run(spark, job_config(tmp_path, folder, *FAST))
     assert result.as_of == dt.date(2012, 5, 1)  # the latest line dated before today
     late = spark.read.parquet(str(Path(result.run_folder) / "quarantine")).filter("reason = 'after_as_of'")
     assert [r["invoice_ts"] for r in late.collect()] == ["1/1/2031 10:00"]
@@ -143,13 +142,13 @@ def test_an_extreme_spender_does_not_get_a_segment_of_its_own(
     spark: SparkSession, tmp_path: Path, base_log: Path
 ) -> None:
     folder = input_folder(tmp_path, base_log, "extreme_spend.csv")  # one customer, one line of 1e9
-    capped = pipeline.run(spark, job_config(tmp_path, folder, "model.k=4", output=str(tmp_path / "capped")))
+    capped = job.run(spark, job_config(tmp_path, folder, "model.k=4", output=str(tmp_path / "capped")))
     assert segment_size_of(spark, capped.run_folder, "99071") > 1
     features = spark.read.parquet(str(Path(capped.run_folder) / "features")).filter("customer_id = '99071'")
     assert features.first()["monetary"] == pytest.approx(1e9)  # outputs keep the real value; only the model caps
 
     # the same data without the cap: the extreme customer is a segment of one (what the cap prevents)
-    raw = pipeline.run(
+    raw = job.run(
         spark, job_config(tmp_path, folder, "model.k=4", "model.outlier_fence_iqr=0", output=str(tmp_path / "raw"))
     )
     assert segment_size_of(spark, raw.run_folder, "99071") == 1
@@ -158,23 +157,22 @@ def test_an_extreme_spender_does_not_get_a_segment_of_its_own(
 def test_ansi_mode_on_and_off_give_the_same_result(spark: SparkSession, tmp_path: Path, base_log: Path) -> None:
     bad_files = sorted({case[0] for case in RUN_CASES.values()} | {"extreme_spend.csv"})
     folder = input_folder(tmp_path, base_log, *bad_files)
-    published = {}
+    runs = {}
     before = spark.conf.get("spark.sql.ansi.enabled")
     try:
         for ansi in ("true", "false"):
             spark.conf.set("spark.sql.ansi.enabled", ansi)
-            result = pipeline.run(spark, job_config(tmp_path, folder, *FAST, output=str(tmp_path / f"ansi_{ansi}")))
-            run = Path(result.run_folder)
-            published[ansi] = (
-                result.counts,
-                {t: sorted(map(tuple, spark.read.parquet(str(run / t)).collect())) for t in ("segments", "features")},
-                sorted(map(tuple, spark.read.parquet(str(run / "quarantine")).drop("source_file").collect())),
-                outputs.read_manifest(str(run))["centroids"],
-            )
+            runs[ansi] = job.run(spark, job_config(tmp_path, folder, *FAST, output=str(tmp_path / f"ansi_{ansi}")))
     finally:
         spark.conf.set("spark.sql.ansi.enabled", before)
-    assert published["true"] == published["false"]
-    assert published["true"][0].quarantined["malformed_row"] >= 5
+    on, off = Path(runs["true"].run_folder), Path(runs["false"].run_folder)
+    assert runs["true"].counts == runs["false"].counts
+    assert runs["true"].counts.quarantined["malformed_row"] >= 5
+    for table in ("segments", "features", "quarantine"):
+        assert_df_equality(
+            spark.read.parquet(str(on / table)), spark.read.parquet(str(off / table)), ignore_row_order=True
+        )
+    assert outputs.read_manifest(str(on))["centroids"] == outputs.read_manifest(str(off))["centroids"]
 
 
 def parquet_file(tmp_path: Path, name: str, **changes: object) -> Path:
@@ -201,30 +199,30 @@ def parquet_file(tmp_path: Path, name: str, **changes: object) -> Path:
 
 # name: (files to put in the input, overrides, error type, what the message must say)
 ERROR_CASES = {
-    "empty_file": (["empty.csv"], (), SourceError, ["input.path", "empty.csv", "no usable CSV header"]),
-    "header_only": (["header_only.csv"], (), QualityError, ["input.path", "header_only.csv", "no data lines"]),
+    "empty_file": (["empty.csv"], (), InputError, ["input.path", "empty.csv", "no usable CSV header"]),
+    "header_only": (["header_only.csv"], (), InputError, ["input.path", "header_only.csv", "no data lines"]),
     "column_missing_from_the_mapping": (
         ["missing_column.csv"],
         (),
-        SourceError,
+        InputError,
         ["input.columns.country", "'Country' not found", "missing_column.csv", "its columns are: CustomerID"],
     ),
     "not_the_declared_format": (
         ["not_really.parquet"],
         (),
-        SourceError,
+        InputError,
         ["input.path", "not_really.parquet", "as Parquet", "CANNOT_READ_FILE_FOOTER"],
     ),
     "fewer_customers_than_k_min": (
         ["two_customers.csv"],
         ("model.k_min=3", "model.k_max=4"),
-        pipeline.JobError,
+        InputError,
         ["model.k_min", "two_customers.csv", "2 valid customers", "fewer than the 3"],
     ),
     "every_line_invalid": (
         ["all_invalid.csv"],
         (),
-        QualityError,
+        InputError,
         ["quality.max_quarantine_share", "100.0% of the 5 lines", "all_invalid.csv", "missing_customer_id=1"],
     ),
 }
@@ -235,7 +233,7 @@ def test_bad_files_give_a_clear_error_and_publish_nothing(spark: SparkSession, t
     files, overrides, error, phrases = ERROR_CASES[case]
     path = CORPUS / files[0]
     with pytest.raises(error) as raised:
-        pipeline.run(spark, job_config(tmp_path, str(path), *overrides))
+        job.run(spark, job_config(tmp_path, str(path), *overrides))
     message = str(raised.value)
     assert all(phrase in message for phrase in phrases), message
     assert not CORPUS_ID.search(message)
@@ -244,16 +242,16 @@ def test_bad_files_give_a_clear_error_and_publish_nothing(spark: SparkSession, t
 
 def test_a_parquet_column_of_the_wrong_type_names_the_key(spark: SparkSession, tmp_path: Path) -> None:
     path = parquet_file(tmp_path, "typed/wrong.parquet", Quantity=[True, False])
-    with pytest.raises(SourceError, match=r"input\.columns\.quantity: column 'Quantity' in .*wrong\.parquet.* boolean"):
-        pipeline.run(spark, job_config(tmp_path, str(path)))
+    with pytest.raises(InputError, match=r"input\.columns\.quantity: column 'Quantity' in .*wrong\.parquet.* boolean"):
+        job.run(spark, job_config(tmp_path, str(path)))
     assert nothing_published(tmp_path / "out")
 
 
 def test_parquet_files_that_disagree_on_a_type_name_the_file(spark: SparkSession, tmp_path: Path) -> None:
     parquet_file(tmp_path, "mixed/a.parquet")
     parquet_file(tmp_path, "mixed/b.parquet", Quantity=["2", "3"])  # text where a.parquet has integers
-    with pytest.raises(pipeline.JobFailed) as raised:
-        pipeline.run(spark, job_config(tmp_path, str(tmp_path / "mixed")))
+    with pytest.raises(RunFailed) as raised:
+        job.run(spark, job_config(tmp_path, str(tmp_path / "mixed")))
     message = str(raised.value)
     assert "stage read_validate failed" in message and "b.parquet" in message and "[Quantity]" in message, message
     assert "nothing was published" in message and not CORPUS_ID.search(message)
@@ -262,8 +260,8 @@ def test_parquet_files_that_disagree_on_a_type_name_the_file(spark: SparkSession
 
 def test_a_parquet_file_read_as_csv_does_not_echo_its_bytes(spark: SparkSession, tmp_path: Path) -> None:
     path = parquet_file(tmp_path, "typed/data.parquet")
-    with pytest.raises(SourceError) as raised:
-        pipeline.run(spark, job_config(tmp_path, str(path), "input.format=csv"))
+    with pytest.raises(InputError) as raised:
+        job.run(spark, job_config(tmp_path, str(path), "input.format=csv"))
     message = str(raised.value)
     assert "input.columns.customer_id" in message and "data.parquet" in message
     assert "none of the mapped columns is in its header" in message and "PAR1" not in message

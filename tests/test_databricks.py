@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from segmentation import config, generate, outputs
+from segmentation import config, generate, job, outputs
 
 from .conftest import REPO, WHEEL
 
@@ -57,11 +58,29 @@ def test_the_notebook_runs_top_to_bottom_on_the_given_session(spark: SparkSessio
     assert set(namespace["dbutils"].widgets.declared) >= {"input_path", "output_path", "k_min", "k_max", "run_id"}
     result = namespace["result"]
     assert outputs.published_runs(str(tmp_path / "out")) == [(result.as_of, "main")]
-    sweep, profiles = shown
-    assert [r["k"] for r in sweep.collect()] == [2, 3, 4]
-    assert [r["chosen"] for r in sweep.collect()].count(True) == 1
-    assert profiles.count() == result.choice.k
     assert spark.range(1).count() == 1  # the session is still alive
+
+    # the notebook's run equals the library's on the same input and settings, and it shows that run's tables
+    cfg = config.load(
+        [REPO / "conf" / "base.yaml"],
+        ["model.k_min=2", "model.k_max=4"],
+        input_path=str(log),
+        output_path=str(tmp_path / "library"),
+    )
+    library = job.run(spark, cfg)
+    assert (result.choice, result.segment_sizes, result.segment_names) == (
+        library.choice,
+        library.segment_sizes,
+        library.segment_names,
+    )
+    for table in ("segments", "profiles", "sweep"):
+        ours = spark.read.parquet(f"{result.run_folder}/{table}")
+        theirs = spark.read.parquet(f"{library.run_folder}/{table}")
+        assert_df_equality(ours, theirs, ignore_row_order=True, ignore_column_order=True)
+    sweep, profiles = shown
+    assert_df_equality(sweep, spark.read.parquet(f"{library.run_folder}/sweep").orderBy("k"))
+    assert_df_equality(profiles, spark.read.parquet(f"{library.run_folder}/profiles").orderBy("segment"))
+    assert [r["k"] for r in sweep.collect()] == [2, 3, 4]
 
 
 def test_the_bundle_names_an_entry_point_of_the_built_wheel(artefacts: Path) -> None:

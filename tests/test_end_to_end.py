@@ -17,7 +17,8 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import cli, generate, outputs, pipeline, scoring
+from segmentation import cli, generate, job, outputs, scoring
+from segmentation.errors import InputError
 
 from .conftest import ONLINE_RETAIL, job_config
 
@@ -41,7 +42,7 @@ def partition_values(folder: Path, name: str) -> list[str]:
 )
 def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
     cfg = job_config(tmp_path, str(ONLINE_RETAIL))
-    result = pipeline.run(spark, cfg)
+    result = job.run(spark, cfg)
     counts = result.counts
 
     assert counts.lines_in == 541_909
@@ -103,10 +104,17 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert {(r["segment"], r["segment_name"]) for r in named.collect()} == {
         (s["segment"], s["name"]) for s in manifest["segments"]
     }
+    # the saved model, loaded on its own, puts every customer back in its published segment
     model = PipelineModel.load(str(run / "model"))
     features = spark.read.parquet(str(run / "features"))
-    rescored = model.transform(features).select("customer_id", F.col("cluster").alias("cluster"))
-    assert rescored.count() == expected_customers
+    to_segment = {int(k): v for k, v in manifest["cluster_to_segment"].items()}
+    rescored = model.transform(features.drop("segment", "segment_name")).select(
+        "customer_id",
+        F.element_at(F.create_map(*[F.lit(v) for kv in to_segment.items() for v in kv]), F.col("cluster"))
+        .cast("int")
+        .alias("segment"),
+    )
+    assert_df_equality(rescored, segments.select("customer_id", "segment"), ignore_row_order=True, ignore_nullable=True)
 
 
 def test_renamed_columns_by_config_only_give_the_same_segments(spark: SparkSession, tmp_path: Path) -> None:
@@ -128,8 +136,8 @@ def test_renamed_columns_by_config_only_give_the_same_segments(spark: SparkSessi
         "input.columns.customer_id=Customer ID",
     ]
     fixed = ["model.k_min=3", "model.k_max=5"]
-    first = pipeline.run(spark, job_config(tmp_path, str(original), *fixed, output=str(tmp_path / "a")))
-    second = pipeline.run(spark, job_config(tmp_path, str(other), *fixed, *mapping, output=str(tmp_path / "b")))
+    first = job.run(spark, job_config(tmp_path, str(original), *fixed, output=str(tmp_path / "a")))
+    second = job.run(spark, job_config(tmp_path, str(other), *fixed, *mapping, output=str(tmp_path / "b")))
 
     assert second.customers == first.customers
     assert second.choice == first.choice
@@ -168,7 +176,7 @@ def test_customer_table_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
         "features.as_of=2024-01-31",
         "model.k_max=7",
     ]
-    result = pipeline.run(spark, job_config(tmp_path, str(table), *settings))
+    result = job.run(spark, job_config(tmp_path, str(table), *settings))
     assert result.counts.lines_in == 251
     assert dict(result.counts.quarantined) == {"missing_customer_id": 1}
     assert result.customers == 250
@@ -193,7 +201,7 @@ def test_customer_table_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
     assert nearest(25, 80) == "Low annual income, high spending score"
     assert nearest(55, 50) == "Average customers"
 
-    with_gender = pipeline.run(
+    with_gender = job.run(
         spark,
         job_config(
             tmp_path,
@@ -215,18 +223,18 @@ def snapshot(folder: Path) -> list[tuple[Path, int, int]]:
 def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
     out = tmp_path / "out"
     latest = out / "latest"
-    first = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=4", "features.as_of=2011-12-09"))
+    first = job.run(spark, job_config(tmp_path, str(small_log), "model.k=4", "features.as_of=2011-12-09"))
     assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
-    other_date = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-11-30"))
+    other_date = job.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-11-30"))
     assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"  # a backfill does not move latest
-    other_id = pipeline.run(
+    other_id = job.run(
         spark, job_config(tmp_path, str(small_log), "model.k=2", "features.as_of=2011-12-09", "output.run_id=trial")
     )
     assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=trial\n"
     assert (first.choice.k, other_date.choice.k, other_id.choice.k) == (4, 3, 2)
     untouched = {Path(r.run_folder): snapshot(Path(r.run_folder)) for r in (other_date, other_id)}
 
-    rerun = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-12-09"))
+    rerun = job.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-12-09"))
     assert rerun.choice.k == 3 and rerun.run_folder == first.run_folder
     assert partition_values(Path(rerun.run_folder) / "segments", "segment") == ["1", "2", "3"]
     assert {folder: snapshot(folder) for folder in untouched} == untouched
@@ -267,13 +275,13 @@ def test_too_many_bad_lines_publish_nothing(spark: SparkSession, tmp_path: Path)
     bad = "2,A,x,1,12/1/2010 8:26,1.0,,UK\n"
     with gzip.open(path, "wt") as handle:
         handle.write(",".join(generate.HEADER) + "\n" + good + bad * 3)
-    with pytest.raises(ValueError, match=r"quality\.max_quarantine_share: 75\.0% of the 4 lines"):
-        pipeline.run(spark, job_config(tmp_path, str(path)))
+    with pytest.raises(InputError, match=r"quality\.max_quarantine_share: 75\.0% of the 4 lines"):
+        job.run(spark, job_config(tmp_path, str(path)))
     assert outputs.published_runs(str(tmp_path / "out")) == [] and not (tmp_path / "out" / "latest").exists()
 
 
 def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
-    trained = pipeline.run(spark, job_config(tmp_path, str(small_log), "model.k_min=3", "model.k_max=5"))
+    trained = job.run(spark, job_config(tmp_path, str(small_log), "model.k_min=3", "model.k_max=5"))
     cfg = job_config(tmp_path, str(small_log), output=str(tmp_path / "scored"))
     scored = scoring.score(spark, cfg, trained.output_root)
     assert scored.model_as_of == trained.as_of == scored.as_of
@@ -292,21 +300,21 @@ def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, t
         "input.customers.numeric_columns=[Quantity]",
         output=str(tmp_path / "wrong"),
     )
-    with pytest.raises(scoring.ScoringError, match=r"input\.kind: the model in .* was trained on a transactions input"):
+    with pytest.raises(InputError, match=r"input\.kind: the model in .* was trained on a transactions input"):
         scoring.score(spark, customers_cfg, trained.output_root)
 
     (Path(trained.run_folder) / "_SUCCESS").unlink()
-    with pytest.raises(scoring.ScoringError, match="no _SUCCESS, so this run is incomplete or was never published"):
+    with pytest.raises(InputError, match="no _SUCCESS, so this run is incomplete or was never published"):
         scoring.score(spark, cfg, trained.run_folder)
-    with pytest.raises(scoring.ScoringError, match="no _SUCCESS, so this run is incomplete"):
+    with pytest.raises(InputError, match="no _SUCCESS, so this run is incomplete"):
         scoring.score(spark, cfg, trained.output_root)  # through latest
-    with pytest.raises(scoring.ScoringError, match=r"no published run \(with _SUCCESS\) for as-of date 2011-12-09"):
-        scoring.score(spark, cfg, trained.output_root, trained.as_of)
+    with pytest.raises(InputError, match=r"no published run \(with _SUCCESS\) for as-of date 2011-12-09"):
+        scoring.score(spark, cfg, trained.output_root, model_as_of=trained.as_of)
 
 
 def test_sweep_on_a_sample_then_final_fit_on_everyone(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
     settings = ["model.k_min=3", "model.k_max=4", "model.sweep_max_customers=200", "model.seeds=2"]
-    result = pipeline.run(spark, job_config(tmp_path, str(small_log), *settings))
+    result = job.run(spark, job_config(tmp_path, str(small_log), *settings))
     manifest = outputs.read_manifest(result.run_folder)
     assert manifest["sweep_sample"]["used"] is True
     assert 120 < manifest["sweep_sample"]["customers"] < 280

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from chispa import assert_approx_df_equality
+from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import SparkSession
 
 from segmentation.config import TRANSACTION_FEATURES
@@ -60,6 +60,6 @@ def test_features_do_not_depend_on_the_order_lines_are_added_in(spark: SparkSess
     rows = [("A", str(i), ts("2011-01-01 10:00"), 1.0, a, "P", "UK", False, a) for i, a in enumerate(amounts)]
     one_way = customer_features(spark.createDataFrame(rows, CLEAN_SCHEMA).coalesce(1), dt.date(2011, 1, 31))
     other_way = customer_features(spark.createDataFrame(rows[::-1], CLEAN_SCHEMA).coalesce(1), dt.date(2011, 1, 31))
-    first, second = one_way.first(), other_way.first()
-    assert first == second
+    assert_df_equality(one_way, other_way)  # exactly equal, not approximately
+    first = one_way.first()
     assert (first["frequency"], first["monetary"], first["avg_order_value"]) == (32.0, 28.17, 0.880313)

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from segmentation import model, selection
 from segmentation.config import ModelConfig, SelectionConfig
+from segmentation.errors import InputError
 from segmentation.sweep import KResult, adjusted_rand_index, calinski_harabasz, davies_bouldin, fit_best, run_sweep
 
 SILHOUETTE_ONLY = SelectionConfig(rule="silhouette")
@@ -115,9 +116,9 @@ def test_kneedle_finds_the_bend() -> None:
 def test_choose_k_fixed_and_all_empty() -> None:
     fixed = selection.choose_k([result(4, 0.3)], SelectionConfig(), fixed_k=4)
     assert (fixed.k, fixed.reason) == (4, "k=4: fixed by model.k (no sweep)")
-    with pytest.raises(selection.SelectionError, match=r"model\.k: k=4 gave only 2 non-empty clusters"):
+    with pytest.raises(InputError, match=r"model\.k: k=4 gave only 2 non-empty clusters"):
         selection.choose_k([result(4, 0.3, non_empty=2)], SelectionConfig(), fixed_k=4)
-    with pytest.raises(selection.SelectionError, match="every k from 3 to 4 gave an empty cluster"):
+    with pytest.raises(InputError, match="every k from 3 to 4 gave an empty cluster"):
         selection.choose_k([result(3, None, non_empty=1), result(4, None, non_empty=2)], SelectionConfig())
 
 
@@ -147,7 +148,7 @@ def scaled_points(spark: SparkSession, points: list[tuple[float, float]]):
         [(str(i), x, y) for i, (x, y) in enumerate(points)], "customer_id string, x double, y double"
     )
     spec = model.FeatureSpec(numeric=("x", "y"), log=(), categorical=(), order_by="x")
-    prep = model.fit_preprocessing(frame, spec)
+    prep = model.fit_preprocessing(frame, spec, fence_iqr=0.0, max_share=0.05)
     return frame, prep, prep.transform(frame)
 
 
@@ -207,9 +208,9 @@ def test_capped_values_reach_the_model_clipped_and_the_saved_model_keeps_the_cap
     values = [float(v) for v in range(1, 9)] + [1e9]
     frame = spark.createDataFrame([(str(i), v) for i, v in enumerate(values)], "customer_id string, m double")
     spec = model.FeatureSpec(numeric=("m",), log=("m",), categorical=(), order_by="m")
-    caps = model.outlier_caps(frame, spec, 3.0)
+    caps = model.outlier_caps(frame, spec, fence_iqr=3.0, max_share=0.05)
     assert caps["m"][1] < 1e5  # quartiles 3 and 7 on log scale: the fence is far below 1e9
-    prep = model.fit_preprocessing(frame, spec, 3.0)
+    prep = model.fit_preprocessing(frame, spec, fence_iqr=3.0, max_share=0.05)
     seen = {r["customer_id"]: r["m__model"] for r in prep.transform(frame).collect()}
     assert seen["8"] == pytest.approx(math.log1p(caps["m"][1]))
     assert seen["0"] == pytest.approx(math.log1p(1.0))  # ordinary values pass unchanged
@@ -221,5 +222,5 @@ def test_a_group_beyond_a_fence_is_a_behaviour_not_outliers(spark: SparkSession)
     values = [1.0] * 20 + [300.0 + i for i in range(79)] + [1e6]
     frame = spark.createDataFrame([(str(i), v) for i, v in enumerate(values)], "customer_id string, t double")
     spec = model.FeatureSpec(numeric=("t",), log=("t",), categorical=(), order_by="t")
-    low, high = model.outlier_caps(frame, spec, 3.0, 0.05)["t"]
+    low, high = model.outlier_caps(frame, spec, fence_iqr=3.0, max_share=0.05)["t"]
     assert low == -math.inf and high < 1e5

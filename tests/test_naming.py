@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from segmentation import naming
+from segmentation import model, naming
 
 
 @pytest.mark.parametrize(
@@ -53,5 +54,31 @@ def test_customer_table_names_from_its_own_features() -> None:
 
 def test_name_segments_maps_centroid_dimensions() -> None:
     centroids = {1: [-1.0, 1.0, 1.0], 2: [1.5, -1.0, -1.0], 3: [1.6, -1.1, -1.2]}
-    names = naming.name_segments(centroids, ["recency_days", "frequency", "monetary"], "transactions", [])
+    names = naming.name_segments(centroids, features=["recency_days", "frequency", "monetary"], kind="transactions")
     assert names == {1: "Champions", 2: "Lost (higher value)", 3: "Lost (lower value)"}
+
+
+class FittedCentres:
+    """A stand-in for a fitted KMeansModel: only its centroids."""
+
+    def __init__(self, centres: list[list[float]]) -> None:
+        self.centres = centres
+
+    def clusterCenters(self) -> list[np.ndarray]:  # Spark ML's name
+        return [np.array(c) for c in self.centres]
+
+
+def test_a_customer_table_s_names_read_its_numeric_features_not_its_one_hot_dimensions() -> None:
+    # two numeric features, then one-hot Gender (Female, Male): the category shares are not levels to name
+    spec = model.FeatureSpec(
+        numeric=("Annual Income (k$)", "Spending Score (1-100)"), log=(), categorical=("Gender",), order_by=None
+    )
+    clusterer = FittedCentres([[1.3, -1.1, 0.9, 0.1], [-0.8, 1.2, 0.0, 1.0], [0.1, 0.2, 5.0, -5.0]])
+    names = model.segment_names(clusterer, {0: 2, 1: 1, 2: 3}, spec, kind="customers")
+    assert names == {
+        1: "Low annual income, high spending score",
+        2: "High annual income, low spending score",
+        3: "Average customers",  # far-off one-hot values change nothing
+    }
+    with pytest.raises(ValueError, match="zip"):  # the caller must hand exactly one value per named feature
+        naming.name_segments({1: [1.0, 2.0, 3.0]}, features=["recency_days", "frequency"], kind="transactions")

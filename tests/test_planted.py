@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, pipeline
+from segmentation import generate, job
 from segmentation.sweep import adjusted_rand_index
 
 from .conftest import job_config
@@ -28,7 +28,7 @@ def ari_against_truth(spark: SparkSession, segments_path: Path, truth_path: Path
 def test_chosen_k_is_the_planted_k(spark: SparkSession, tmp_path: Path, planted: int, seed: int) -> None:
     log, truth = tmp_path / "log.csv.gz", tmp_path / "truth.csv"
     generate.write(str(log), customers=1000, seed=seed, truth_path=str(truth), planted=planted)
-    result = pipeline.run(spark, job_config(tmp_path, str(log), "model.k_max=8"))
+    result = job.run(spark, job_config(tmp_path, str(log), "model.k_max=8"))
     assert result.choice.k == planted, result.choice.reason
     ari = ari_against_truth(spark, Path(result.run_folder) / "segments", truth)
     assert ari >= 0.8

@@ -12,10 +12,12 @@ import types
 from pathlib import Path
 
 import pytest
+from pyspark import cloudpickle
 from pyspark.sql import SparkSession
 
-from segmentation import generate, outputs, pipeline, privacy
+from segmentation import generate, job, outputs, privacy
 from segmentation.config import PrivacyConfig
+from segmentation.errors import ConfigError
 
 from .conftest import job_config
 
@@ -47,7 +49,7 @@ def run_uncompressed(spark: SparkSession, tmp_path: Path, log: Path, out: str, *
     before = spark.conf.get("spark.sql.parquet.compression.codec")
     spark.conf.set("spark.sql.parquet.compression.codec", "uncompressed")
     try:
-        return pipeline.run(spark, job_config(tmp_path, str(log), "model.k=3", *overrides, output=out))
+        return job.run(spark, job_config(tmp_path, str(log), "model.k=3", *overrides, output=out))
     finally:
         spark.conf.set("spark.sql.parquet.compression.codec", before)
 
@@ -85,21 +87,26 @@ def test_no_raw_customer_id_in_any_output_byte(
     assert outputs.read_manifest(hidden.run_folder)["config"]["privacy"]["pseudonymize_ids"] is True
 
 
-def plain_ids(spark: SparkSession, result: pipeline.RunResult) -> dict[str, int]:
+def plain_ids(spark: SparkSession, result: job.RunResult) -> dict[str, int]:
     """customer id -> segment, as published."""
     segments = spark.read.parquet(str(Path(result.run_folder) / "segments"))
     return {r["customer_id"]: r["segment"] for r in segments.collect()}
 
 
-def test_the_key_is_not_in_the_query_plan(spark: SparkSession, capsys: pytest.CaptureFixture) -> None:
+def test_the_key_is_out_of_the_plan_text_but_inside_the_shipped_function(
+    spark: SparkSession, capsys: pytest.CaptureFixture
+) -> None:
     frame = spark.createDataFrame([("Kunde1Z", "x")], "customer_id string, raw_line string")
     protected = privacy.protect(frame, KEY.encode())
     protected.explain(extended=True)
     plan = capsys.readouterr().out
-    assert "digest" in plan and "raw_line_hmac" in plan  # the plan shows the function, not its key
+    assert "digest" in plan and "raw_line_hmac" in plan  # the plan's text shows the function, not its key
     assert KEY not in plan
     row = protected.first()
     assert row["customer_id"] == hmac.new(KEY.encode(), b"Kunde1Z", hashlib.sha256).hexdigest()
+    # what privacy.py says: the function Spark ships to the executors is pickled with its closure, key included
+    shipped = cloudpickle.dumps(privacy.pseudonym(KEY.encode()).func)
+    assert KEY.encode() in shipped
 
 
 def test_a_missing_or_short_key_stops_the_run_naming_the_setting(
@@ -107,12 +114,12 @@ def test_a_missing_or_short_key_stops_the_run_naming_the_setting(
 ) -> None:
     monkeypatch.delenv("SEGMENTATION_ID_KEY", raising=False)
     cfg = job_config(tmp_path, str(text_id_log), "model.k=3", "privacy.pseudonymize_ids=true")
-    with pytest.raises(privacy.PrivacyError, match=r"privacy\.key_env: the environment variable SEGMENTATION_ID_KEY"):
-        pipeline.run(spark, cfg)
+    with pytest.raises(ConfigError, match=r"privacy\.key_env: the environment variable SEGMENTATION_ID_KEY"):
+        job.run(spark, cfg)
     assert outputs.published_runs(str(tmp_path / "out")) == []
     monkeypatch.setenv("SEGMENTATION_ID_KEY", "short")
-    with pytest.raises(privacy.PrivacyError, match="fewer than 16 characters") as raised:
-        pipeline.run(spark, cfg)
+    with pytest.raises(ConfigError, match="fewer than 16 characters") as raised:
+        job.run(spark, cfg)
     assert "short" not in str(raised.value).replace("fewer", "")  # the key itself is never echoed
     assert outputs.published_runs(str(tmp_path / "out")) == []
 
@@ -134,6 +141,6 @@ def test_the_key_from_a_databricks_secret_scope(monkeypatch: pytest.MonkeyPatch)
     assert asked == [("segmentation", "id-key")]
 
     monkeypatch.setitem(sys.modules, "databricks.sdk.runtime", None)  # not on Databricks: import fails
-    with pytest.raises(privacy.PrivacyError, match=r"privacy\.secret_scope: Databricks secrets are not available"):
+    with pytest.raises(ConfigError, match=r"privacy\.secret_scope: Databricks secrets are not available"):
         privacy.load_key(cfg, environ={})
     assert privacy.load_key(PrivacyConfig(), environ={}) is None  # off: no key needed

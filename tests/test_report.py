@@ -4,7 +4,6 @@ holds every segment and the chosen k, its numbers equal the Parquet outputs, and
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib.image
@@ -13,38 +12,12 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import cli, generate, pipeline, report
+from segmentation import cli, generate, job, scoring
 
 from .conftest import job_config
+from .test_report_render import Page
 
 pytestmark = pytest.mark.slow
-
-
-class Page(HTMLParser):
-    """The segment table's cells and the images of a report page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[list[str]] = []
-        self.images: list[str] = []
-        self._in_cell = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "tr":
-            self.rows.append([])
-        elif tag == "td":
-            self._in_cell = True
-            self.rows[-1].append("")
-        elif tag == "img":
-            self.images.append(dict(attrs)["src"] or "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "td":
-            self._in_cell = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_cell:
-            self.rows[-1][-1] += data
 
 
 def check_charts(folder: Path, expected: set[str]) -> None:
@@ -66,7 +39,7 @@ def check_page(folder: Path) -> Page:
     table = [row for row in page.rows if row]
     assert [int(r[0]) for r in table] == list(profiles["segment"])
     assert [r[1] for r in table] == list(profiles["segment_name"])
-    assert [int(r[2]) for r in table] == list(segments.groupby("segment").size().sort_index())
+    assert [int(r[2]) for r in table] == list(segments.groupby("segment", observed=True).size().sort_index())
     assert [r[3] for r in table] == [f"{v:.1%}" for v in profiles["customer_share"]]
     html = (folder / "report.html").read_text()
     assert f"Chosen k = {manifest['chosen_k']}." in html
@@ -80,7 +53,7 @@ def check_page(folder: Path) -> Page:
 def test_report_of_a_transaction_log_run(spark: SparkSession, tmp_path: Path) -> None:
     log = tmp_path / "log.csv.gz"
     generate.write(str(log), customers=200, seed=41)
-    result = pipeline.run(spark, job_config(tmp_path, str(log), "model.k_min=2", "model.k_max=4"))
+    result = job.run(spark, job_config(tmp_path, str(log), "model.k_min=2", "model.k_max=4"))
     folder = Path(result.run_folder)
     check_charts(folder, {"sweep", "sizes", "profiles_heatmap", "customers_2d", "rfm"})
     page = check_page(folder)
@@ -120,7 +93,7 @@ def test_report_of_a_customer_table_run(spark: SparkSession, tmp_path: Path) -> 
         "model.k_max=6",
         "report.scatter_features=[Annual Income (k$), Spending Score (1-100)]",
     ]
-    result = pipeline.run(spark, job_config(tmp_path, str(table), *settings))
+    result = job.run(spark, job_config(tmp_path, str(table), *settings))
     folder = Path(result.run_folder)
     check_charts(folder, {"sweep", "sizes", "profiles_heatmap", "customers_2d"})  # no RFM for a customer table
     check_page(folder)
@@ -131,6 +104,21 @@ def test_report_of_a_customer_table_run(spark: SparkSession, tmp_path: Path) -> 
 def test_a_run_without_success_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "runs" / "as_of_date=2011-12-09" / "run_id=main"
     folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{}")
     assert cli.main(["report", str(folder)]) == 1
-    assert "_SUCCESS" in capsys.readouterr().err
-    assert report.CHART_SIZE == (8.0, 4.5)
+    error = capsys.readouterr().err
+    assert f"error: {folder}: no _SUCCESS, so this run is incomplete or was never published" in error
+    assert list(folder.iterdir()) == [folder / "manifest.json"]  # nothing was rendered
+
+
+def test_a_scoring_run_gets_a_clear_refusal_not_a_crash(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    log = tmp_path / "log.csv.gz"
+    generate.write(str(log), customers=80, seed=43)
+    trained = job.run(spark, job_config(tmp_path, str(log), "model.k=3"))
+    scored = scoring.score(spark, job_config(tmp_path, str(log), output=str(tmp_path / "scored")), trained.run_folder)
+    assert cli.main(["report", scored.run_folder]) == 1
+    error = capsys.readouterr().err
+    assert "this run was written by 'segmentation score'" in error and trained.run_folder in error
+    assert not (Path(scored.run_folder) / "report.html").exists()

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pyspark.sql import SparkSession
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from segmentation import pipeline, quality, sources
+from segmentation import session, sources, validation
 from segmentation.config import ColumnMapping, InputConfig
+from segmentation.errors import InputError
 
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
 LINES = [
@@ -28,32 +31,47 @@ def write_gz(path: Path, lines: list[str]) -> None:
         handle.write(HEADER + "".join(lines))
 
 
-def clean_from(spark: SparkSession, cfg: InputConfig):
-    pipeline.apply_job_settings(spark)
+def line_reasons(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    """Every line read from ``cfg.path`` with its typed values and per-line reason (under ``job_settings``)."""
     raw = sources.read_raw(spark, cfg)
-    labeled = quality.with_line_reason(sources.canonical_transactions(raw, cfg), cfg)
-    return labeled
+    return validation.with_line_reason(sources.canonical_transactions(raw, cfg), cfg)
 
 
 def test_other_column_names_by_mapping_gzip_folder_and_glob(spark: SparkSession, tmp_path: Path) -> None:
     write_gz(tmp_path / "logs" / "a.csv.gz", LINES[:2])
     write_gz(tmp_path / "logs" / "b.csv.gz", LINES[2:])
+    at = dt.datetime(2009, 12, 1, 7, 45)
+    expected = spark.createDataFrame(
+        [
+            ("a.csv.gz", "489434", "13085", at, 12.0, 6.95, None),  # float id normalised
+            ("a.csv.gz", "489434", "13085", at, 12.0, 6.75, None),
+            ("b.csv.gz", "489435", None, at.replace(minute=46), 12.0, 2.55, "missing_customer_id"),
+        ],
+        "file string, invoice_id string, _customer_key string, _ts timestamp, _quantity double, "
+        "_unit_price double, reason string",
+    )
     for path in (tmp_path / "logs", tmp_path / "logs" / "*.csv.gz"):
         cfg = InputConfig(path=str(path), columns=MAPPING)
-        rows = clean_from(spark, cfg).orderBy("_raw_line").collect()
-        assert len(rows) == 3
-        assert sorted(r["reason"] or "" for r in rows) == ["", "", "missing_customer_id"]
-        valid = [r for r in rows if r["reason"] is None]
-        assert {r["_customer_key"] for r in valid} == {"13085"}  # float id normalised
-        assert {r["_ts"] for r in valid} == {dt.datetime(2009, 12, 1, 7, 45)}
-        assert {Path(r["_source_file"]).name for r in rows} == {"a.csv.gz", "b.csv.gz"}
-        assert '"Description":"PINK, CHERRY LIGHTS"' in " ".join(r["_raw_line"] for r in valid)
+        with session.job_settings(spark):
+            lines = line_reasons(spark, cfg)
+            got = lines.select(
+                F.regexp_extract(sources.SOURCE_FILE, r"[^/]+$", 0).alias("file"),
+                "invoice_id",
+                "_customer_key",
+                validation.TS,
+                validation.QTY,
+                validation.PRICE,
+                validation.REASON,
+            )
+            assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+            raw_lines = [r[sources.RAW_LINE] for r in lines.collect()]
+        assert any('"Description":"PINK, CHERRY LIGHTS"' in line for line in raw_lines)
 
 
 def test_missing_mapped_column_names_the_key(spark: SparkSession, tmp_path: Path) -> None:
     write_gz(tmp_path / "a.csv.gz", LINES)
     cfg = InputConfig(path=str(tmp_path / "a.csv.gz"))  # default mapping expects InvoiceNo, CustomerID, ...
-    with pytest.raises(sources.SourceError, match=r"input\.columns\.customer_id: column 'CustomerID' not found"):
+    with pytest.raises(InputError, match=r"input\.columns\.customer_id: column 'CustomerID' not found"):
         sources.canonical_transactions(sources.read_raw(spark, cfg), cfg)
 
 
@@ -72,7 +90,8 @@ def test_pandas_parquet_with_nanosecond_timestamps(spark: SparkSession, tmp_path
     path = tmp_path / "log.parquet"
     frame.to_parquet(path)
     cfg = InputConfig(path=str(path))
-    rows = {r["invoice_id"]: r for r in clean_from(spark, cfg).collect()}
+    with session.job_settings(spark):
+        rows = {r["invoice_id"]: r for r in line_reasons(spark, cfg).collect()}
     assert rows["1"]["_ts"] == dt.datetime(2011, 1, 2, 10, 30, 0, 123456)
     assert rows["1"]["_customer_key"] == "12346"
     assert rows["1"]["reason"] is None
@@ -83,12 +102,12 @@ def test_format_detection() -> None:
     assert sources.resolve_format("s3://bucket/logs/*.csv.gz", "auto") == "csv"
     assert sources.resolve_format("s3://bucket/logs/part.parquet", "auto") == "parquet"
     assert sources.resolve_format("s3://bucket/logs/", "parquet") == "parquet"
-    with pytest.raises(sources.SourceError, match=r"input\.format: cannot tell"):
+    with pytest.raises(InputError, match=r"input\.format: cannot tell"):
         sources.resolve_format("s3://bucket/logs/data.bin", "auto")
 
 
 def test_empty_csv_is_a_clear_error(spark: SparkSession, tmp_path: Path) -> None:
     path = tmp_path / "empty.csv"
     path.write_text("")
-    with pytest.raises(sources.SourceError, match=r"input\.path: .*empty\.csv"):
+    with pytest.raises(InputError, match=r"input\.path: .*empty\.csv"):
         sources.read_raw(spark, InputConfig(path=str(path)))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, outputs, pipeline, tracking
+from segmentation import generate, job, outputs, tracking
 from segmentation.config import MlflowConfig
 
 from .conftest import job_config
@@ -23,7 +23,7 @@ def test_a_run_logged_to_mlflow_equals_its_manifest(
     generate.write(str(log), customers=120, seed=21)
     store = (tmp_path / "mlruns").as_uri()
     settings = ("model.k_min=2", "model.k_max=4", "mlflow.enabled=true", f"mlflow.tracking_uri={store}")
-    result = pipeline.run(spark, job_config(tmp_path, str(log), *settings, "mlflow.experiment=segmentation-test"))
+    result = job.run(spark, job_config(tmp_path, str(log), *settings, "mlflow.experiment=segmentation-test"))
     manifest = outputs.read_manifest(result.run_folder)
 
     client = mlflow.tracking.MlflowClient(tracking_uri=store)

@@ -3,49 +3,60 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
+import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segmentation import pipeline, quality, sources
-from segmentation.config import CustomerTableOptions, FeaturesConfig, InputConfig, JobConfig
+from segmentation import outputs, sources, validation
+from segmentation.config import CustomerTableOptions, FeaturesConfig, InputConfig, JobConfig, QualityConfig
+from segmentation.errors import InputError
 
 from .conftest import raw_frame
 
 COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
 CFG = InputConfig()
+TODAY = dt.date(2024, 1, 31)  # the day "the job runs" in these tests
+Validate = Callable[..., validation.Validated]
 
 
-def work_folder() -> str:
-    """A fresh work folder for one labeling (its Parquet copy of the lines goes there)."""
-    return tempfile.mkdtemp(prefix="segmentation-work-")
+@pytest.fixture
+def validate(tmp_path: Path) -> Validate:
+    """Validation as the job runs it: the lines for the copy, the copy in a fresh folder, then ``validate``.
+
+    Any share of lines may be quarantined here (the threshold has tests of its own).
+    """
+    copies = itertools.count()
+
+    def run(raw: DataFrame, as_of: dt.date | None = None, today: dt.date = TODAY) -> validation.Validated:
+        cfg = JobConfig(quality=QualityConfig(max_quarantine_share=1.0), features=FeaturesConfig(as_of=as_of))
+        path = str(tmp_path / f"copy{next(copies)}")
+        copy = outputs.write_work_copy(validation.lines_for_copy(raw, cfg.input), path)
+        return validation.validate(copy, cfg, today=today, keep=lambda frame: frame)
+
+    return run
 
 
-def labeled(spark: SparkSession, rows: list[tuple], as_of: dt.date | None = None):
-    config = JobConfig(features=FeaturesConfig(as_of=as_of))
-    frame, as_of, _ = pipeline.label_transactions(line_reasons(raw_frame(spark, rows, COLUMNS)), config, work_folder())
-    return frame, as_of
+def line_reasons(raw: DataFrame) -> DataFrame:
+    return validation.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
 
 
-def line_reasons(raw):
-    return quality.with_line_reason(sources.canonical_transactions(raw, CFG), CFG)
+def described(frame: DataFrame) -> DataFrame:
+    """Each line's description (its whole text for a malformed line) and reason."""
+    text = F.coalesce(F.get_json_object(sources.RAW_LINE, "$.Description"), F.col(sources.RAW_LINE))
+    return frame.select(text.alias("description"), validation.REASON)
 
 
-def reasons_by_description(frame) -> dict[str, str | None]:
-    return dict(reasons_by_description_rows(frame))
+def reasons_by_description_rows(frame: DataFrame) -> list[tuple[str, str | None]]:
+    return [(r["description"], r["reason"]) for r in described(frame).collect()]
 
 
-def reasons_by_description_rows(frame) -> list[tuple[str, str | None]]:
-    described = frame.select(F.get_json_object("_raw_line", "$.Description").alias("d"), "reason")
-    return [(r["d"], r["reason"]) for r in described.collect()]
-
-
-def test_every_reason_in_order(spark: SparkSession) -> None:
+def test_every_reason_in_order(spark: SparkSession, validate: Validate) -> None:
     rows = [
         ("536365", "85123A", "ok", "6", "12/1/2010 8:26", "2.55", "17850", "United Kingdom", None),
         ("536366", "85123A", "malformed", "6", None, None, None, None, "536366,85123A,malformed,6"),
@@ -64,28 +75,33 @@ def test_every_reason_in_order(spark: SparkSession) -> None:
         ("C536374", "85123A", "return", "-2", "12/2/2010 9:00", "2.55", "17850.0", "United Kingdom", None),
         ("536365", "85123A", "ok", "6", "12/1/2010 8:26", "2.55", "17850", "United Kingdom", None),
     ]
-    frame, _ = labeled(spark, rows, as_of=dt.date(2010, 12, 10))
-    got = {r["_raw_line"]: r["reason"] for r in frame.collect()}
-    by_desc = reasons_by_description(frame)
-    assert got["536366,85123A,malformed,6"] == "malformed_row"
-    assert by_desc["no customer"] == "missing_customer_id"
-    assert by_desc["blank customer"] == "missing_customer_id"
-    assert by_desc["no invoice"] == "missing_invoice_id"
-    assert by_desc["bad date"] == "invalid_timestamp"
-    assert by_desc["impossible date"] == "invalid_timestamp"
-    assert by_desc["nan quantity"] == "invalid_number"
-    assert by_desc["inf price"] == "invalid_number"
-    assert by_desc["1e400 price"] == "invalid_number"
-    assert by_desc["text quantity"] == "invalid_number"
-    assert by_desc["zero price"] == "non_positive_price"
-    assert by_desc["negative price"] == "non_positive_price"
-    assert by_desc["late"] == "after_as_of"
-    assert by_desc["return"] is None  # returns are kept
-    ok = [r["reason"] for r in frame.collect() if '"Description":"ok"' in r["_raw_line"]]
-    assert sorted(ok, key=lambda reason: reason or "") == [None, "duplicate_line"]  # one copy stays clean
+    validated = validate(raw_frame(spark, rows, COLUMNS), as_of=dt.date(2010, 12, 10))
+    expected = spark.createDataFrame(
+        [
+            ("536366,85123A,malformed,6", "malformed_row"),
+            ("no customer", "missing_customer_id"),
+            ("blank customer", "missing_customer_id"),
+            ("no invoice", "missing_invoice_id"),
+            ("bad date", "invalid_timestamp"),
+            ("impossible date", "invalid_timestamp"),
+            ("nan quantity", "invalid_number"),
+            ("inf price", "invalid_number"),
+            ("1e400 price", "invalid_number"),
+            ("text quantity", "invalid_number"),
+            ("zero price", "non_positive_price"),
+            ("negative price", "non_positive_price"),
+            ("late", "after_as_of"),
+            ("return", None),  # returns are kept
+            ("ok", None),  # one copy stays clean
+            ("ok", "duplicate_line"),
+        ],
+        "description string, reason string",
+    )
+    assert_df_equality(described(validated.lines), expected, ignore_row_order=True, ignore_nullable=True)
+    assert validated.as_of == dt.date(2010, 12, 10)  # as configured, not the latest line's date
 
 
-def test_counts_reconcile_and_first_reason_wins(spark: SparkSession) -> None:
+def test_counts_reconcile_and_first_reason_wins(spark: SparkSession, validate: Validate) -> None:
     rows = [
         ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
         ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),  # duplicate
@@ -94,22 +110,23 @@ def test_counts_reconcile_and_first_reason_wins(spark: SparkSession) -> None:
         ("2", "P", "b", "1", "12/1/2010 8:26", "1.0", None, "UK", None),  # missing customer, not duplicate
         ("3", "P", "c", "1", "bad", "0", "11", "UK", None),  # bad date wins over zero price
     ]
-    frame, as_of = labeled(spark, rows)
-    counts = quality.count_lines(frame)
-    assert as_of == dt.date(2010, 12, 1)
+    validated = validate(raw_frame(spark, rows, COLUMNS))
+    counts = validated.counts
+    assert counts == validation.count_lines(validated.lines)
+    assert validated.as_of == dt.date(2010, 12, 1)
     assert counts.lines_in == 6
     assert counts.lines_clean == 1
     assert dict(counts.quarantined) == {"duplicate_line": 2, "missing_customer_id": 2, "invalid_timestamp": 1}
     assert counts.lines_in == counts.lines_clean + counts.lines_quarantined
 
 
-def test_copies_in_two_files_keep_the_first_file_s_line(spark: SparkSession) -> None:
+def test_copies_in_two_files_keep_the_first_file_s_line(spark: SparkSession, validate: Validate) -> None:
     line = ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None)
     other = ("1", "P", "b", "1", "12/1/2010 8:26", "1.0", "10", "UK", None)
     raw = raw_frame(spark, [line, line], COLUMNS, source="file:/b.csv").unionByName(
         raw_frame(spark, [line, other], COLUMNS, source="file:/a.csv")
     )
-    frame, _, _ = pipeline.label_transactions(line_reasons(raw), JobConfig(), work_folder())
+    frame = validate(raw).lines
     got = sorted((r["_source_file"], r["_raw_line"].count('"b"'), r["reason"] or "") for r in frame.collect())
     assert got == [
         ("file:/a.csv", 0, ""),  # the first copy, in source-file order, stays clean
@@ -119,39 +136,51 @@ def test_copies_in_two_files_keep_the_first_file_s_line(spark: SparkSession) -> 
     ]
 
 
-def test_lines_with_the_same_hash_but_other_text_are_not_copies(spark: SparkSession) -> None:
+def test_lines_with_the_same_hash_but_other_text_are_not_copies(spark: SparkSession, validate: Validate) -> None:
     # the hash skips null columns, so a value moved into its null neighbour hashes alike
     moved = [
         ("1", "P", None, "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
         ("1", None, "P", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
     ]
-    keyed = quality.with_line_keys(line_reasons(raw_frame(spark, moved, COLUMNS)))
-    assert sources.RAW_LINE not in keyed.columns  # the cached lines hold the source columns, not their JSON
-    assert keyed.select(quality.LINE_HASH).distinct().count() == 1
-    frame, _ = labeled(spark, moved)
+    keyed = validation.with_line_keys(line_reasons(raw_frame(spark, moved, COLUMNS)))
+    assert sources.RAW_LINE not in keyed.columns  # the copied lines hold the source columns, not their JSON
+    assert keyed.select(validation.LINE_HASH).distinct().count() == 1
+    frame = validate(raw_frame(spark, moved, COLUMNS)).lines
     got = sorted((r["_raw_line"], r["reason"]) for r in frame.collect())
     assert [reason for _, reason in got] == [None, None]
     assert '"StockCode":"P","Description":null' in got[0][0] and '"StockCode":null,"Description":"P"' in got[1][0]
 
 
-def test_labeling_reads_the_lines_from_one_parquet_copy_in_the_work_folder(spark: SparkSession, tmp_path: Path) -> None:
+def test_validation_reads_the_lines_from_their_work_copy(spark: SparkSession, tmp_path: Path) -> None:
     lines = [
         ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
         ("2", "P", "b", "1", "12/2/2010 8:26", "1.0", None, "UK", None),
     ]
     raw = raw_frame(spark, lines, COLUMNS)  # in memory: it has no input files of its own
-    frame, as_of, persisted = pipeline.label_transactions(line_reasons(raw), JobConfig(), str(tmp_path))
-    assert persisted == []  # no duplicates: nothing else is kept
-    assert list((tmp_path / "lines").glob("*.parquet"))
-    copy = f"file://{tmp_path / 'lines'}/"
-    assert frame.inputFiles() and all(f.startswith(copy) for f in frame.inputFiles())
-    assert as_of == dt.date(2010, 12, 1)  # the latest line without a reason
-    got = sorted((r["_line_id"], r["customer_id"], r["invoice_id"], r["reason"]) for r in frame.collect())
-    assert [row[1:] for row in got] == [("10", "1", None), (None, "2", "missing_customer_id")]
-    assert sorted((r["_line_id"], r["customer_id"], r["invoice_id"], r["reason"]) for r in frame.collect()) == got
+    kept: list[DataFrame] = []
+    copy = outputs.write_work_copy(validation.lines_for_copy(raw, CFG), str(tmp_path / "lines"))
+    validated = validation.validate(copy, JobConfig(), today=TODAY, keep=lambda f: kept.append(f) or f)
+    assert kept == []  # no duplicates: nothing else is kept
+    frame = validated.lines
+    prefix = f"file://{tmp_path / 'lines'}/"
+    assert frame.inputFiles() and all(f.startswith(prefix) for f in frame.inputFiles())
+    assert validated.as_of == dt.date(2010, 12, 1)  # the latest line without a reason
+    expected = spark.createDataFrame(
+        [("10", "1", None), (None, "2", "missing_customer_id")],
+        "customer_id string, invoice_id string, reason string",
+    )
+    got = frame.select("customer_id", "invoice_id", "reason")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
     # the copy holds each source value once: the canonical columns come back from _source
     written = spark.read.parquet(str(tmp_path / "lines")).columns
     assert sources.SOURCE in written and not set(sources.TRANSACTION_COLUMNS) & set(written)
+
+
+def test_a_log_dated_only_after_today_is_refused(spark: SparkSession, validate: Validate) -> None:
+    rows = [("1", "P", "a", "1", "12/1/2030 8:26", "1.0", "10", "UK", None)]
+    with pytest.raises(InputError, match=r"input\.path: every line of .* is dated after today \(2024-01-31, UTC\)"):
+        validate(raw_frame(spark, rows, COLUMNS))
+    assert validate(raw_frame(spark, rows, COLUMNS), as_of=dt.date(2030, 12, 31)).counts.lines_clean == 1
 
 
 @pytest.mark.parametrize("broadcast", [True, False])
@@ -166,15 +195,15 @@ def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, br
     ]
     line_reason = line_reasons(raw_frame(spark, rows, COLUMNS))
     # every line gets the same "hash", as if all of them collided: only exact copies may be flagged
-    lines = quality.with_line_keys(line_reason).withColumn(quality.LINE_HASH, F.lit(7).cast("long")).cache()
-    assert quality.latest_valid_date(lines, None) == dt.date(2010, 12, 5)
-    assert quality.latest_valid_date(lines, dt.date(2010, 12, 4)) == dt.date(2010, 12, 1)
-    repeated = quality.repeated_hashes(lines)
-    assert [r[quality.LINE_HASH] for r in repeated.collect()] == [7]
+    lines = validation.with_line_keys(line_reason).withColumn(validation.LINE_HASH, F.lit(7).cast("long")).cache()
+    assert validation.latest_valid_date(lines, None) == dt.date(2010, 12, 5)
+    assert validation.latest_valid_date(lines, dt.date(2010, 12, 4)) == dt.date(2010, 12, 1)
+    repeated = validation.repeated_hashes(lines)
+    assert [r[validation.LINE_HASH] for r in repeated.collect()] == [7]
     as_of = dt.date(2010, 12, 2)  # the "late" copies are after it: quarantined for that, not as copies
-    copies = quality.duplicate_copies(lines, repeated, as_of, broadcast)
+    copies = validation.duplicate_copies(lines, repeated, as_of, broadcast=broadcast)
     assert copies.count() == 1
-    frame = quality.with_final_reason(lines, as_of, copies, broadcast)
+    frame = validation.with_final_reason(lines, as_of, copies, broadcast=broadcast)
     assert sorted((desc, reason or "") for desc, reason in reasons_by_description_rows(frame)) == [
         ("a", ""),
         ("a", "duplicate_line"),
@@ -186,15 +215,14 @@ def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, br
     lines.unpersist()
 
 
-def test_clean_lines_are_typed_and_returns_are_netted(spark: SparkSession) -> None:
+def test_clean_lines_are_typed_and_returns_are_netted(spark: SparkSession, validate: Validate) -> None:
     rows = [
         ("536365", "85123A", "x", "6", "12/1/2010 8:26", "2.55", "17850.0", " United Kingdom ", None),
         ("C536379", "85123A", "x", "-2", "12/9/2010 9:01", "2.55", "17850", "United Kingdom", None),
         ("536380", "22", "x", "-1", "12/9/2010 9:02", "4.00", "17850", "United Kingdom", None),
         ("c536381", "23", "x", "3", "12/9/2010 9:03", "1.00", "17850", "United Kingdom", None),
     ]
-    frame, _ = labeled(spark, rows)
-    clean = quality.clean_lines(frame)
+    clean = validation.clean_lines(validate(raw_frame(spark, rows, COLUMNS)).lines)
     expected = spark.createDataFrame(
         [
             ("17850", "536365", dt.datetime(2010, 12, 1, 8, 26), 6.0, 2.55, "85123A", "United Kingdom", False, 15.3),
@@ -209,29 +237,32 @@ def test_clean_lines_are_typed_and_returns_are_netted(spark: SparkSession) -> No
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_quarantine_keeps_original_values_and_source(spark: SparkSession) -> None:
+def test_quarantine_keeps_original_values_and_source(spark: SparkSession, validate: Validate) -> None:
     rows = [
         ("1", "P", "a", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
         ("2", "P", "b", "1,5", "12/1/2010 8:26", "1.0", "11", "UK", None),
     ]
-    frame, _ = labeled(spark, rows)
-    quarantined = quality.quarantined_lines(frame, sources.TRANSACTION_COLUMNS).collect()
-    assert len(quarantined) == 1
-    row = quarantined[0]
-    assert row["reason"] == "invalid_number"
-    assert row["quantity"] == "1,5"
-    assert row["customer_id"] == "11"
-    assert row["source_file"] == "file:/in.csv"
-    assert '"Quantity":"1,5"' in row["raw_line"] and '"Description":"b"' in row["raw_line"]
+    validated = validate(raw_frame(spark, rows, COLUMNS))
+    quarantined = validation.quarantined_lines(validated.lines, validated.text_columns)
+    raw = (
+        '{"InvoiceNo":"2","StockCode":"P","Description":"b","Quantity":"1,5","InvoiceDate":"12/1/2010 8:26",'
+        '"UnitPrice":"1.0","CustomerID":"11","Country":"UK"}'
+    )
+    expected = spark.createDataFrame(
+        [("invalid_number", "file:/in.csv", raw, "11", "2", "12/1/2010 8:26", "1,5", "1.0", "P", "UK")],
+        "reason string, source_file string, raw_line string, customer_id string, invoice_id string, "
+        "invoice_ts string, quantity string, unit_price string, product_id string, country string",
+    )
+    assert_df_equality(quarantined, expected, ignore_nullable=True)
 
 
 def test_quarantine_share_threshold_fails_with_the_key() -> None:
-    counts = quality.LineCounts(lines_in=10, lines_clean=4, quarantined={"missing_customer_id": 6})
-    with pytest.raises(quality.QualityError, match=r"quality\.max_quarantine_share: 60\.0% of the 10 lines"):
-        quality.check_quarantine_share(counts, 0.5, "log.csv")
-    quality.check_quarantine_share(counts, 0.6, "log.csv")
-    with pytest.raises(quality.QualityError, match="holds no data lines"):
-        quality.check_quarantine_share(quality.LineCounts(0, 0, {}), 0.5, "empty.csv")
+    counts = validation.LineCounts(lines_in=10, lines_clean=4, quarantined={"missing_customer_id": 6})
+    with pytest.raises(InputError, match=r"quality\.max_quarantine_share: 60\.0% of the 10 lines"):
+        validation.check_quarantine_share(counts, 0.5, "log.csv")
+    validation.check_quarantine_share(counts, 0.6, "log.csv")
+    with pytest.raises(InputError, match="holds no data lines"):
+        validation.check_quarantine_share(validation.LineCounts(0, 0, {}), 0.5, "empty.csv")
 
 
 def test_typed_sources_parse(spark: SparkSession) -> None:
@@ -252,9 +283,9 @@ def test_typed_sources_parse(spark: SparkSession) -> None:
         schema,
     )
     got = frame.select(
-        quality.customer_key(F.col("cid"), T.DoubleType()).alias("cid"),
-        quality.parsed_timestamp(F.col("ns"), T.LongType(), ["x"], "ns").alias("from_ns"),
-        quality.parsed_timestamp(F.col("ts"), T.TimestampType(), ["x"], "ns").alias("from_ts"),
+        validation.customer_key(F.col("cid"), T.DoubleType()).alias("cid"),
+        validation.parsed_timestamp(F.col("ns"), T.LongType(), formats=["x"], integer_unit="ns").alias("from_ns"),
+        validation.parsed_timestamp(F.col("ts"), T.TimestampType(), formats=["x"], integer_unit="ns").alias("from_ts"),
     ).collect()
     assert got[0]["cid"] == "17850"
     assert got[0]["from_ns"] == dt.datetime(2010, 12, 1, 8, 26)
@@ -276,20 +307,29 @@ def test_customer_table_reasons(spark: SparkSession) -> None:
             ("1", "30", "50", "Male", None),
             ("2", "NaN", "50", "Female", None),
             (None, "30", "50", "Male", None),
-            ("1", "31", "51", "Male", None),  # same id, other values
+            ("1", "31", "51", "Male", None),  # same id, other values: the first in text order stays clean
             ("3", "40", "60", None, None),
             ("3", "40", "60", None, None),  # exact duplicate
         ],
         ["id", "age", "income", "gender"],
     )
-    frame = quality.with_customer_reason(sources.canonical_customers(raw, cfg), cfg)
-    counts = quality.count_lines(frame)
-    assert counts.lines_clean == 2
-    assert dict(counts.quarantined) == {
-        "invalid_number": 1,
-        "missing_customer_id": 1,
-        "duplicate_customer_id": 1,
-        "duplicate_line": 1,
-    }
-    clean = quality.clean_customers(frame, cfg).orderBy("customer_id").collect()
-    assert [(r["customer_id"], r["age"], r["gender"]) for r in clean] == [("1", 30.0, "Male"), ("3", 40.0, "(missing)")]
+    frame = validation.lines_for_copy(raw, cfg)
+    expected = spark.createDataFrame(
+        [
+            ("1", 30.0, None),
+            ("2", float("nan"), "invalid_number"),
+            (None, 30.0, "missing_customer_id"),
+            ("1", 31.0, "duplicate_customer_id"),
+            ("3", 40.0, None),
+            ("3", 40.0, "duplicate_line"),
+        ],
+        "customer_id string, age double, reason string",
+    )
+    got = frame.select("customer_id", "age", "reason")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True, allow_nan_equality=True)
+    clean = validation.clean_customers(frame, cfg)
+    expected_clean = spark.createDataFrame(
+        [("1", 30.0, 50.0, "Male"), ("3", 40.0, 60.0, "(missing)")],
+        "customer_id string, age double, income double, gender string",
+    )
+    assert_df_equality(clean, expected_clean, ignore_row_order=True, ignore_nullable=True)

@@ -1,0 +1,161 @@
+"""The skeleton every run shares: the session's own settings come back, failures map to the right error, a bug
+surfaces as a bug, and the house rules of the library's signatures and imports hold."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import inspect
+import pkgutil
+from pathlib import Path
+
+import pytest
+from py4j.protocol import Py4JError
+from pyspark.sql import SparkSession
+
+import segmentation
+from segmentation import cli, generate, job, session
+from segmentation.errors import ConfigError, InputError, RunFailed, SegmentationError
+from segmentation.execution import JobRun
+
+from .conftest import REPO, job_config
+
+POLICY, NANOS = "spark.sql.legacy.timeParserPolicy", "spark.sql.legacy.parquet.nanosAsLong"
+
+
+@pytest.fixture(scope="module")
+def tiny_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("execution") / "log.csv.gz"
+    generate.write(str(path), customers=60, seed=17)
+    return path
+
+
+@pytest.fixture
+def notebook_settings(spark: SparkSession):  # type: ignore[no-untyped-def]
+    """A session as a notebook may have it: one of the job's keys set to its own value, the other not set."""
+    spark.conf.set(POLICY, "EXCEPTION")
+    spark.conf.unset(NANOS)
+    yield
+    spark.conf.unset(POLICY)
+
+
+def settings_now(spark: SparkSession) -> tuple[str | None, str | None]:
+    return spark.conf.get(POLICY, None), spark.conf.get(NANOS, None)
+
+
+def test_job_settings_hold_during_the_body_and_are_restored_after(spark: SparkSession, notebook_settings) -> None:  # type: ignore[no-untyped-def]
+    with session.job_settings(spark):
+        assert settings_now(spark) == ("CORRECTED", "true")
+    assert settings_now(spark) == ("EXCEPTION", None)
+    with pytest.raises(ZeroDivisionError), session.job_settings(spark):
+        assert settings_now(spark) == ("CORRECTED", "true")
+        _ = 1 / 0
+    assert settings_now(spark) == ("EXCEPTION", None)
+
+
+@pytest.mark.slow
+def test_a_run_gives_the_session_its_own_settings_back(
+    spark: SparkSession, tmp_path: Path, tiny_log: Path, notebook_settings
+) -> None:  # type: ignore[no-untyped-def]
+    result = job.run(spark, job_config(tmp_path, str(tiny_log), "model.k=2"))
+    assert result.choice.k == 2
+    assert settings_now(spark) == ("EXCEPTION", None)
+    with pytest.raises(InputError, match=r"quality\.max_quarantine_share"):  # a failed run restores them too
+        job.run(spark, job_config(tmp_path, str(tiny_log), "model.k=2", "quality.max_quarantine_share=0.0"))
+    assert settings_now(spark) == ("EXCEPTION", None)
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected", "message"),
+    [
+        (OSError("No space left on device"), RunFailed, "stage features failed (OSError: No space left on device)"),
+        (
+            Py4JError("An error occurred while calling o12.count.\n: java.lang.OutOfMemoryError: Java heap space"),
+            RunFailed,
+            "stage features failed (Py4JError: Java heap space); nothing was published",
+        ),
+        (InputError("input.path: holds no data lines"), InputError, "input.path: holds no data lines"),
+        (KeyError("segment"), KeyError, "segment"),  # a bug in our code stays a bug, not "your input is wrong"
+        (TypeError("unsupported operand"), TypeError, "unsupported operand"),
+    ],
+)
+def test_a_failed_stage_cleans_up_and_raises_the_right_error(
+    spark: SparkSession, tmp_path: Path, tiny_log: Path, raised: Exception, expected: type, message: str
+) -> None:
+    cfg = job_config(tmp_path, str(tiny_log))
+    frame = spark.range(5)
+    with pytest.raises(expected) as caught, JobRun(spark, cfg) as run, run.stage("features"):
+        kept = run.keep(frame)
+        assert kept.is_cached
+        run.stage_outputs(dt.date(2011, 12, 9), {})
+        raise raised
+    assert message in str(caught.value)
+    assert not kept.is_cached  # unpersisted
+    out = tmp_path / "out"
+    assert not (out / "_work").exists() and list((out / "_staging").iterdir()) == []
+    assert not (out / "runs").exists()
+
+
+def test_a_bug_surfaces_as_a_bug_on_the_command_line(
+    spark: SparkSession, tmp_path: Path, tiny_log: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def broken(spark: SparkSession, cfg: object) -> None:
+        raise KeyError("cluster_to_segment")
+
+    monkeypatch.setattr(job, "run", broken)
+    argv = ["run", "--input", str(tiny_log), "--output", str(tmp_path / "out")]
+    assert cli.main(argv) == cli.EXIT_BUG
+    error = capsys.readouterr().err
+    assert "internal error: KeyError" in error and "a bug in segmentation" in error and "Traceback" not in error
+    assert cli.main([*argv, "-v"]) == cli.EXIT_BUG
+    assert "Traceback (most recent call last)" in capsys.readouterr().err  # -v: the traceback, for the bug report
+
+
+def test_the_error_family_sets_the_exit_codes(
+    spark: SparkSession, tmp_path: Path, tiny_log: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert issubclass(ConfigError, SegmentationError) and issubclass(InputError, SegmentationError)
+    score = ["score", "--model", str(tmp_path / "none"), "--input", str(tiny_log), "--output", str(tmp_path / "o")]
+    assert cli.main([*score, "--model-date", "2011-13-01"]) == cli.EXIT_USAGE
+    assert "configuration error: --model-date: expected a date like 2011-12-09" in capsys.readouterr().err
+    assert cli.main(score) == cli.EXIT_FAILED  # no published run there: the input's fault, said plainly
+    assert f"error: --model: {tmp_path / 'none'}: no published run here" in capsys.readouterr().err
+
+
+def public_functions() -> list[tuple[str, object]]:
+    found = []
+    for info in pkgutil.iter_modules(segmentation.__path__):
+        module = __import__(f"segmentation.{info.name}", fromlist=["_"])
+        for name, value in vars(module).items():
+            if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(value):
+                found.append((f"{info.name}.{name}", value))
+            elif inspect.isclass(value):
+                methods = inspect.getmembers(value, inspect.isfunction)
+                own = [(m, f) for m, f in methods if f.__qualname__.startswith(f"{name}.") and not m.startswith("_")]
+                found += [(f"{info.name}.{name}.{m}", f) for m, f in own]
+    return found
+
+
+def test_public_functions_take_at_most_three_positional_parameters() -> None:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    crowded = []
+    for name, function in public_functions():
+        positional = [p for p in inspect.signature(function).parameters.values() if p.kind in kinds]
+        if len([p for p in positional if p.name != "self"]) > 3:
+            crowded.append(name)
+    assert crowded == []
+
+
+def test_scoring_shares_steps_with_the_job_through_the_modules_that_own_them() -> None:
+    importers = []
+    for path in sorted((REPO / "segmentation").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "segmentation" and node.names:
+                if any(alias.name == "job" for alias in node.names):
+                    importers.append(path.name)
+            elif isinstance(node, ast.ImportFrom) and node.module == "segmentation.job":
+                importers.append(path.name)
+    assert importers == ["cli.py"]  # only the command line runs the job; nothing borrows its helpers
