@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except SegmentationError as exc:
+    except (SegmentationError, OSError) as exc:  # OSError: a file the command reads or writes outside a run
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -33,8 +33,9 @@ class RunFailed(SegmentationError):
     """Spark or the file system failed during a stage; nothing was published."""
 
 
+ERROR_CONDITION = re.compile(r"\[[A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)*\]")
 PY4J_CALL = re.compile(r"^An error occurred while calling \S+\.?$")
-JAVA_PREFIX = re.compile(r"^(?:[a-z][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): ")
+JAVA_PREFIX = re.compile(r"^(?:Caused by: )?(?:[a-z][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): ")
 QUOTED_VALUE = re.compile(r"'[^'\n]*'")
 MAX_LENGTH = 400
 
@@ -43,17 +44,20 @@ def summary(exc: BaseException) -> str:
     """The most telling line of ``exc``'s message, without quoted values, at most 400 characters.
 
     For a Spark error that is the line with its error condition (``[FAILED_READ_FILE.…] … file:/…``), which
-    ``PySparkException.getCondition`` names; otherwise the first line after Py4J's "An error occurred while
-    calling o123.x." header, without a Java class prefix. Single-quoted literals (where Spark quotes values,
-    such as a value that failed a cast) are masked, so a summary names files, columns and error conditions
-    but no customer's values.
+    ``PySparkException.getCondition`` names (a Py4J error only shows it in its text); otherwise the first line
+    after Py4J's "An error occurred while calling o123.x." header, without a Java class prefix. Single-quoted
+    literals (where Spark quotes values, such as a value that failed a cast) are masked, so a summary names
+    files, columns and error conditions but no customer's values.
     """
     lines = [line.strip().lstrip(": ") for line in str(exc).splitlines() if line.strip()]
     lines = [line for line in lines if line and not PY4J_CALL.match(line)]
     if not lines:
         return type(exc).__name__
     condition = _condition(exc)
-    tagged = [line for line in lines if condition and f"[{condition}]" in line]
+    if condition:
+        tagged = [line for line in lines if f"[{condition}]" in line]
+    else:  # a Py4J error (an ML fit, a model load) names its condition only in its text
+        tagged = [line for line in lines if ERROR_CONDITION.search(line)]
     line = JAVA_PREFIX.sub("", tagged[0] if tagged else lines[0])
     if condition and f"[{condition}]" not in line:
         line = f"[{condition}] {line}"

@@ -62,8 +62,16 @@ class JobRun:
         self._exit = contextlib.ExitStack()
 
     def __enter__(self) -> JobRun:
-        self._exit.enter_context(session.job_settings(self.spark))
-        self._work = outputs.begin_work(self.root)
+        with contextlib.ExitStack() as setup:  # a failure here undoes what was set up, then is mapped as in a stage
+            try:
+                setup.enter_context(session.job_settings(self.spark))
+                self._work = outputs.begin_work(self.root)
+            except Exception as exc:
+                failed = run_failure(exc, None, self.root)
+                if failed is not exc:
+                    raise failed from exc
+                raise
+            self._exit = setup.pop_all()
         return self
 
     def __exit__(

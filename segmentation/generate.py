@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from segmentation.errors import ConfigError
+
 HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
 END = dt.datetime(2011, 12, 9, 12, 50)
-DAYS = 373
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def generate(
     shares, so that the right number of segments is known.
     """
     if planted is not None and not 1 <= planted <= len(PLANTED):
-        raise ValueError(f"planted: expected 1 to {len(PLANTED)} segments, got {planted}")
+        raise ConfigError(f"--planted: expected 1 to {len(PLANTED)} segments, got {planted}")
     personas = PLANTED[:planted] if planted else PERSONAS
     rng = np.random.default_rng(seed)
     shares = np.array([p.share for p in personas])

@@ -62,7 +62,7 @@ class SweptK:
 class FinalModel:
     """The final model from features to cluster, its KMeans step, and every customer's segment."""
 
-    pipeline: PipelineModel
+    full_model: PipelineModel
     clusterer: KMeansModel
     mapping: dict[int, int]
     names: dict[int, str]
@@ -91,15 +91,15 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             tables = outputs.run_tables(final.segmented, profiled.frame, validated, key=key)
             metrics = sweep.metrics_frame(spark, swept.results, chosen=swept.choice.k, elbow=swept.choice.elbow)
             tables["sweep"] = outputs.TableOutput(metrics.coalesce(1))
-            staging = job.stage_outputs(validated.as_of, tables, final.pipeline)
+            staging = job.stage_outputs(validated.as_of, tables, final.full_model)
         with job.stage("report"):
             sample = report_sample(job, feature_df, final, customers=customers)
-            summary_of_run = run_manifest(
+            run_record = run_manifest(
                 job, staging, validated, customers=customers, swept=swept, final=final, profiled=profiled, sample=sample
             )
-            report.render(staging.folder, summary_of_run)
+            report.render(staging.folder, run_record)
         with job.stage("publish"):
-            folder = job.publish(summary_of_run)
+            folder = job.publish(run_record)
     log.info("published %s", folder)
     if cfg.mlflow.enabled:
         _track(job, folder)
@@ -149,19 +149,19 @@ def final_model(job: JobRun, feature_df: DataFrame, swept: SweptK, *, spec: mode
     chosen = swept.fitted[swept.choice.k]
     if swept.on_sample:
         chosen = sweep.fit_best(swept.vectors, swept.choice.k, job.cfg.model)
-    pipeline = model.full_model(swept.preprocessing, chosen)
-    assigned = pipeline.transform(feature_df).select(*feature_df.columns, model.CLUSTER)
+    full = model.full_model(swept.preprocessing, chosen)
+    assigned = full.transform(feature_df).select(*feature_df.columns, model.CLUSTER)
     mapping = model.segment_order(model.cluster_stats(assigned, spec.order_by))
     names = model.segment_names(chosen, mapping, spec, kind=job.cfg.input.kind)
     segmented = job.keep(model.with_segments(assigned, mapping, names))
-    return FinalModel(pipeline, chosen, mapping, names, segmented)
+    return FinalModel(full, chosen, mapping, names, segmented)
 
 
 def report_sample(job: JobRun, feature_df: DataFrame, final: FinalModel, *, customers: int) -> report_data.ReportSample:
     """The report's sample of customers in two dimensions, written into the staging folder as a table."""
     sample = report_data.report_sample(
         feature_df,
-        final.pipeline,
+        final.full_model,
         final.mapping,
         customers=customers,
         seed=job.cfg.model.seed,

@@ -348,7 +348,10 @@ def _check_published(folder: str) -> str:
 
 
 def read_manifest(folder: str) -> dict[str, Any]:
-    """The manifest of a published run folder; refuses a run without ``_SUCCESS``."""
+    """The manifest of a published run folder; refuses a run without ``_SUCCESS`` or without a readable manifest."""
     _check_published(folder)
-    with open(os.path.join(folder, MANIFEST), encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{folder}: cannot read {MANIFEST} ({type(exc).__name__}); is it a published run?") from None

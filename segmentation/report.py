@@ -55,7 +55,12 @@ class RunData:
     @property
     def model_features(self) -> list[str]:
         """The numeric features the model uses, in the order of the centroids' first dimensions."""
-        return list(self.manifest["model_features"])
+        if "model_features" in self.manifest:
+            return list(self.manifest["model_features"])
+        cfg = self.manifest["config"]  # a run published before its manifest named them
+        if cfg["input"]["kind"] == "customers":
+            return list(cfg["input"]["customers"]["numeric_columns"])
+        return list(cfg["features"]["model_features"])
 
 
 def load(folder: str, manifest: Mapping[str, Any] | None = None) -> RunData:
@@ -70,7 +75,11 @@ def load(folder: str, manifest: Mapping[str, Any] | None = None) -> RunData:
             f"{folder}: this run was written by 'segmentation score', which assigns customers to the segments of "
             f"the run in {manifest['model']['run_folder']}; that run's report describes the segments"
         )
-    profiles = pd.read_parquet(os.path.join(folder, "profiles")).sort_values("segment").reset_index(drop=True)
+    try:
+        profiles = pd.read_parquet(os.path.join(folder, "profiles"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{folder}: cannot read its profiles table ({type(exc).__name__})") from None
+    profiles = profiles.sort_values("segment").reset_index(drop=True)
     sample_path = os.path.join(folder, SAMPLE_TABLE)
     sample = pd.read_parquet(sample_path) if os.path.isdir(sample_path) else None
     return RunData(manifest, profiles, sample)

@@ -80,9 +80,9 @@ def job_settings(spark: SparkSession, settings: Mapping[str, str] = JOB_SQL_SETT
     key it had not set is unset again.
     """
     saved = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
     try:
+        for key, value in settings.items():
+            spark.conf.set(key, value)
         yield
     finally:
         for key, value in saved.items():

@@ -66,7 +66,11 @@ def resolve_format(path: str, declared: str) -> str:
 
 
 def read_raw(spark: SparkSession, cfg: InputConfig) -> DataFrame:
-    """The input as read, plus ``_source_file``, ``_corrupt_record``, ``_source`` and ``_raw_line`` (see below)."""
+    """The input as read, plus ``_source_file``, ``_corrupt_record``, ``_source`` and ``_raw_line`` (see below).
+
+    Pandas' nanosecond timestamps in Parquet read as integers only under ``session.job_settings``, which every
+    run holds for its duration.
+    """
     assert cfg.path is not None
     fmt = resolve_format(cfg.path, cfg.format)
     raw = _read_csv(spark, cfg) if fmt == "csv" else _read_parquet(spark, cfg.path)
@@ -157,7 +161,7 @@ def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
 def canonical_from_source(cfg: InputConfig) -> dict[str, Column]:
     """Each canonical column as an expression over ``_source``: the text of the source column it maps (or null).
 
-    The same values ``canonical_transactions`` and ``quality.with_line_reason`` give them (the source column
+    The same values ``canonical_transactions`` and ``validation.with_line_reason`` give them (the source column
     as text), so a copy of the lines can leave them out and get them back from ``_source``.
     """
     return {

@@ -263,8 +263,9 @@ METRICS_SCHEMA = (
 
 def metrics_frame(spark: SparkSession, results: Sequence[KResult], *, chosen: int, elbow: int | None) -> DataFrame:
     """The sweep's metrics as a small DataFrame (the ``sweep`` table), one row per k."""
-    rows = [(*r.as_row().values(), r.k == chosen, r.k == elbow) for r in results]
-    return spark.createDataFrame(rows, METRICS_SCHEMA)
+    columns = [field.split()[0] for field in METRICS_SCHEMA.split(", ")]
+    rows = [{**r.as_row(), "chosen": r.k == chosen, "elbow": r.k == elbow} for r in results]
+    return spark.createDataFrame([tuple(row[c] for c in columns) for row in rows], METRICS_SCHEMA)
 
 
 def run_sweep(

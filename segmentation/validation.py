@@ -116,7 +116,7 @@ def validate(
         latest = latest_valid_date(lines, today)
         as_of = cfg.features.as_of or latest
         if as_of is None:
-            _no_dated_line(lines, cfg.input.path or "", today)
+            _no_dated_line(lines, cfg, today)
         labeled, text_columns = label_lines(lines, as_of, keep=keep), TRANSACTION_COLUMNS
     counts = count_lines(labeled)
     log.info(
@@ -130,9 +130,10 @@ def validate(
     return Validated(labeled, as_of, counts, tuple(text_columns))
 
 
-def _no_dated_line(lines_df: DataFrame, source: str, today: dt.date) -> None:
+def _no_dated_line(lines_df: DataFrame, cfg: JobConfig, today: dt.date) -> None:
     """Fail for a log without one valid line dated up to ``today``: as too invalid, or as dated in the future."""
-    check_quarantine_share(count_lines(lines_df), 0.0, source)
+    source = cfg.input.path or ""
+    check_quarantine_share(count_lines(lines_df), cfg.quality.max_quarantine_share, source)
     raise InputError(
         f"input.path: every line of {source!r} that passes the other checks is dated after today "
         f"({today.isoformat()}, UTC), so there is no as-of date to measure from; fix the dates or set features.as_of"

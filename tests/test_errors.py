@@ -26,3 +26,15 @@ def test_summary_of_a_plain_message_and_of_none() -> None:
     assert summary(OSError("No space left on device\nmore")) == "No space left on device"
     assert summary(KeyError()) == "KeyError"
     assert len(summary(RuntimeError("x" * 1000))) == 400
+
+
+def test_a_py4j_error_s_condition_line_is_found_in_its_text() -> None:
+    text = (
+        "An error occurred while calling o88.fit.\n: org.apache.spark.SparkException: Job aborted due to stage "
+        "failure\nCaused by: org.apache.spark.SparkRuntimeException: [CAST_INVALID_INPUT] The value 'Kunde 7' "
+        "cannot be cast"
+    )
+    assert summary(RuntimeError(text)) == "[CAST_INVALID_INPUT] The value '…' cannot be cast"
+    # without a condition anywhere: the first line after Py4J's header, its Java class prefix dropped
+    plain = "An error occurred while calling o88.fit.\n: java.lang.OutOfMemoryError: Java heap space\nmore"
+    assert summary(RuntimeError(plain)) == "Java heap space"

@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 
 import segmentation
 from segmentation import cli, generate, job, session
-from segmentation.errors import ConfigError, InputError, RunFailed, SegmentationError
+from segmentation.errors import InputError, RunFailed
 from segmentation.execution import JobRun
 
 from .conftest import REPO, job_config
@@ -111,15 +111,32 @@ def test_a_bug_surfaces_as_a_bug_on_the_command_line(
     assert "Traceback (most recent call last)" in capsys.readouterr().err  # -v: the traceback, for the bug report
 
 
+def test_a_failed_setup_gives_the_session_its_settings_back(
+    spark: SparkSession, tmp_path: Path, tiny_log: Path, notebook_settings
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "_work").write_text("a file where the work folders go")
+    with (
+        pytest.raises(RunFailed, match=r"stage setup failed \(FileExistsError"),
+        JobRun(spark, job_config(tmp_path, str(tiny_log))),
+    ):
+        pass
+    assert settings_now(spark) == ("EXCEPTION", None)
+
+
 def test_the_error_family_sets_the_exit_codes(
     spark: SparkSession, tmp_path: Path, tiny_log: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert issubclass(ConfigError, SegmentationError) and issubclass(InputError, SegmentationError)
     score = ["score", "--model", str(tmp_path / "none"), "--input", str(tiny_log), "--output", str(tmp_path / "o")]
     assert cli.main([*score, "--model-date", "2011-13-01"]) == cli.EXIT_USAGE
     assert "configuration error: --model-date: expected a date like 2011-12-09" in capsys.readouterr().err
     assert cli.main(score) == cli.EXIT_FAILED  # no published run there: the input's fault, said plainly
     assert f"error: --model: {tmp_path / 'none'}: no published run here" in capsys.readouterr().err
+    assert cli.main(["generate", "--output", str(tmp_path / "g.csv.gz"), "--planted", "9"]) == cli.EXIT_USAGE
+    assert "configuration error: --planted: expected 1 to 6 segments, got 9" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    assert cli.main(["generate", "--output", str(tmp_path / "taken")]) == cli.EXIT_FAILED  # a folder, not a file
+    assert "error: [Errno 21] Is a directory" in capsys.readouterr().err
 
 
 def public_functions() -> list[tuple[str, object]]:

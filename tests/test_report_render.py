@@ -138,6 +138,27 @@ def test_centroid_table_maps_cluster_labels_to_segments(run_folder: Path) -> Non
     pd.testing.assert_frame_equal(table, expected, check_exact=True)
 
 
+def test_a_run_published_before_its_manifest_named_the_model_features(run_folder: Path) -> None:
+    manifest = manifest_of(run_folder)
+    del manifest["model_features"]  # the features are then read from the run's configuration
+    manifest["config"] = {
+        **manifest["config"],
+        "input": {"kind": "transactions"},
+        "features": {"model_features": ["recency_days", "frequency", "monetary"]},
+    }
+    (run_folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    run = report.load(str(run_folder))
+    assert run.model_features == ["recency_days", "frequency", "monetary"]
+    assert list(report.centroid_table(run).columns) == ["recency_days", "frequency", "monetary"]
+    assert set(report.render(str(run_folder))) >= {"html", "markdown", "profiles_heatmap"}
+
+
+def test_an_unreadable_manifest_is_the_input_s_problem(run_folder: Path) -> None:
+    (run_folder / "manifest.json").write_text("{", encoding="utf-8")
+    with pytest.raises(InputError, match=r"cannot read manifest\.json \(JSONDecodeError\); is it a published run"):
+        report.render(str(run_folder))
+
+
 def test_segment_sentence(run_folder: Path) -> None:
     run = report.load(str(run_folder))
     champions = run.profiles.iloc[0]
