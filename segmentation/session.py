@@ -77,7 +77,9 @@ def job_settings(spark: SparkSession, settings: Mapping[str, str] = JOB_SQL_SETT
     """Set ``settings`` on ``spark`` for the body, then give the session its own values back, also after a failure.
 
     A notebook's later cells then see the session as it was: a key the session had set gets its value back, a
-    key it had not set is unset again.
+    key it had not set is unset again. Runtime settings belong to the session, so two jobs run at once from
+    threads of one session share them: the first to end restores them under the other (run them one after
+    the other, or in sessions of their own with ``spark.newSession()``).
     """
     saved = {key: spark.conf.get(key, None) for key in settings}
     try:
