@@ -160,10 +160,32 @@ class SelectionConfig(_Frozen):
     silhouette_tolerance: Number = _limit(0.01, "a non-negative number", ge=0)
 
 
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+
+class CatalogOutputConfig(_Frozen):
+    """Catalog tables as the output (Unity Catalog, a Hive metastore, AWS Glue): set ``database`` to use them.
+
+    The tables are written through the session's catalog, partitioned by as-of date and run id; ``catalog``
+    makes three-part Unity Catalog names; ``format`` unset means the platform's default table format
+    (``spark.sql.sources.default``: Delta on Databricks, Parquet elsewhere).
+    """
+
+    database: str | None = _limit(None, "a database (schema) name: letters, digits and '_'", pattern=IDENTIFIER)
+    catalog: str | None = _limit(None, "a catalog name: letters, digits and '_'", pattern=IDENTIFIER)
+    format: str | None = _limit(None, "a table format such as delta or parquet", pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
+
+    @property
+    def enabled(self) -> bool:
+        return self.database is not None
+
+
 class OutputConfig(_Frozen):
-    """Where the Parquet tables, model and manifest are written."""
+    """Where a run is published: files under ``path`` (tables, model, manifest, report), or catalog tables
+    (``catalog``) with the model under ``path``."""
 
     path: Text | None = None
+    catalog: CatalogOutputConfig = CatalogOutputConfig()
     run_id: Text = _limit(
         "main",
         "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
@@ -195,8 +217,11 @@ class MlflowConfig(_Frozen):
 
 
 class SparkConfig(_Frozen):
-    """Session settings used only when this job creates the session (never on a session it is handed)."""
+    """Session settings used only when this job creates the session (never on a session it is handed), and
+    ``persist``: false runs the job without ``cache``/``persist`` (Databricks serverless does not allow them);
+    frames read several times are written to the run's work area and read back instead, with the same results."""
 
+    persist: Flag = True
     master: Text | None = None
     app_name: Text = "segmentation"
     conf: Settings = Field(default_factory=lambda: types.MappingProxyType({}))
