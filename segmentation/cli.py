@@ -47,8 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model-run-id", metavar="ID", help="run id of the training run under a root")
     _add_job_options(score, "the new log or customer table", "output root for the scored customers")
 
-    rep = commands.add_parser("report", help="re-render the report of a published run (no Spark)")
+    rep = commands.add_parser(
+        "report", help="re-render the report of a published run (Spark only with --config, --set or --remote)"
+    )
     rep.add_argument("run", metavar="PATH", help="a published run folder, or an output root (its latest run)")
+    rep.add_argument(
+        "--config", action="append", default=[], metavar="FILE", help="YAML config whose spark settings reach PATH"
+    )
+    rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    rep.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
     _add_verbosity(rep)
 
     gen = commands.add_parser("generate", help="write a deterministic synthetic transaction log (gzip CSV)")
@@ -193,9 +200,22 @@ def _score(args: argparse.Namespace) -> str:
 
 
 def _report(args: argparse.Namespace) -> str:
+    """Without --config, --set or --remote: a local path, read without Spark; else through the session, so the
+    path resolves as Spark resolves it (an HDFS default file system, s3a://, ...)."""
+
+    if not (args.config or args.overrides or args.remote):
+        return _render_report(None, args.run)
+    cfg = load(args.config, args.overrides, paths_needed=False)
+    with _session(cfg, args.remote) as spark:
+        return _render_report(spark, args.run)
+
+
+def _render_report(spark: SparkSession | None, path: str) -> str:
     from segmentation import outputs, report
 
-    written = report.render(outputs.resolve_run(args.run))
+    store = outputs.open_run(spark, path)
+    folder = outputs.resolve_run(store)
+    written = report.render(report.load(store, folder), store, folder)
     return f"report         {written['html']}\nmarkdown       {written['markdown']}"
 
 

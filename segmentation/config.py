@@ -354,8 +354,10 @@ def load(
     input_path: str | None = None,
     output_path: str | None = None,
     check_paths: bool = True,
+    paths_needed: bool = True,
 ) -> JobConfig:
-    """Build and validate a JobConfig from files, ``--set`` overrides and explicit paths."""
+    """Build and validate a JobConfig from files, ``--set`` overrides and explicit paths (``paths_needed``
+    False: a command that only needs the session settings, such as ``report``)."""
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for file in config_files:
@@ -371,7 +373,7 @@ def load(
         cfg = JobConfig.model_validate(values)
     except ValidationError as exc:  # from None: pydantic's text would echo the value (a key put in a file)
         _fail(origin, *_explain(exc.errors()[0]))
-    if problem := next(_path_problems(cfg, check_paths), None):
+    if paths_needed and (problem := next(_path_problems(cfg, check_paths), None)):
         _fail(origin, *problem)
     return cfg
 

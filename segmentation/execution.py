@@ -4,9 +4,11 @@ Inside ``with JobRun(spark, cfg) as run:`` a job is its list of stages. The skel
 should not have to repeat:
 
 - the job's SQL settings on the session for the run's duration, the session's own values restored after;
+- the output root's storage, resolved as Spark resolves it (``storage.for_root``), refused before any work when
+  this process cannot reach it;
 - a work folder for intermediate copies, removed at the end;
-- frames persisted for the run (``keep``), unpersisted at the end;
-- the staging folder (``stage_outputs``), removed if the run fails before ``publish``;
+- frames kept for the run (``keep``): persisted, or with ``spark.persist: false`` copied to the work folder;
+- the attempt's folder (``stage_outputs``), removed if the run fails before ``publish`` commits it;
 - stage timing, and the error a failure becomes: this project's errors as they are, a Spark or I/O failure
   as ``RunFailed`` naming its stage, anything else (a bug) as it is. Nothing is published unless every stage
   succeeds, and every published run stays as it was.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -27,7 +28,7 @@ from pyspark.errors import PySparkException
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
-from segmentation import outputs, session, sources, validation
+from segmentation import outputs, session, sources, storage, validation
 from segmentation.config import JobConfig
 from segmentation.errors import RunFailed, SegmentationError, summary
 from segmentation.timing import StageTimer, utc_today
@@ -54,18 +55,22 @@ class JobRun:
     def __init__(self, spark: SparkSession, cfg: JobConfig) -> None:
         assert cfg.output.path is not None
         self.spark, self.cfg = spark, cfg
-        self.root = outputs.root_path(cfg.output.path)
+        self.storage = storage.for_root(spark, cfg.output.path)
+        if not self.storage.reachable and not cfg.output.catalog.enabled:
+            self.storage.exists(self.storage.root)  # raises the ConfigError naming the root, before any work
+        self.root = self.storage.root
         self.timer = StageTimer()
         self.staging: outputs.Staging | None = None
         self._work: str | None = None
         self._kept: list[DataFrame] = []
+        self._copies = 0
         self._exit = contextlib.ExitStack()
 
     def __enter__(self) -> JobRun:
         with contextlib.ExitStack() as setup:  # a failure here undoes what was set up, then is mapped as in a stage
             try:
                 setup.enter_context(session.job_settings(self.spark))
-                self._work = outputs.begin_work(self.root)
+                self._work = outputs.begin_work(self.storage)
             except Exception as exc:
                 failed = run_failure(exc, None, self.root)
                 if failed is not exc:
@@ -84,7 +89,7 @@ class JobRun:
             for frame in self._kept:
                 frame.unpersist()
             if self._work is not None:
-                outputs.end_work(self._work)
+                outputs.end_work(self.storage, self._work)
             self._exit.close()
         if exc is not None:
             failed = run_failure(exc, self.timer.current, self.root)
@@ -103,7 +108,11 @@ class JobRun:
         return self.timer.stage(name)
 
     def keep(self, frame: DataFrame) -> DataFrame:
-        """``frame`` persisted (memory, then disk) until the run ends."""
+        """``frame`` persisted (memory, then disk) until the run ends; with ``spark.persist: false`` (serverless
+        compute allows no cache) written to the work folder once and read back from there instead."""
+        if not self.cfg.spark.persist:
+            self._copies += 1
+            return self.work_copy(frame, f"kept_{self._copies}")
         kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
         self._kept.append(kept)
         return kept
@@ -111,14 +120,14 @@ class JobRun:
     def work_copy(self, frame: DataFrame, name: str) -> DataFrame:
         """``frame`` written once to the run's work folder as Parquet and read back from there."""
         assert self._work is not None, "work_copy outside 'with JobRun(...)'"
-        return outputs.write_work_copy(frame, os.path.join(self._work, name))
+        return outputs.write_work_copy(frame, self.storage.join(self._work, name))
 
     def stage_outputs(
         self, as_of: dt.date, tables: Mapping[str, outputs.TableOutput], model: PipelineModel | None = None
     ) -> outputs.Staging:
         """Write ``tables`` (and ``model``) into this run's staging folder, made on the first call."""
         if self.staging is None:
-            self.staging = outputs.begin(self.root, as_of, self.cfg.output.run_id)
+            self.staging = outputs.begin(self.storage, as_of, self.cfg.output.run_id)
         outputs.write_tables(self.staging, tables, model)
         return self.staging
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from pyspark.ml import PipelineModel
 from pyspark.ml.clustering import KMeansModel
 from pyspark.sql import DataFrame, SparkSession
@@ -97,7 +98,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             run_record = run_manifest(
                 job, staging, validated, customers=customers, swept=swept, final=final, profiled=profiled, sample=sample
             )
-            report.render(staging.folder, run_record)
+            write_report(job, report.run_data(run_record, pd.DataFrame(list(profiled.rows)), sample.frame.toPandas()))
         with job.stage("publish"):
             folder = job.publish(run_record)
     log.info("published %s", folder)
@@ -173,6 +174,12 @@ def report_sample(job: JobRun, feature_df: DataFrame, final: FinalModel, *, cust
     return sample
 
 
+def write_report(job: JobRun, run: report.RunData) -> None:
+    """The report, rendered from what Spark returned (never from files read back), into the attempt's folder."""
+    assert job.staging is not None
+    report.render(run, job.storage, job.staging.folder)
+
+
 def run_manifest(
     job: JobRun,
     staging: outputs.Staging,
@@ -233,7 +240,9 @@ def _track(job: JobRun, folder: str) -> None:
     """Log the published run to MLflow: after publishing, so the run is valid whether or not MLflow takes it."""
     with job.stage("track"):
         try:
-            tracking.log_run(job.cfg.mlflow, folder, outputs.read_manifest(folder))
+            artifacts = {name: job.storage.local_folder(job.storage.join(folder, name)) for name in ("model", "report")}
+            manifest = outputs.read_manifest(job.storage, folder)
+            tracking.log_run(job.cfg.mlflow, folder, manifest, artifacts={k: v for k, v in artifacts.items() if v})
         except Exception as exc:  # MLflow's own errors, a tracking server that is down, ...
             raise RunFailed(
                 f"stage track failed ({type(exc).__name__}: {summary(exc)}); the run is published "

@@ -1,50 +1,51 @@
-"""Publishing a run atomically: write everything into staging, then move the finished run into place.
+"""Publishing a run as files under an output root, on any file system (through ``storage``), at one commit point.
 
 Layout under the output root::
 
-    latest                                    one line: the folder of the newest published run
-    runs/as_of_date=<D>/run_id=<R>/           a published run: one folder per table, model/,
-                                              manifest.json and _SUCCESS
-    _staging/<D>__<R>__<attempt>/             runs being written (removed when they fail or publish)
-    _work/<id>/                               a running job's intermediate files (removed when it ends)
-    _trash/                                   replaced runs on their way out
+    latest                                        one line: runs/as_of_date=<D>/run_id=<R> of the newest run
+    runs/as_of_date=<D>/run_id=<R>/attempt=<A>/   one attempt's files: one folder per table, model/, the report,
+                                                  manifest.json and _SUCCESS; written in place, never moved
+    runs/as_of_date=<D>/run_id=<R>/_commits/<N>.json
+                                                  the commit point: names the attempt that is the published run
+    _work/<id>/                                   a running job's intermediate files (removed when it ends)
 
-A run writes every table and the model into its own staging folder, then the manifest, then
-``_SUCCESS``. Only then does it move the staging folder to ``runs/as_of_date=<D>/run_id=<R>`` (one
-directory rename; a run already there with the same date and run id is moved aside first and deleted
-after), and last it rewrites ``latest``. So a reader that follows ``latest`` or looks for ``_SUCCESS``
-never sees a half-written run, a failed or killed run never touches a published one, and a re-run of the
-same date and run id replaces that run whole without touching other dates or run ids.
+An attempt writes every table, the model, the report, ``manifest.json`` and ``_SUCCESS`` into its own folder.
+Then it *commits*: it creates the next numbered commit file of its date and run id, ``_commits/<N>.json``,
+only if no other file has that name (``storage.create_new``). That single file is the moment the run becomes
+visible. Readers resolve a date and run id only through its highest commit, so they never see a half-written
+attempt, whatever the file system: no folder is renamed (object stores have no atomic rename), a failed or
+killed attempt is never committed, and the runs already published stay as they are. A re-run of the same date
+and run id commits the next number and so replaces that run whole; the attempts it replaced are removed after.
 
-Python file I/O does the renames, so the root must be a local or mounted path (``/dbfs/``, ``/Volumes/``).
+Two jobs publishing the same date and run id at the same moment: each takes as its number one more than the
+highest commit it saw when it began, so the first to commit wins whole and the other finds its number taken,
+removes its own files and fails saying which run won. ``latest`` is rewritten after the commit; it is a
+pointer for people and tools (readers fall back to the newest published run when it is missing).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import json
 import logging
 import os
 import re
-import shutil
 import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pyspark.ml import PipelineModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
-from segmentation import model, privacy, validation
-from segmentation.config import is_local_path, local_path
-from segmentation.errors import ConfigError, InputError
+from segmentation import model, privacy, storage, validation
+from segmentation.errors import InputError, RunFailed
 from segmentation.session import executor_for
+from segmentation.storage import Storage
 from segmentation.timing import utc_timestamp
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,13 @@ SUCCESS = "_SUCCESS"
 MANIFEST = "manifest.json"
 LATEST = "latest"
 RUNS = "runs"
-STAGING = "_staging"
+COMMITS = "_commits"
 WORK = "_work"
-TRASH = "_trash"
 MODEL = "model"
 OWNER = "_owner.json"
-STALE_STAGING_SECONDS = 24 * 3600
+STALE_SECONDS = 24 * 3600
 WRITE_PARALLELISM = 4  # tables written at once (each is a few small Spark jobs)
+COMMIT_NAME = re.compile(r"^(\d{8})\.json$")
 
 
 @dataclass(frozen=True)
@@ -72,59 +73,64 @@ class TableOutput:
 
 @dataclass(frozen=True)
 class Staging:
-    """A run being written: where it is staged and where it will be published."""
+    """An attempt at publishing a run: where its files go, and the commit it must follow."""
 
-    root: str
+    storage: Storage
     as_of: dt.date
     run_id: str
     attempt_id: str
-    folder: str
+    seen_commit: int  # the highest commit number of this date and run id when the attempt began (0: none)
 
     @property
-    def target(self) -> str:
+    def root(self) -> str:
+        return self.storage.root
+
+    @property
+    def run(self) -> str:
         return run_folder(self.root, self.as_of, self.run_id)
 
-
-def root_path(path: str) -> str:
-    """The output root, made absolute when it is a local path (so Python and Spark agree on it)."""
-    if not is_local_path(path):
-        raise ConfigError(
-            f"output.path: {path!r} is not a local or mounted path; runs are published with file renames, "
-            "so use a local, /dbfs/ or /Volumes/ path"
-        )
-    return str(Path(local_path(path)).resolve())
+    @property
+    def folder(self) -> str:
+        return attempt_folder(self.root, self.as_of, self.run_id, attempt_id=self.attempt_id)
 
 
 def run_folder(root: str, as_of: dt.date, run_id: str) -> str:
-    """``<root>/runs/as_of_date=<YYYY-MM-DD>/run_id=<run_id>``: where a published run lives."""
-    return os.path.join(root, RUNS, f"as_of_date={as_of.isoformat()}", f"run_id={run_id}")
+    """``<root>/runs/as_of_date=<YYYY-MM-DD>/run_id=<run_id>``: the folder of a run's attempts and commits."""
+    return f"{root.rstrip('/')}/{RUNS}/as_of_date={as_of.isoformat()}/run_id={run_id}"
+
+
+def attempt_folder(root: str, as_of: dt.date, run_id: str, *, attempt_id: str) -> str:
+    """The folder one attempt writes its files into."""
+    return f"{run_folder(root, as_of, run_id)}/attempt={attempt_id}"
 
 
 def table_path(folder: str, table: str) -> str:
-    """The folder of one table (or ``model``) inside a run folder."""
-    return os.path.join(folder, table)
+    """The folder of one table (or ``model``) inside an attempt folder."""
+    return f"{folder.rstrip('/')}/{table}"
 
 
 # ---------------------------------------------------------------- writing
 
 
-def begin_work(root: str) -> str:
+def begin_work(store: Storage) -> str:
     """A fresh folder for one job's intermediate files, ``<root>/_work/<id>``, after removing any left by
-    killed jobs: those of a process of this host that is gone, or untouched for a day.
-
-    Spark writes and reads it, so it lives under the (shared) output root.
-    """
-    work_root = os.path.join(root, WORK)
-    os.makedirs(work_root, exist_ok=True)
-    for entry in os.listdir(work_root):
-        path = os.path.join(work_root, entry)
-        if _abandoned(path):
+    killed jobs (see ``_abandoned``). Spark writes and reads it, so it lives under the (shared) output root."""
+    work_root = store.join(store.root, WORK)
+    for entry in store.list(work_root):
+        path = store.join(work_root, entry.name)
+        if _abandoned(store, path, entry.modified):
             log.warning("removing work folder %s left by a killed job", path)
-            shutil.rmtree(path, ignore_errors=True)
-    folder = os.path.join(work_root, uuid.uuid4().hex[:12])
-    os.makedirs(folder)
-    write_file(os.path.join(folder, OWNER), json.dumps(_owner()))
+            store.delete(path)
+    folder = store.join(work_root, uuid.uuid4().hex[:12])
+    store.mkdirs(folder)
+    store.write_json(store.join(folder, OWNER), _owner())
     return folder
+
+
+def end_work(store: Storage, folder: str) -> None:
+    """Remove a job's work folder (and ``_work`` itself once no other job is using it)."""
+    store.delete(folder)
+    store.remove_if_empty(store.join(store.root, WORK))
 
 
 def write_work_copy(frame: DataFrame, path: str) -> DataFrame:
@@ -142,18 +148,20 @@ def write_work_copy(frame: DataFrame, path: str) -> DataFrame:
 
 
 def _owner() -> dict[str, Any]:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started_utc": utc_timestamp()}
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "started_utc": utc_timestamp()}
 
 
-def _abandoned(folder: str) -> bool:
-    """True for a work folder untouched for a day, or whose owner was a process of this host that is gone."""
+def _abandoned(store: Storage, folder: str, modified: float) -> bool:
+    """True for a folder of a job that is gone: its owner, a process of this host, is not running, or it
+    started over a day ago (without an owner file: the folder is over a day old, where its age is known)."""
     try:
-        if time.time() - os.path.getmtime(folder) > STALE_STAGING_SECONDS:
-            return True
-        with open(os.path.join(folder, OWNER), encoding="utf-8") as handle:
-            owner = json.load(handle)
+        owner = store.read_json(store.join(folder, OWNER))
     except (OSError, ValueError):
-        return False  # being created or removed right now: not ours to judge
+        return 0 < modified < time.time() - STALE_SECONDS
+    if not isinstance(owner, dict):
+        return False
+    if float(owner.get("started", time.time())) < time.time() - STALE_SECONDS:
+        return True
     if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
         return False
     try:
@@ -165,34 +173,17 @@ def _abandoned(folder: str) -> bool:
     return False
 
 
-def end_work(folder: str) -> None:
-    """Remove a job's work folder (and ``_work`` itself once no other job is using it)."""
-    shutil.rmtree(folder, ignore_errors=True)
-    with contextlib.suppress(OSError):  # another job's work folder is still in it
-        os.rmdir(os.path.dirname(folder))
+def begin(store: Storage, as_of: dt.date, run_id: str) -> Staging:
+    """A new attempt at publishing ``as_of`` / ``run_id``: its folder, and the commit it must follow.
 
-
-def begin(root: str, as_of: dt.date, run_id: str) -> Staging:
-    """A fresh staging folder for this run, after removing stale staging and trash left by killed runs.
-
-    Stale means: an earlier attempt at the same date and run id (only one attempt of a run should write at a
-    time), or any staging folder untouched for a day.
+    Attempts of this date and run id left by killed jobs are removed first; a live job's attempt is left alone.
     """
-    attempt = uuid.uuid4().hex[:12]
-    prefix = f"{as_of.isoformat()}__{run_id}__"
-    staging_root = os.path.join(root, STAGING)
-    os.makedirs(staging_root, exist_ok=True)
-    now = time.time()
-    for entry in os.listdir(staging_root):
-        path = os.path.join(staging_root, entry)
-        if entry.startswith(prefix) or now - os.path.getmtime(path) > STALE_STAGING_SECONDS:
-            log.warning("removing stale staging folder %s left by an earlier attempt", path)
-            shutil.rmtree(path, ignore_errors=True)
-    shutil.rmtree(os.path.join(root, TRASH), ignore_errors=True)
-    folder = os.path.join(staging_root, prefix + attempt)
-    os.makedirs(folder)
-    write_file(os.path.join(folder, OWNER), json.dumps(_owner()))
-    return Staging(root=root, as_of=as_of, run_id=run_id, attempt_id=attempt, folder=folder)
+    seen = _commits(store, run_folder(store.root, as_of, run_id))
+    staging = Staging(store, as_of, run_id, uuid.uuid4().hex[:12], seen[0][0] if seen else 0)
+    _remove_attempts(store, staging.run, keep=_committed_attempt(store, staging.run), only_abandoned=True)
+    store.mkdirs(staging.folder)
+    store.write_json(store.join(staging.folder, OWNER), _owner())
+    return staging
 
 
 def run_tables(
@@ -210,11 +201,11 @@ def run_tables(
 
 
 def write_tables(staging: Staging, tables: Mapping[str, TableOutput], model: PipelineModel | None = None) -> None:
-    """Write every table (and the model, if given) into the staging folder, several at once.
+    """Write every table (and the model, if given) into the attempt's folder, several at once.
 
     Each write is a few small Spark jobs whose fixed costs dominate on small data; threads let Spark run them
-    concurrently. Every write finishes (or fails) before this returns, so a failed run's staging folder is
-    never removed while another write is still filling it; the first failure is then raised.
+    concurrently. Every write finishes (or fails) before this returns, so a failed attempt's folder is never
+    removed while another write is still filling it; the first failure is then raised.
     """
     writes: list[tuple[str, Callable[[], None]]] = [
         (name, functools.partial(_write_table, staging, name, table)) for name, table in tables.items()
@@ -239,119 +230,186 @@ def _write_table(staging: Staging, name: str, table: TableOutput) -> None:
 
 
 def publish(staging: Staging, manifest: Mapping[str, Any]) -> str:
-    """Write the manifest and ``_SUCCESS``, move the run into place, then point ``latest`` at it.
+    """Write the manifest and ``_SUCCESS``, commit the attempt, then point ``latest`` at it; its folder.
 
-    Returns the published run folder.
+    Raises ``RunFailed`` (after removing this attempt's files) when another job committed this date and run id
+    since this attempt began.
     """
-    os.remove(os.path.join(staging.folder, OWNER))
-    write_file(os.path.join(staging.folder, MANIFEST), json.dumps(manifest, indent=2, default=str))
-    write_file(os.path.join(staging.folder, SUCCESS), "")
-    target = staging.target
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    replaced = None
-    if os.path.exists(target):
-        replaced = os.path.join(staging.root, TRASH, staging.attempt_id)
-        os.makedirs(os.path.dirname(replaced), exist_ok=True)
-        os.rename(target, replaced)
-    os.rename(staging.folder, target)
-    if replaced:
-        shutil.rmtree(replaced, ignore_errors=True)
-        with contextlib.suppress(OSError):  # another run may be emptying its own replaced run
-            os.rmdir(os.path.dirname(replaced))
+    store = staging.storage
+    store.write_json(store.join(staging.folder, MANIFEST), dict(manifest))
+    store.write_bytes(store.join(staging.folder, SUCCESS), b"")
+    store.delete(store.join(staging.folder, OWNER))
+    number = staging.seen_commit + 1
+    record = {"attempt_id": staging.attempt_id, "committed_utc": utc_timestamp(), "number": number}
+    if not store.create_new(_commit_path(store, staging.run, number), _json_bytes(record)):
+        discard(staging)
+        winner = _read_commit(store, staging.run, number) or {}
+        raise RunFailed(
+            f"another job published as-of date {staging.as_of.isoformat()}, run id {staging.run_id} while this run "
+            f"was running (attempt {winner.get('attempt_id', '?')}, committed at {winner.get('committed_utc', '?')}); "
+            f"that run is published whole under {staging.run}, and this run was not published (its files are removed)"
+        )
+    if staging.seen_commit:
         log.info("replaced the earlier run of %s, run id %s", staging.as_of.isoformat(), staging.run_id)
-    _update_latest(staging.root, staging.as_of, staging.run_id)
-    return target
+    _update_latest(store, staging.as_of, staging.run_id)
+    _remove_attempts(store, staging.run, keep=staging.attempt_id, only_abandoned=False)
+    return staging.folder
 
 
 def discard(staging: Staging) -> None:
-    """Remove a failed attempt's staging folder (published runs are never touched)."""
-    shutil.rmtree(staging.folder, ignore_errors=True)
+    """Remove an attempt that will not be committed (published runs are never touched), and the folders above
+    it that it leaves empty."""
+    store = staging.storage
+    store.delete(staging.folder)
+    for folder in (staging.run, staging.run.rsplit("/", 1)[0], store.join(store.root, RUNS)):
+        store.remove_if_empty(folder)
 
 
-def _update_latest(root: str, as_of: dt.date, run_id: str) -> None:
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, indent=2, default=str).encode("utf-8")
+
+
+def _commit_path(store: Storage, run: str, number: int) -> str:
+    return store.join(run, COMMITS, f"{number:08d}.json")
+
+
+def _commits(store: Storage, run: str) -> list[tuple[int, str]]:
+    """The commit numbers of a run folder and their file names, highest first."""
+    found = [
+        (int(m.group(1)), e.name) for e in store.list(store.join(run, COMMITS)) if (m := COMMIT_NAME.match(e.name))
+    ]
+    return sorted(found, reverse=True)
+
+
+def _read_commit(store: Storage, run: str, number: int) -> dict[str, Any] | None:
+    """A commit's record; None while it cannot be read (tried a few times: it may be being written this moment)."""
+    for attempt in range(3):
+        try:
+            record = store.read_json(_commit_path(store, run, number))
+            if isinstance(record, dict) and isinstance(record.get("attempt_id"), str):
+                return record
+        except (OSError, ValueError):
+            pass
+        if attempt < 2:
+            time.sleep(0.2)
+    return None
+
+
+def _committed_attempt(store: Storage, run: str) -> str | None:
+    """The attempt id the highest readable commit of a run folder names; None if it was never committed."""
+    for number, _ in _commits(store, run):
+        record = _read_commit(store, run, number)
+        if record is not None:
+            return str(record["attempt_id"])
+        log.warning("commit %d of %s cannot be read; using the one before it", number, run)
+    return None
+
+
+def _remove_attempts(store: Storage, run: str, *, keep: str | None, only_abandoned: bool) -> None:
+    """Remove the attempt folders of a run other than ``keep``: those replaced by a later commit (which have no
+    owner file) and those of killed jobs; with ``only_abandoned``, only the latter. A live job's stays."""
+    for entry in store.list(run):
+        if not entry.name.startswith("attempt=") or entry.name == f"attempt={keep}":
+            continue
+        path = store.join(run, entry.name)
+        if store.exists(store.join(path, OWNER)) or only_abandoned:  # being written, or killed while it was
+            if _abandoned(store, path, entry.modified):
+                log.warning("removing attempt folder %s left by a killed job", path)
+                store.delete(path)
+        else:  # committed once, and replaced by the commit just made
+            log.info("removing the replaced attempt %s", path)
+            store.delete(path)
+
+
+def _update_latest(store: Storage, as_of: dt.date, run_id: str) -> None:
     """Point ``latest`` at this run unless it names a run with a later as-of date (a backfill stays behind)."""
-    current = _read_latest(root)
+    current = _read_latest(store)
     if current is not None and current[0] > as_of:
         log.info("latest stays at %s: it is newer than this run", current[0].isoformat())
         return
-    relative = os.path.relpath(run_folder(root, as_of, run_id), root)
-    write_file(os.path.join(root, LATEST), relative.replace(os.sep, "/") + "\n")
-
-
-def write_file(path: str, data: str | bytes) -> None:
-    """Write a small file whole (text as UTF-8): to a temporary name, flushed to disk, then renamed into place."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    store.write_text(store.join(store.root, LATEST), f"{RUNS}/as_of_date={as_of.isoformat()}/run_id={run_id}\n")
 
 
 # ---------------------------------------------------------------- reading
 
 
 _RUN_FOLDER = re.compile(r"as_of_date=(\d{4}-\d{2}-\d{2})/run_id=([^/]+)$")
+_ATTEMPT_FOLDER = re.compile(r"as_of_date=(\d{4}-\d{2}-\d{2})/run_id=([^/]+)/attempt=([0-9a-f]+)$")
 
 
-def _read_latest(root: str) -> tuple[dt.date, str] | None:
+def _read_latest(store: Storage) -> tuple[dt.date, str] | None:
     try:
-        with open(os.path.join(root, LATEST), encoding="utf-8") as handle:
-            relative = handle.read().strip()
-    except FileNotFoundError:
+        relative = store.read_text(store.join(store.root, LATEST)).strip()
+    except (OSError, UnicodeDecodeError):
         return None
     match = _RUN_FOLDER.search(relative)
     return (dt.date.fromisoformat(match.group(1)), match.group(2)) if match else None
 
 
-def published_runs(root: str) -> list[tuple[dt.date, str]]:
-    """(as-of date, run id) of every published run (with ``_SUCCESS``) under ``root``, oldest first."""
-    runs = Path(root, RUNS)
+def published_runs(store: Storage) -> list[tuple[dt.date, str]]:
+    """(as-of date, run id) of every committed run under the root, oldest first."""
     found = []
-    for success in runs.glob(f"as_of_date=*/run_id=*/{SUCCESS}"):
-        match = _RUN_FOLDER.search(success.parent.as_posix())
-        if match:
-            found.append((dt.date.fromisoformat(match.group(1)), match.group(2)))
+    runs = store.join(store.root, RUNS)
+    for day in store.list(runs):
+        if not (day.is_dir and day.name.startswith("as_of_date=")):
+            continue
+        for run in store.list(store.join(runs, day.name)):
+            match = _RUN_FOLDER.search(f"{day.name}/{run.name}")
+            if match and run.is_dir and _commits(store, store.join(runs, day.name, run.name)):
+                found.append((dt.date.fromisoformat(match.group(1)), match.group(2)))
     return sorted(found)
 
 
-def resolve_run(path: str, as_of: dt.date | None = None, run_id: str | None = None) -> str:
-    """The published run folder that ``path`` names: a run folder itself, or an output root.
+def open_run(spark: SparkSession | None, path: str) -> Storage:
+    """The storage of the root, run folder or attempt folder ``path`` (see ``resolve_run``)."""
+    return storage.for_root(spark, path)
+
+
+def resolve_run(store: Storage, as_of: dt.date | None = None, run_id: str | None = None) -> str:
+    """The committed attempt folder that ``store.root`` names: an attempt folder, a run folder, or an output root.
 
     Under a root: the run of ``as_of`` and ``run_id`` when either is given (the last run id in name order
-    when only the date is), else the run ``latest`` names. Raises InputError when that run is missing
-    or has no ``_SUCCESS``.
+    when only the date is), else the run ``latest`` names (the newest published run without it). Raises
+    InputError when there is no such committed run.
     """
-    path = root_path(path)
-    if os.path.exists(os.path.join(path, MANIFEST)) or _RUN_FOLDER.search(Path(path).as_posix()):
-        return _check_published(path)
+    path = store.root.rstrip("/")
+    if match := _ATTEMPT_FOLDER.search(path):
+        run = path.rsplit("/", 1)[0]
+        if _committed_attempt(store, run) != match.group(3):
+            raise InputError(f"{path}: this attempt is not the committed run of its date and run id; use {run}")
+        return path
+    if _RUN_FOLDER.search(path):
+        return _committed(store, path)
     if as_of is None and run_id is None:
-        latest = _read_latest(path)
+        latest = _read_latest(store)
         if latest is None:
-            raise InputError(f"{path}: no published run here (no '{LATEST}' file naming one)")
-        return _check_published(run_folder(path, *latest))
-    candidates = [(d, r) for d, r in published_runs(path) if (as_of is None or d == as_of) and run_id in (None, r)]
+            runs = published_runs(store)
+            if not runs:
+                raise InputError(f"{path}: no published run here")
+            latest = max(runs)
+        return _committed(store, run_folder(path, *latest))
+    candidates = [(d, r) for d, r in published_runs(store) if (as_of is None or d == as_of) and run_id in (None, r)]
     if not candidates:
         wanted = ", ".join(
             part for part in (as_of and f"as-of date {as_of.isoformat()}", run_id and f"run id {run_id}") if part
         )
-        raise InputError(f"{path}: no published run (with {SUCCESS}) for {wanted}")
-    return run_folder(path, *candidates[-1])
+        raise InputError(f"{path}: no published run for {wanted}")
+    return _committed(store, run_folder(path, *candidates[-1]))
 
 
-def _check_published(folder: str) -> str:
-    if not os.path.exists(os.path.join(folder, SUCCESS)):
-        raise InputError(
-            f"{folder}: no {SUCCESS}, so this run is incomplete or was never published; use a published run"
-        )
-    return folder
+def _committed(store: Storage, run: str) -> str:
+    attempt = _committed_attempt(store, run)
+    if attempt is None:
+        raise InputError(f"{run}: no committed attempt, so this run is incomplete or was never published")
+    return f"{run}/attempt={attempt}"
 
 
-def read_manifest(folder: str) -> dict[str, Any]:
-    """The manifest of a published run folder; refuses a run without ``_SUCCESS`` or without a readable manifest."""
-    _check_published(folder)
+def read_manifest(store: Storage, folder: str) -> dict[str, Any]:
+    """The manifest of a committed attempt folder (from ``resolve_run``)."""
     try:
-        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as handle:
-            return json.load(handle)
+        manifest = store.read_json(store.join(folder, MANIFEST))
     except (OSError, ValueError) as exc:
         raise InputError(f"{folder}: cannot read {MANIFEST} ({type(exc).__name__}); is it a published run?") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{folder}: {MANIFEST} is not a JSON object")
+    return manifest

@@ -1,8 +1,10 @@
-"""The run's report, rendered from a run folder without Spark: ``report.html`` (self-contained: charts embedded
-as PNG), ``report.md`` and the charts as files under ``report/``.
+"""The run's report: ``report.html`` (self-contained: charts embedded as PNG), ``report.md`` and the charts as
+files under ``report/``.
 
-Inputs are what the run published: ``manifest.json``, the ``profiles`` table and the ``report_sample`` table
-(a seeded sample of at most 20,000 customers in two dimensions, no ids). Charts use matplotlib's Agg backend.
+Its inputs are small: the manifest, the profiles (k rows) and the report sample (a seeded sample of at most
+20,000 customers in two dimensions, no ids). The job renders it from what Spark returned to it (``RunData``),
+never from files this process reads, so it works over Spark Connect too; ``segmentation report`` renders it
+again from a published run through ``storage``. Charts use matplotlib's Agg backend.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import base64
 import html
 import io
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ import pandas as pd
 
 from segmentation import outputs
 from segmentation.errors import InputError
+from segmentation.storage import Storage
 
 CHART_SIZE = (8.0, 4.5)  # inches
 DPI = 100  # 800 x 450 pixels
@@ -63,26 +65,30 @@ class RunData:
         return list(cfg["features"]["model_features"])
 
 
-def load(folder: str, manifest: Mapping[str, Any] | None = None) -> RunData:
-    """A run's report inputs; a published run (with ``_SUCCESS``) unless the manifest is handed over.
+def load(store: Storage, folder: str) -> RunData:
+    """A published run's report inputs, read through ``store`` (``folder``: a committed attempt folder).
 
     A scoring run has no report of its own (no sweep, no model of its own): it is refused, naming the run
     whose report describes its segments.
     """
-    manifest = manifest if manifest is not None else outputs.read_manifest(folder)
+    manifest = outputs.read_manifest(store, folder)
     if manifest.get("kind") == "scoring":
         raise InputError(
             f"{folder}: this run was written by 'segmentation score', which assigns customers to the segments of "
             f"the run in {manifest['model']['run_folder']}; that run's report describes the segments"
         )
     try:
-        profiles = pd.read_parquet(os.path.join(folder, "profiles"))
-    except (OSError, ValueError) as exc:
+        profiles = store.read_table(None, store.join(folder, "profiles"))
+    except Exception as exc:  # a missing folder, an unreadable file: pandas, pyarrow and Spark raise differently
         raise InputError(f"{folder}: cannot read its profiles table ({type(exc).__name__})") from None
-    profiles = profiles.sort_values("segment").reset_index(drop=True)
-    sample_path = os.path.join(folder, SAMPLE_TABLE)
-    sample = pd.read_parquet(sample_path) if os.path.isdir(sample_path) else None
-    return RunData(manifest, profiles, sample)
+    sample_path = store.join(folder, SAMPLE_TABLE)
+    sample = store.read_table(None, sample_path) if store.exists(sample_path) else None
+    return run_data(manifest, profiles, sample)
+
+
+def run_data(manifest: Mapping[str, Any], profiles: pd.DataFrame, sample: pd.DataFrame | None) -> RunData:
+    """The report's inputs, profiles in segment order."""
+    return RunData(manifest, profiles.sort_values("segment").reset_index(drop=True), sample)
 
 
 def _png(figure: plt.Figure) -> bytes:
@@ -315,18 +321,23 @@ figure{{margin:1em 0}}img{{max-width:100%}}</style></head>
 """
 
 
-def render(folder: str, manifest: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """Write report.html, report.md and report/<chart>.png into the run folder; their paths by name."""
-    run = load(folder, manifest)
+def render(run: RunData, store: Storage, folder: str) -> dict[str, str]:
+    """Write report.html, report.md and report/<chart>.png into ``folder`` through ``store``; paths by name."""
     rows = segment_rows(run)
     images = charts(run)
-    os.makedirs(os.path.join(folder, CHARTS_FOLDER), exist_ok=True)
     written = {}
+    store.mkdirs(store.join(folder, CHARTS_FOLDER))
     for name, png in images.items():
-        written[name] = os.path.join(folder, CHARTS_FOLDER, f"{name}.png")
-        outputs.write_file(written[name], png)
-    written["html"] = os.path.join(folder, "report.html")
-    outputs.write_file(written["html"], html_page(run, rows, images))
-    written["markdown"] = os.path.join(folder, "report.md")
-    outputs.write_file(written["markdown"], markdown(run, rows))
+        written[name] = store.join(folder, CHARTS_FOLDER, f"{name}.png")
+        store.write_bytes(written[name], png)
+    written["html"] = store.join(folder, "report.html")
+    store.write_text(written["html"], html_page(run, rows, images))
+    written["markdown"] = store.join(folder, "report.md")
+    store.write_text(written["markdown"], markdown(run, rows))
     return written
+
+
+def documents(run: RunData) -> dict[str, str]:
+    """The report as text documents (``markdown``, ``html``), for a run published as catalog tables."""
+    rows = segment_rows(run)
+    return {"markdown": markdown(run, rows), "html": html_page(run, rows, charts(run))}

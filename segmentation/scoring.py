@@ -11,8 +11,8 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from segmentation import features, manifest, model, outputs, privacy, profiles
-from segmentation.config import JobConfig, PrivacyConfig, local_path
-from segmentation.errors import InputError
+from segmentation.config import JobConfig, PrivacyConfig
+from segmentation.errors import ConfigError, InputError
 from segmentation.execution import JobRun, Published
 
 
@@ -37,10 +37,11 @@ def score(
     ``model_run_id``, or the one its ``latest`` file names).
     """
     try:
-        model_folder = outputs.resolve_run(model_path, model_as_of, model_run_id)
-    except InputError as exc:
+        model_store = outputs.open_run(spark, model_path)
+        model_folder = outputs.resolve_run(model_store, model_as_of, model_run_id)
+        trained = outputs.read_manifest(model_store, model_folder)
+    except (InputError, ConfigError) as exc:
         raise InputError(f"--model: {exc}") from None
-    trained = outputs.read_manifest(model_folder)
     cfg = training_config(cfg, trained, model_folder)
     key = privacy.load_key(_privacy_of(cfg, trained))
     mapping = {int(k): int(v) for k, v in trained["cluster_to_segment"].items()}
@@ -48,7 +49,7 @@ def score(
     spec = model.feature_spec(cfg)
     with JobRun(spark, cfg) as job:
         with job.stage("load_model"):
-            fitted = PipelineModel.load(local_path(outputs.table_path(model_folder, outputs.MODEL)))
+            fitted = PipelineModel.load(outputs.table_path(model_folder, outputs.MODEL))
         validated = job.read_validate()
         with job.stage("features"):
             table = features.feature_table(validated, cfg)

@@ -10,7 +10,6 @@ readers see. The job never needs a tracking server: by default MLflow writes to 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -81,8 +80,11 @@ def _mlflow() -> Any:
     return mlflow
 
 
-def log_run(settings: MlflowConfig, run_folder: str, manifest: Mapping[str, Any]) -> str | None:
-    """Log the published run in ``run_folder`` to MLflow; the MLflow run id, or None when tracking is off."""
+def log_run(
+    settings: MlflowConfig, run_folder: str, manifest: Mapping[str, Any], *, artifacts: Mapping[str, str]
+) -> str | None:
+    """Log the published run in ``run_folder`` to MLflow, with ``artifacts`` (name -> a local folder: the
+    model, the report's charts); the MLflow run id, or None when tracking is off."""
     if not settings.enabled:
         return None
     mlflow = _mlflow()
@@ -109,9 +111,7 @@ def log_run(settings: MlflowConfig, run_folder: str, manifest: Mapping[str, Any]
         )
         mlflow.log_text(manifest["choice_reason"] + "\n", "choice_reason.txt")
         mlflow.log_dict(dict(manifest), "manifest.json")
-        mlflow.log_artifacts(os.path.join(run_folder, "model"), "model")
-        report = os.path.join(run_folder, "report")
-        if os.path.isdir(report):
-            mlflow.log_artifacts(report, "report")
+        for name, folder in artifacts.items():
+            mlflow.log_artifacts(folder, name)
         log.info("logged to MLflow run %s", active.info.run_id)
         return str(active.info.run_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, job
+from segmentation import generate, job, outputs, storage
 
 from .conftest import WHEEL, job_config
 from .spark_processes import SPARK_HOME, Processes, free_port, published, runtime_python, spark_env, wait_for
@@ -92,5 +92,5 @@ def test_spark_submit_to_a_standalone_cluster_equals_local_mode(
     assert len({p.parent.parent.parent for p in executors}) == 2  # both workers ran executors for the job
 
     local = job.run(spark, job_config(tmp_path, str(log), *SETTINGS, output=str(tmp_path / "local_out")))
-    run = out / "runs" / local.run_folder.split("/runs/")[1]
+    run = Path(outputs.resolve_run(storage.for_root(None, str(out))))
     assert published(spark, run) == published(spark, Path(local.run_folder))

@@ -9,6 +9,7 @@ a run must keep the clean customers and account for every line of the bad file. 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 from collections import Counter
@@ -19,7 +20,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from segmentation import cli, generate, job, outputs
+from segmentation import cli, generate, job, outputs, storage
 from segmentation.errors import ConfigError, InputError, RunFailed
 
 from .conftest import REPO, job_config
@@ -55,7 +56,7 @@ def records(spark: SparkSession, path: Path, multiline: bool = False) -> int:
 
 
 def nothing_published(root: Path) -> bool:
-    return outputs.published_runs(str(root)) == [] and not (root / "latest").exists()
+    return outputs.published_runs(storage.for_root(None, str(root))) == [] and not (root / "latest").exists()
 
 
 # name: (corpus file, overrides, records read from it, quarantine reasons for its lines, customers kept, dropped)
@@ -116,7 +117,7 @@ def test_bad_lines_are_quarantined_and_the_run_is_correct(
     assert Counter(r["reason"] for r in quarantine.collect()) == Counter(reasons)
     customers = {r["customer_id"] for r in spark.read.parquet(str(run / "segments")).collect()}
     assert kept <= customers and not dropped & customers
-    assert outputs.published_runs(str(tmp_path / "out")) == [(result.as_of, "main")]
+    assert outputs.published_runs(storage.for_root(None, str(tmp_path / "out"))) == [(result.as_of, "main")]
     assert not CORPUS_ID.search(caplog.text)  # logs name counts, files and columns, not customers
 
 
@@ -172,7 +173,8 @@ def test_ansi_mode_on_and_off_give_the_same_result(spark: SparkSession, tmp_path
         assert_df_equality(
             spark.read.parquet(str(on / table)), spark.read.parquet(str(off / table)), ignore_row_order=True
         )
-    assert outputs.read_manifest(str(on))["centroids"] == outputs.read_manifest(str(off))["centroids"]
+    centroids = [json.loads((folder / "manifest.json").read_text())["centroids"] for folder in (on, off)]
+    assert centroids[0] == centroids[1]
 
 
 def parquet_file(tmp_path: Path, name: str, **changes: object) -> Path:

@@ -12,7 +12,7 @@ import yaml
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from segmentation import config, generate, job, outputs
+from segmentation import config, generate, job, outputs, storage
 
 from .conftest import REPO, WHEEL
 
@@ -57,7 +57,7 @@ def test_the_notebook_runs_top_to_bottom_on_the_given_session(spark: SparkSessio
 
     assert set(namespace["dbutils"].widgets.declared) >= {"input_path", "output_path", "k_min", "k_max", "run_id"}
     result = namespace["result"]
-    assert outputs.published_runs(str(tmp_path / "out")) == [(result.as_of, "main")]
+    assert outputs.published_runs(storage.for_root(None, str(tmp_path / "out"))) == [(result.as_of, "main")]
     assert spark.range(1).count() == 1  # the session is still alive
 
     # the notebook's run equals the library's on the same input and settings, and it shows that run's tables

@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import cli, generate, job, outputs, scoring
+from segmentation import cli, generate, job, outputs, scoring, storage
 from segmentation.errors import InputError
 
 from .conftest import ONLINE_RETAIL, job_config
@@ -60,13 +61,13 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
 
     root = Path(result.output_root)
     run = Path(result.run_folder)
-    assert run == root / "runs" / "as_of_date=2011-12-09" / "run_id=main"
+    assert run.parent == root / "runs" / "as_of_date=2011-12-09" / "run_id=main"
+    assert json.loads((run.parent / "_commits" / "00000001.json").read_text())["attempt_id"] == run.name[8:]
     for table in (*TABLES, "model"):
         assert (run / table).is_dir(), table
     manifest = json.loads((run / "manifest.json").read_text())
     assert (run / "_SUCCESS").exists()
     assert (root / "latest").read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
-    assert list((root / "_staging").iterdir()) == []
     assert not (root / "_work").exists()  # the job's Parquet copy of the lines is gone
     assert manifest["counts"]["lines_in"] == 541_909
     assert manifest["counts"]["quarantined_by_reason"]["missing_customer_id"] == 135_080
@@ -235,10 +236,15 @@ def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, sm
     untouched = {Path(r.run_folder): snapshot(Path(r.run_folder)) for r in (other_date, other_id)}
 
     rerun = job.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-12-09"))
-    assert rerun.choice.k == 3 and rerun.run_folder == first.run_folder
+    assert rerun.choice.k == 3 and Path(rerun.run_folder).parent == Path(first.run_folder).parent
+    assert not Path(first.run_folder).exists()  # the replaced attempt is removed once the new one is committed
+    assert sorted(p.name for p in (Path(rerun.run_folder).parent / "_commits").iterdir()) == [
+        "00000001.json",
+        "00000002.json",
+    ]
     assert partition_values(Path(rerun.run_folder) / "segments", "segment") == ["1", "2", "3"]
     assert {folder: snapshot(folder) for folder in untouched} == untouched
-    assert outputs.published_runs(str(out)) == [
+    assert outputs.published_runs(storage.for_root(None, str(out))) == [
         (dt.date(2011, 11, 30), "main"),
         (dt.date(2011, 12, 9), "main"),
         (dt.date(2011, 12, 9), "trial"),
@@ -246,7 +252,6 @@ def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, sm
     assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
     segments = spark.read.parquet(str(Path(rerun.run_folder) / "segments"))
     assert segments.count() == segments.select("customer_id").distinct().count() == rerun.customers  # no append
-    assert list((out / "_staging").iterdir()) == [] and not (out / "_trash").exists()
 
     assert other_date.counts.quarantined["after_as_of"] > 0  # lines after 30 Nov are not silently used
     late = spark.read.parquet(str(Path(other_date.run_folder) / "quarantine")).filter("reason = 'after_as_of'")
@@ -261,7 +266,7 @@ def test_command_line_run_and_config_error(
     printed = capsys.readouterr().out
     assert code == 0
     assert "chosen k       k=3: fixed by model.k" in printed
-    assert (tmp_path / "cli" / "runs" / "as_of_date=2011-12-09" / "run_id=main" / "_SUCCESS").exists()
+    assert list((tmp_path / "cli" / "runs" / "as_of_date=2011-12-09" / "run_id=main").glob("attempt=*/_SUCCESS"))
 
     code = cli.main(["run", "--input", str(small_log), "--output", str(tmp_path / "x"), "--set", "model.k_min=1"])
     assert code == 2
@@ -277,7 +282,7 @@ def test_too_many_bad_lines_publish_nothing(spark: SparkSession, tmp_path: Path)
         handle.write(",".join(generate.HEADER) + "\n" + good + bad * 3)
     with pytest.raises(InputError, match=r"quality\.max_quarantine_share: 75\.0% of the 4 lines"):
         job.run(spark, job_config(tmp_path, str(path)))
-    assert outputs.published_runs(str(tmp_path / "out")) == [] and not (tmp_path / "out" / "latest").exists()
+    assert not (tmp_path / "out" / "runs").exists() and not (tmp_path / "out" / "latest").exists()
 
 
 def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
@@ -303,19 +308,19 @@ def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, t
     with pytest.raises(InputError, match=r"input\.kind: the model in .* was trained on a transactions input"):
         scoring.score(spark, customers_cfg, trained.output_root)
 
-    (Path(trained.run_folder) / "_SUCCESS").unlink()
-    with pytest.raises(InputError, match="no _SUCCESS, so this run is incomplete or was never published"):
+    shutil.rmtree(Path(trained.run_folder).parent / "_commits")  # as if the run had never committed
+    with pytest.raises(InputError, match="this attempt is not the committed run of its date and run id"):
         scoring.score(spark, cfg, trained.run_folder)
-    with pytest.raises(InputError, match="no _SUCCESS, so this run is incomplete"):
+    with pytest.raises(InputError, match="no committed attempt, so this run is incomplete"):
         scoring.score(spark, cfg, trained.output_root)  # through latest
-    with pytest.raises(InputError, match=r"no published run \(with _SUCCESS\) for as-of date 2011-12-09"):
+    with pytest.raises(InputError, match=r"no published run for as-of date 2011-12-09"):
         scoring.score(spark, cfg, trained.output_root, model_as_of=trained.as_of)
 
 
 def test_sweep_on_a_sample_then_final_fit_on_everyone(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
     settings = ["model.k_min=3", "model.k_max=4", "model.sweep_max_customers=200", "model.seeds=2"]
     result = job.run(spark, job_config(tmp_path, str(small_log), *settings))
-    manifest = outputs.read_manifest(result.run_folder)
+    manifest = json.loads((Path(result.run_folder) / "manifest.json").read_text())
     assert manifest["sweep_sample"]["used"] is True
     assert 120 < manifest["sweep_sample"]["customers"] < 280
     assert sum(result.sweep[0].cluster_sizes) == manifest["sweep_sample"]["customers"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, outputs
+from segmentation import generate, outputs, storage
 
 from .conftest import REPO
 
@@ -74,6 +74,12 @@ def fault_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def committed(out: Path, run_id: str) -> Path:
+    """The committed attempt folder of as-of 2011-12-09 and ``run_id`` under ``out``."""
+    run = out / "runs" / "as_of_date=2011-12-09" / f"run_id={run_id}"
+    return Path(outputs.resolve_run(storage.for_root(None, str(run))))
+
+
 def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path, fault_log: Path) -> None:
     out = tmp_path / "out"
     input_digest = sha256(fault_log)
@@ -82,7 +88,8 @@ def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path,
     clean = run("none", fault_log, out, "local[2,3]")
     assert clean.returncode == 0, clean.stderr[-3000:]
     main = out / "runs" / "as_of_date=2011-12-09" / "run_id=main"
-    reference = published(spark, main)
+    published_main = committed(out, "main")
+    reference = published(spark, published_main)
     before = snapshot(main)
     latest = (out / "latest").read_text()
 
@@ -90,17 +97,15 @@ def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path,
     retried = run("task-once", fault_log, out, "local[2,3]", "--run-id", "retried")
     assert retried.returncode == 0, retried.stderr[-3000:]
     assert "injected fault" in retried.stderr  # the failure happened and was retried
-    assert published(spark, out / "runs" / "as_of_date=2011-12-09" / "run_id=retried") == reference
+    assert published(spark, committed(out, "retried")) == reference
 
     # 3. the same fault without retries: a clear failure, nothing new published, the last run untouched
     failed = run("task-once", fault_log, out, "local[2]", "--run-id", "main")
     assert failed.returncode == 1
     assert "error: stage features failed" in failed.stderr
     assert "nothing was published and the runs already under" in failed.stderr
-    assert snapshot(main) == before
-    assert outputs.read_manifest(str(main))["run_id"] == "main"
-    assert list((out / "_staging").iterdir()) == []  # the failed attempt removed its staging folder
-    assert not (out / "_work").exists()  # ... and its work folder
+    assert snapshot(main) == before  # no attempt folder left beside the published one, no new commit
+    assert not (out / "_work").exists()  # the failed run's work folder is gone too
     latest_now = (out / "latest").read_text()
     assert latest_now == "runs/as_of_date=2011-12-09/run_id=retried\n"  # moved by run 2, not by run 3
 
@@ -114,19 +119,55 @@ def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path,
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=60)
     stale = Path(marker.read_text())
-    assert stale.parent == out / "_staging" and (stale / "segments").is_dir()  # partly written, in staging only
-    assert snapshot(main) == before
+    assert stale.parent == main and (stale / "segments").is_dir()  # partly written, in its own attempt folder
+    assert [p for p in snapshot(main) if not p[0].startswith(stale.name)] == before  # never committed
     assert (out / "latest").read_text() == latest_now
-    assert outputs.resolve_run(str(out), None, "main") == str(main)
-    assert outputs.read_manifest(outputs.resolve_run(str(out)))["run_id"] == "retried"
+    assert committed(out, "main") == published_main  # readers still get the published run, whole
+    store = storage.for_root(None, str(out))
+    assert outputs.read_manifest(store, outputs.resolve_run(store))["run_id"] == "retried"
 
-    # 5. the next run cleans up the stale staging folder and replaces run "main": same answer as run 1
+    # 5. the next run removes the killed attempt and replaces run "main": same answer as run 1
     again = run("none", fault_log, out, "local[2]", "--run-id", "main")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert not stale.exists() and list((out / "_staging").iterdir()) == []
-    assert "removing stale staging folder" in again.stderr
+    assert not stale.exists() and not published_main.exists()  # the killed attempt and the replaced one
+    assert f"removing attempt folder {stale} left by a killed job" in again.stderr
     assert "removing work folder" in again.stderr and not (out / "_work").exists()  # the killed run's copy too
-    assert published(spark, main) == reference  # determinism: same input, config and seed, another process
+    assert sorted(p.name for p in main.iterdir()) == ["_commits", committed(out, "main").name]
+    assert published(spark, committed(out, "main")) == reference  # determinism: same input, config and seed
     assert (out / "latest").read_text() == latest  # main again, as after run 1
 
     assert sha256(fault_log) == input_digest  # the input was never modified
+
+
+def test_two_jobs_publishing_the_same_run_at_once(spark: SparkSession, tmp_path: Path, fault_log: Path) -> None:
+    """Two driver processes write the same as-of date and run id, then commit at the same moment (each waits
+    for the other to be ready): one wins whole, the other fails saying so and leaves nothing behind."""
+    out, barrier = tmp_path / "out", tmp_path / "barrier"
+    barrier.mkdir()
+    jobs = {
+        k: start("commit-together", fault_log, out, "local[1]", "--set", f"model.k={k}", env={"BARRIER": str(barrier)})
+        for k in (2, 3)
+    }
+    finished = {k: job.communicate(timeout=600) for k, job in jobs.items()}
+    codes = {k: job.returncode for k, job in jobs.items()}
+    assert sorted(codes.values()) == [0, 1], {k: err[-3000:] for k, (_, err) in finished.items()}
+    winner = next(k for k, code in codes.items() if code == 0)
+    loser = 5 - winner
+    error = finished[loser][1]
+    assert "another job published as-of date 2011-12-09, run id main while this run was running" in error
+    assert "this run was not published (its files are removed)" in error
+    assert f"published      {out}/runs/as_of_date=2011-12-09/run_id=main/attempt=" in finished[winner][0]
+
+    main = out / "runs" / "as_of_date=2011-12-09" / "run_id=main"
+    assert sorted(p.name for p in (main / "_commits").iterdir()) == ["00000001.json"]
+    folder = committed(out, "main")
+    assert sorted(p.name for p in main.iterdir()) == ["_commits", folder.name]  # the loser's files are gone
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["chosen_k"] == winner and manifest["attempt_id"] == folder.name.removeprefix("attempt=")
+    # every table is the winner's: never a mix of the two runs
+    segments = {r["segment"] for r in spark.read.parquet(str(folder / "segments")).collect()}
+    assert segments == set(range(1, winner + 1))
+    assert spark.read.parquet(str(folder / "profiles")).count() == winner
+    assert [r["k"] for r in spark.read.parquet(str(folder / "sweep")).collect()] == [winner]
+    assert len(manifest["centroids"]) == winner
+    assert (out / "latest").read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"

@@ -101,14 +101,14 @@ def test_report_of_a_customer_table_run(spark: SparkSession, tmp_path: Path) -> 
     assert manifest["report"]["axes"] == ["Annual Income (k$)", "Spending Score (1-100)"]
 
 
-def test_a_run_without_success_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_run_that_was_never_committed_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "runs" / "as_of_date=2011-12-09" / "run_id=main"
-    folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text("{}")
+    (folder / "attempt=0123456789ab").mkdir(parents=True)
+    (folder / "attempt=0123456789ab" / "manifest.json").write_text("{}")
     assert cli.main(["report", str(folder)]) == 1
     error = capsys.readouterr().err
-    assert f"error: {folder}: no _SUCCESS, so this run is incomplete or was never published" in error
-    assert list(folder.iterdir()) == [folder / "manifest.json"]  # nothing was rendered
+    assert f"error: {folder}: no committed attempt, so this run is incomplete or was never published" in error
+    assert [p.name for p in folder.rglob("*")] == ["attempt=0123456789ab", "manifest.json"]  # nothing was rendered
 
 
 def test_a_scoring_run_gets_a_clear_refusal_not_a_crash(

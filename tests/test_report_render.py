@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from segmentation import report
+from segmentation import outputs, report, storage
 from segmentation.errors import InputError
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "report_run"
@@ -54,9 +54,24 @@ class Page(HTMLParser):
 @pytest.fixture
 def run_folder(tmp_path: Path) -> Path:
     """A copy of the fixture run, so rendering never writes into the repository."""
-    folder = tmp_path / "as_of_date=2011-12-09" / "run_id=fixture"
+    run = tmp_path / "runs" / "as_of_date=2011-12-09" / "run_id=fixture"
+    folder = run / "attempt=0123456789ab"
     shutil.copytree(FIXTURE, folder)
+    (run / "_commits").mkdir()
+    (run / "_commits" / "00000001.json").write_text('{"attempt_id": "0123456789ab"}')
     return folder
+
+
+def load(folder: Path) -> report.RunData:
+    """The report's inputs of a published run, as ``segmentation report`` reads them (no Spark)."""
+    store = storage.for_root(None, str(folder))
+    return report.load(store, outputs.resolve_run(store))
+
+
+def render(folder: Path) -> dict[str, str]:
+    store = storage.for_root(None, str(folder))
+    committed = outputs.resolve_run(store)
+    return report.render(report.load(store, committed), store, committed)
 
 
 def manifest_of(folder: Path) -> dict:
@@ -91,7 +106,7 @@ def test_the_fixture_is_consistent() -> None:
 
 
 def test_render_writes_the_pages_and_every_chart(run_folder: Path) -> None:
-    written = report.render(str(run_folder))
+    written = render(run_folder)
     assert set(written) == CHARTS | {"html", "markdown"}
     assert written["html"] == str(run_folder / "report.html")
     assert written["markdown"] == str(run_folder / "report.md")
@@ -106,7 +121,7 @@ def test_render_writes_the_pages_and_every_chart(run_folder: Path) -> None:
 
 
 def test_html_holds_the_profiles_and_the_choice_of_k(run_folder: Path) -> None:
-    report.render(str(run_folder))
+    render(run_folder)
     manifest = manifest_of(run_folder)
     profiles = profiles_of(run_folder)
     page = parse(run_folder)
@@ -128,7 +143,7 @@ def test_html_holds_the_profiles_and_the_choice_of_k(run_folder: Path) -> None:
 
 
 def test_centroid_table_maps_cluster_labels_to_segments(run_folder: Path) -> None:
-    table = report.centroid_table(report.load(str(run_folder)))
+    table = report.centroid_table(load(run_folder))
     # manifest centroids by cluster label 0, 1, 2; cluster_to_segment {0: 2, 1: 3, 2: 1}
     expected = pd.DataFrame(
         [[-1.2, 1.5, 1.6], [-0.3, 0.6, 0.2], [1.2, -0.8, -0.7]],
@@ -147,20 +162,20 @@ def test_a_run_published_before_its_manifest_named_the_model_features(run_folder
         "features": {"model_features": ["recency_days", "frequency", "monetary"]},
     }
     (run_folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    run = report.load(str(run_folder))
+    run = load(run_folder)
     assert run.model_features == ["recency_days", "frequency", "monetary"]
     assert list(report.centroid_table(run).columns) == ["recency_days", "frequency", "monetary"]
-    assert set(report.render(str(run_folder))) >= {"html", "markdown", "profiles_heatmap"}
+    assert set(render(run_folder)) >= {"html", "markdown", "profiles_heatmap"}
 
 
 def test_an_unreadable_manifest_is_the_input_s_problem(run_folder: Path) -> None:
     (run_folder / "manifest.json").write_text("{", encoding="utf-8")
     with pytest.raises(InputError, match=r"cannot read manifest\.json \(JSONDecodeError\); is it a published run"):
-        report.render(str(run_folder))
+        render(run_folder)
 
 
 def test_segment_sentence(run_folder: Path) -> None:
-    run = report.load(str(run_folder))
+    run = load(run_folder)
     champions = run.profiles.iloc[0]
     # 12 of 60 customers; revenue 5460 of 5460 + 2745 + 1230 = 9435, 57.9%; lower-middle medians 12 and 9
     expected = "Champions: 20% of customers, 58% of revenue; medians: recency days 12, frequency 9."
@@ -174,7 +189,7 @@ def test_segment_sentence(run_folder: Path) -> None:
 
 
 def test_markdown_holds_the_table_and_the_quality_lines(run_folder: Path) -> None:
-    run = report.load(str(run_folder))
+    run = load(run_folder)
     lines = report.markdown(run, report.segment_rows(run)).splitlines()
     assert lines[0] == "# Segmentation report: 2011-12-09, run fixture"
     assert lines[2].startswith("**Chosen k = 3.** k=3: best silhouette (0.610)")
@@ -190,8 +205,8 @@ def test_markdown_holds_the_table_and_the_quality_lines(run_folder: Path) -> Non
 
 
 def test_markdown_file_matches_markdown(run_folder: Path) -> None:
-    report.render(str(run_folder))
-    run = report.load(str(run_folder))
+    render(run_folder)
+    run = load(run_folder)
     expected = report.markdown(run, report.segment_rows(run))
     assert (run_folder / "report.md").read_text(encoding="utf-8") == expected
 
@@ -202,23 +217,25 @@ def test_a_scoring_run_is_refused_naming_the_model_run(run_folder: Path) -> None
     manifest.update(kind="scoring", model={"run_folder": model_run})
     (run_folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(InputError) as raised:
-        report.render(str(run_folder))
+        render(run_folder)
     assert "segmentation score" in str(raised.value)
     assert model_run in str(raised.value)
     assert not (run_folder / "report.html").exists() and not (run_folder / "report").exists()
 
 
-def test_a_run_without_success_is_refused(run_folder: Path) -> None:
-    (run_folder / "_SUCCESS").unlink()
-    with pytest.raises(InputError, match="_SUCCESS"):
-        report.render(str(run_folder))
+def test_an_attempt_that_was_not_committed_is_refused(run_folder: Path) -> None:
+    shutil.rmtree(run_folder.parent / "_commits")
+    with pytest.raises(InputError, match="this attempt is not the committed run of its date and run id"):
+        render(run_folder)
+    with pytest.raises(InputError, match="no committed attempt, so this run is incomplete or was never published"):
+        render(run_folder.parent)
     assert not (run_folder / "report.html").exists()
 
 
 def test_an_empty_sample_leaves_out_the_customer_charts(run_folder: Path) -> None:
     part = run_folder / "report_sample" / "part-0.parquet"
     pq.write_table(pq.read_table(part).slice(0, 0), part)
-    written = report.render(str(run_folder))
+    written = render(run_folder)
     assert {p.stem for p in (run_folder / "report").glob("*.png")} == CHARTS - {"customers_2d", "rfm"}
     assert set(written) == CHARTS - {"customers_2d", "rfm"} | {"html", "markdown"}
     assert len(parse(run_folder).images) == 3
@@ -226,6 +243,6 @@ def test_an_empty_sample_leaves_out_the_customer_charts(run_folder: Path) -> Non
 
 def test_no_sample_table_leaves_out_the_customer_charts(run_folder: Path) -> None:
     shutil.rmtree(run_folder / "report_sample")
-    run = report.load(str(run_folder))
+    run = load(run_folder)
     assert run.sample is None
     assert set(report.charts(run)) == {"sweep", "sizes", "profiles_heatmap"}

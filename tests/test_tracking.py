@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, job, outputs, tracking
+from segmentation import generate, job, outputs, storage, tracking
 from segmentation.config import MlflowConfig
 
 from .conftest import job_config
@@ -24,7 +24,7 @@ def test_a_run_logged_to_mlflow_equals_its_manifest(
     store = (tmp_path / "mlruns").as_uri()
     settings = ("model.k_min=2", "model.k_max=4", "mlflow.enabled=true", f"mlflow.tracking_uri={store}")
     result = job.run(spark, job_config(tmp_path, str(log), *settings, "mlflow.experiment=segmentation-test"))
-    manifest = outputs.read_manifest(result.run_folder)
+    manifest = outputs.read_manifest(storage.for_root(None, result.run_folder), result.run_folder)
 
     client = mlflow.tracking.MlflowClient(tracking_uri=store)
     experiment = client.get_experiment_by_name("segmentation-test")
@@ -44,7 +44,7 @@ def test_a_run_logged_to_mlflow_equals_its_manifest(
 
 
 def test_tracking_off_needs_nothing_and_flatten_names_keys() -> None:
-    assert tracking.log_run(MlflowConfig(), "/nowhere", {}) is None
+    assert tracking.log_run(MlflowConfig(), "/nowhere", {}, artifacts={}) is None
     assert tracking.flatten({"model": {"k": None, "seeds": 3}, "a": [1, 2]}) == {
         "model.k": "None",
         "model.seeds": "3",

@@ -6,6 +6,8 @@ FAULT is one of:
   none            run unchanged
   task-once       the first attempt of partition 0's task in the feature stage raises; a retry succeeds
   hang-in-write   after the first output table is written, touch $FAULT_MARKER and sleep (to be SIGKILLed)
+  commit-together before committing, add a file to the folder $BARRIER and wait until it holds two (so two
+                  jobs commit the same run at the same moment)
 
 The library is not changed: the fault is patched in around a library function, as a test double would.
 """
@@ -51,6 +53,19 @@ def inject(fault: str) -> None:
             time.sleep(600)
 
         outputs.write_tables = write_then_hang
+    elif fault == "commit-together":
+        original_publish = outputs.publish
+
+        def publish_together(staging, manifest):  # type: ignore[no-untyped-def]
+            barrier = os.environ["BARRIER"]
+            with open(os.path.join(barrier, str(os.getpid())), "w", encoding="utf-8"):
+                pass
+            deadline = time.monotonic() + 300
+            while len(os.listdir(barrier)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return original_publish(staging, manifest)
+
+        outputs.publish = publish_together
     elif fault != "none":
         raise SystemExit(f"unknown fault {fault!r}")
 
