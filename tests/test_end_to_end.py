@@ -144,8 +144,8 @@ def test_renamed_columns_by_config_only_give_the_same_segments(spark: SparkSessi
     assert second.choice == first.choice
     assert second.counts == first.counts
     assert second.counts.quarantined["missing_customer_id"] > 0
-    a = spark.read.parquet(str(tmp_path / "a" / "runs" / "*" / "*" / "segments"))
-    b = spark.read.parquet(str(tmp_path / "b" / "runs" / "*" / "*" / "segments"))
+    a = spark.read.parquet(str(Path(first.run_folder) / "segments"))
+    b = spark.read.parquet(str(Path(second.run_folder) / "segments"))
     assert_df_equality(a, b, ignore_row_order=True, ignore_column_order=True)
 
 
