@@ -73,8 +73,23 @@ def read_raw(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     """
     assert cfg.path is not None
     fmt = resolve_format(cfg.path, cfg.format)
-    raw = _read_csv(spark, cfg) if fmt == "csv" else _read_parquet(spark, cfg.path)
-    return with_raw_line(raw.withColumn(SOURCE_FILE, F.input_file_name()))
+    if fmt == "csv":
+        raw = _read_csv(spark, cfg)
+        return with_raw_line(raw.withColumn(SOURCE_FILE, source_file(raw)))
+    raw = _read_parquet(spark, cfg.path)
+    return with_raw_line(raw.withColumns({CORRUPT: F.lit(None).cast("string"), SOURCE_FILE: source_file(raw)}))
+
+
+def source_file(read: DataFrame) -> Column:
+    """The URI of the file each line comes from, for ``read``: a reader's DataFrame, as the reader returned it.
+
+    Spark's hidden file metadata column, ``_metadata.file_path`` (Unity Catalog and Spark Connect have it; not
+    the older SQL function for the input file's name), found even where the input has a column named
+    ``_metadata``. A local file's URI is given as ``file:///…``, as that function wrote it (the metadata column
+    writes ``file:/…``), so the quarantine's ``source_file`` reads as it did; other URIs are left as they are.
+    """
+    path = read.metadataColumn("_metadata").getField("file_path")
+    return F.regexp_replace(path, r"^file:/(?!/)", "file:///")
 
 
 def with_raw_line(raw_df: DataFrame) -> DataFrame:
@@ -133,10 +148,9 @@ def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
 def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
     """Parquet as typed; pandas' nanosecond timestamps read as integers under ``session.JOB_SQL_SETTINGS``."""
     try:
-        raw = spark.read.parquet(path)
+        return spark.read.parquet(path)
     except Exception as exc:  # Py4J and Connect raise different types
         raise InputError(f"input.path: cannot read {path!r} as Parquet: {summary(exc)}") from None
-    return raw.withColumn(CORRUPT, F.lit(None).cast("string"))
 
 
 def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:

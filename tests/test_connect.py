@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from segmentation import generate, job, outputs, storage
 
 from .conftest import REPO, job_config
-from .spark_processes import SPARK_HOME, Processes, free_port, published, spark_env, wait_for
+from .spark_processes import Processes, published, start_connect_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.connect]
 SETTINGS = ("model.k_min=2", "model.k_max=4", "model.seeds=2", "privacy.pseudonymize_ids=true")
@@ -26,27 +26,10 @@ KEY = "connect-test-key-0123456789abcdef"
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Spark Connect server from pyspark's installation on 127.0.0.1:<free port>; its URL."""
-    folder = tmp_path_factory.mktemp("connect")
-    port = free_port()
-    argv = [
-        str(SPARK_HOME / "bin" / "spark-submit"),
-        "--class",
-        "org.apache.spark.sql.connect.service.SparkConnectServer",
-    ]
-    argv += ["--name", "segmentation-connect-test", "--master", "local[2]", "--driver-memory", "2g"]
-    argv += [
-        "--conf",
-        "spark.connect.grpc.binding.address=127.0.0.1",
-        "--conf",
-        f"spark.connect.grpc.binding.port={port}",
-    ]
-    argv += ["--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4"]
     processes = Processes()
-    log = folder / "server.log"
     try:
-        server = processes.start(argv, log, spark_env(sys.executable, folder, SPARK_CONNECT_MODE="0"))
-        wait_for(log, "Spark Connect server started", server, timeout=180)
-        yield f"sc://127.0.0.1:{port}"
+        url, _ = start_connect_server(processes, tmp_path_factory.mktemp("connect"))
+        yield url
     finally:
         processes.stop()
 

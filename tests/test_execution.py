@@ -7,6 +7,7 @@ import ast
 import datetime as dt
 import inspect
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,16 @@ def test_scoring_shares_steps_with_the_job_through_the_modules_that_own_them() -
             elif isinstance(node, ast.ImportFrom) and node.module == "segmentation.job":
                 importers.append(path.name)
     assert importers == ["cli.py"]  # only the command line runs the job; nothing borrows its helpers
+
+
+def test_no_input_file_functions_unity_catalog_lacks() -> None:
+    # Unity Catalog (Databricks Runtime 17.3+) has no input_file_name(); sources.source_file reads _metadata instead
+    lacking = re.compile(r"input_file_(name|block_start|block_length)", re.IGNORECASE)
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in sorted((REPO / "segmentation").rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts  # every source and data file of the package
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if lacking.search(line)
+    ]
+    assert found == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 from pathlib import Path
@@ -66,6 +67,34 @@ def test_other_column_names_by_mapping_gzip_folder_and_glob(spark: SparkSession,
             assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
             raw_lines = [r[sources.RAW_LINE] for r in lines.collect()]
         assert any('"Description":"PINK, CHERRY LIGHTS"' in line for line in raw_lines)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_each_line_names_its_file_by_its_uri(spark: SparkSession, tmp_path: Path, fmt: str) -> None:
+    folder = tmp_path / "two logs"  # a space: the URI writes it %20
+    folder.mkdir()
+    suffix = ".csv.gz" if fmt == "csv" else ".parquet"
+    for name, lines in (("a", LINES[:2]), ("b", LINES[2:])):
+        if fmt == "csv":
+            write_gz(folder / f"{name}{suffix}", [*lines, '489436,"unclosed\n'])  # and a bad line
+        else:
+            rows = [next(csv.reader([line])) for line in lines]
+            pd.DataFrame(rows, columns=HEADER.strip().split(",")).to_parquet(folder / f"{name}{suffix}")
+    raw = sources.read_raw(spark, InputConfig(path=str(folder), format=fmt))
+    got = sorted((r[sources.SOURCE_FILE], r[sources.CORRUPT] is not None) for r in raw.collect())
+    a, b = ((folder / f"{name}{suffix}").as_uri() for name in "ab")
+    assert a == f"file://{tmp_path}/two%20logs/a{suffix}"  # file:///tmp/…/two%20logs/a.csv.gz
+    expected = [(a, False), (a, False), (b, False)] + ([(a, True), (b, True)] if fmt == "csv" else [])
+    assert got == sorted(expected)
+    # what the SQL function gave before (Unity Catalog lacks it): the same text
+    assert raw.filter(F.col(sources.SOURCE_FILE) != F.input_file_name()).count() == 0
+
+
+def test_a_column_named_like_the_metadata_column_does_not_hide_the_file(spark: SparkSession, tmp_path: Path) -> None:
+    path = tmp_path / "meta.csv"
+    path.write_text("_metadata,InvoiceNo\nx,1\n")
+    raw = sources.read_raw(spark, InputConfig(path=str(path)))
+    assert [(r["_metadata"], r[sources.SOURCE_FILE]) for r in raw.collect()] == [("x", path.as_uri())]
 
 
 def test_missing_mapped_column_names_the_key(spark: SparkSession, tmp_path: Path) -> None:
