@@ -1,0 +1,297 @@
+"""Publishing runs as catalog tables in a real Hive metastore (embedded Derby), in a process of its own.
+
+``python -m tests.catalog_driver FOLDER`` builds a Hive-enabled local session whose metastore and warehouse
+live in FOLDER, runs the steps of ``STEPS`` in order on it (one JVM for all of them), and prints one JSON
+object per line on stdout: ``{"step": name, ...}`` with what the tables hold after that step.
+``tests/test_catalog.py`` runs it once and checks each step's object. A step is a function
+``(spark, cfg) -> dict``; add one to ``STEPS`` to check more (the whole job, later).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from segmentation import catalog, manifest
+from segmentation.config import CatalogOutputConfig, JobConfig
+from segmentation.errors import RunFailed
+from segmentation.validation import LineCounts
+
+DATABASE = "seg"
+JAN, FEB = dt.date(2024, 1, 31), dt.date(2024, 2, 29)
+TABLES = ("segments", "features", "profiles", "sweep", "quarantine")
+RUNS_COLUMNS = ("as_of_date", "run_id", "attempt_id", "kind", "lines_in", "lines_clean", "lines_quarantined")
+RUNS_COLUMNS += ("customers", "chosen_k", "choice_reason", "model_path", "code_version")
+# a short JVM: the C1 compiler alone and a serial GC spend far less CPU on a run of small Spark jobs (CI has 2 cores)
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC"
+Step = Callable[[SparkSession, CatalogOutputConfig], dict[str, Any]]
+
+
+def hive_session(folder: Path) -> SparkSession:
+    """A local[2] session with a Hive metastore in embedded Derby and a warehouse, both under ``folder``."""
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("segmentation-catalog-test")
+        .config("spark.sql.catalogImplementation", "hive")
+        .config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL", f"jdbc:derby:;databaseName={folder}/metastore_db;create=true"
+        )
+        .config("spark.sql.warehouse.dir", str(folder / "warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={folder} {QUICK_JVM}")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.codegen.wholeStage", "false")  # tiny data: compiling code costs more than it saves
+        .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.log.level", "ERROR")
+        .enableHiveSupport()
+        .getOrCreate()
+    )
+
+
+# ---------------------------------------------------------------- a run's frames and manifest
+
+
+SCHEMAS = {
+    "segments": "customer_id string, segment int, segment_name string",
+    "features": "customer_id string, recency_days double, frequency bigint",
+    "profiles": "segment int, segment_name string, customers bigint",
+    "sweep": "k int, silhouette double",
+    "quarantine": "raw_line string, reason string",
+}
+
+
+def run_rows(version: int) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of each table of a run, different for each ``version`` (numbers exact in binary and JSON)."""
+    v = version
+    return {
+        "segments": [(f"c{v}{i}", i % 2, "loyal" if i % 2 else "new") for i in range(v + 2)],
+        "features": [(f"c{v}{i}", float(i * v), i + v) for i in range(v + 2)],
+        "profiles": [(0, "new", v + 1), (1, "loyal", 1)],
+        "sweep": [(k, v / 8 + k / 64) for k in (2, 3)],
+        # version 3 quarantines nothing: a re-run without quarantined lines must empty its partition
+        "quarantine": [(f"line {v}.{i}", "bad_quantity") for i in range(0 if v == 3 else v)],
+    }
+
+
+def frames(spark: SparkSession, version: int, *, fail: str | None = None) -> dict[str, DataFrame]:
+    """The tables of ``run_rows(version)`` as frames; ``fail`` names one whose evaluation raises."""
+    made = {name: spark.createDataFrame(rows, SCHEMAS[name]) for name, rows in run_rows(version).items()}
+    if fail:
+        made[fail] = made[fail].withColumn("segment_name", F.raise_error(F.lit("injected failure")).cast("string"))
+    return made
+
+
+def run_manifest(spark: SparkSession, staging: catalog.CatalogStaging, version: int, kind: str) -> dict[str, Any]:
+    """The manifest ``manifest.build`` makes for such a run (the catalog staging has the fields it reads)."""
+    counts = LineCounts(lines_in=10 * version, lines_clean=9 * version, quarantined={"bad_quantity": version})
+    extra = {"chosen_k": 2, "choice_reason": f"k=2 (version {version})"} if kind == manifest.SEGMENTATION else {}
+    return manifest.build(
+        kind,
+        staging,  # type: ignore[arg-type]
+        JobConfig(),
+        spark_version=spark.version,
+        counts=counts,
+        customers=version + 2,
+        mapping={0: 0, 1: 1},
+        profile_rows=[],
+        extra=extra,
+    )
+
+
+def publish(
+    spark: SparkSession,
+    cfg: CatalogOutputConfig,
+    as_of: dt.date,
+    run_id: str,
+    tables: Mapping[str, DataFrame],
+    version: int,
+    kind: str = manifest.SEGMENTATION,
+) -> str:
+    """begin, stage, commit (discard on failure) as the job does; the attempt id."""
+    staging = catalog.begin(spark, cfg, as_of, run_id)
+    try:
+        catalog.stage(staging, tables)
+        row = catalog.runs_row(run_manifest(spark, staging, version, kind), model_path=f"/models/{version}")
+        catalog.commit(staging, row)
+    except BaseException:
+        catalog.discard(staging)
+        raise
+    return staging.attempt_id
+
+
+# ---------------------------------------------------------------- what the tables hold
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def snapshot(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """Every table's rows (sorted lists, dates as text; ``runs`` without its commit time), read in one Spark job,
+    and the names of the staging and work tables."""
+    columns: dict[str, list[str]] = {}
+    parts = []
+    for table in (*TABLES, catalog.RUNS):
+        name = catalog.table_name(cfg, table)
+        if spark.catalog.tableExists(name):
+            frame = spark.table(name)
+            columns[table] = list(RUNS_COLUMNS) if table == catalog.RUNS else frame.columns
+            parts.append(frame.select(F.lit(table).alias("t"), F.to_json(F.struct(*columns[table])).alias("row")))
+    held: dict[str, Any] = {table: [] for table in columns}
+    for row in functools.reduce(DataFrame.unionAll, parts).collect() if parts else []:
+        values = json.loads(row["row"])  # to_json leaves nulls out
+        held[row["t"]].append([values.get(c) for c in columns[row["t"]]])
+    held = {table: sorted(rows, key=json.dumps) for table, rows in held.items()}
+    listed = spark.sql(f"SHOW TABLES IN {catalog.database_name(cfg)}").collect()
+    held["helper_tables"] = sorted(r["tableName"] for r in listed if r["tableName"].startswith("_segmentation_"))
+    return held
+
+
+def _failure(call: Callable[[], Any]) -> dict[str, str]:
+    try:
+        call()
+    except (RunFailed, PySparkException) as exc:
+        return {"error": type(exc).__name__, "message": str(exc).splitlines()[0][:600]}
+    raise AssertionError("expected a failure")
+
+
+# ---------------------------------------------------------------- steps
+
+
+def first_publish(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """A killed run's day-old staging table and a live job's work table are there; publish Jan 31, main."""
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {catalog.database_name(cfg)}")
+    old = catalog.table_name(cfg, "_segmentation_stage_20200101000000_0123456789ab_segments")
+    spark.sql(f"CREATE TABLE {old} (x INT) USING parquet")
+    work = catalog.write_work_table(spark, cfg, spark.range(3), "live01", "lines")
+    attempt = publish(spark, cfg, JAN, "main", frames(spark, 1), 1)
+    before_drop = snapshot(spark, cfg)["helper_tables"]
+    work_rows = work.count()
+    catalog.drop_work_tables(spark, cfg, "live01")
+    return {
+        "attempt": attempt,
+        "helper_tables_before_drop": before_drop,
+        "work_rows": work_rows,
+        **snapshot(spark, cfg),
+    }
+
+
+def second_publish(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    return {"attempt": publish(spark, cfg, FEB, "main", frames(spark, 2), 2), **snapshot(spark, cfg)}
+
+
+def rerun(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """Jan 31, main again with other rows; what readers see while it is only staged, and after."""
+    staging = catalog.begin(spark, cfg, JAN, "main")
+    catalog.stage(staging, frames(spark, 3))
+    while_staged = snapshot(spark, cfg)
+    catalog.commit(staging, catalog.runs_row(run_manifest(spark, staging, 3, "segmentation"), model_path="/models/3"))
+    return {
+        "attempt": staging.attempt_id,
+        "seen_attempt": staging.seen_attempt,
+        "while_staged": while_staged,
+        **snapshot(spark, cfg),
+    }
+
+
+def failed_run(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """Jan 31, main once more, but the third table's evaluation fails while it is staged."""
+    failure = _failure(lambda: publish(spark, cfg, JAN, "main", frames(spark, 4, fail="profiles"), 4))
+    return {**failure, **snapshot(spark, cfg)}
+
+
+def other_columns(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """A run whose segments have another column than the table: refused before any table changes."""
+    segments = frames(spark, 5)["segments"].withColumnRenamed("segment_name", "label")
+    return {**_failure(lambda: publish(spark, cfg, JAN, "main", {"segments": segments}, 5)), **snapshot(spark, cfg)}
+
+
+def concurrent_publish(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """Jobs A and B both begin Feb 29, main and stage; A commits first, so B must not publish."""
+    a = catalog.begin(spark, cfg, FEB, "main")
+    b = catalog.begin(spark, cfg, FEB, "main")
+    catalog.stage(a, frames(spark, 6))
+    catalog.stage(b, frames(spark, 7))
+    catalog.commit(a, catalog.runs_row(run_manifest(spark, a, 6, "segmentation"), model_path=None))
+    row_b = catalog.runs_row(run_manifest(spark, b, 7, "segmentation"), model_path=None)
+    failure = _failure(lambda: catalog.commit(b, row_b))
+    committed = catalog.run_row(spark, cfg, FEB, "main")
+    assert committed is not None
+    return {
+        "attempt_a": a.attempt_id,
+        "attempt_b": b.attempt_id,
+        "seen_attempt": a.seen_attempt,
+        "committed_utc_a": committed["committed_utc"].isoformat(timespec="seconds"),
+        **failure,
+        **snapshot(spark, cfg),
+    }
+
+
+def scoring_run(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """A scoring run of Jan 31 under its own run id publishes segments only (and its runs row)."""
+    attempt = publish(spark, cfg, JAN, "scores", {"segments": frames(spark, 8)["segments"]}, 8, kind="scoring")
+    return {"attempt": attempt, **snapshot(spark, cfg)}
+
+
+def _found(row: Mapping[str, Any] | None) -> list[Any] | None:
+    return None if row is None else [row["as_of_date"].isoformat(), row["run_id"], row["attempt_id"]]
+
+
+def queries(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """What any SQL user asks across dates, and ``run_row``'s choices."""
+    segments, runs = catalog.table_name(cfg, "segments"), catalog.table_name(cfg, catalog.RUNS)
+    by_segment = spark.sql(f"SELECT as_of_date, segment_name, count(*) FROM {segments} GROUP BY 1, 2 ORDER BY 1, 2")
+    joined = spark.sql(
+        f"SELECT s.as_of_date, s.run_id, r.kind, r.chosen_k, count(*) AS customers FROM {segments} s "
+        f"JOIN {runs} r USING (as_of_date, run_id) GROUP BY 1, 2, 3, 4 ORDER BY 1, 2"
+    )
+    return {
+        "by_segment": [[_plain(v) for v in row] for row in by_segment.collect()],
+        "joined": [[_plain(v) for v in row] for row in joined.collect()],
+        "run_row_date_and_id": _found(catalog.run_row(spark, cfg, JAN, "main")),
+        "run_row_date": _found(catalog.run_row(spark, cfg, JAN)),
+        "run_row_newest": _found(catalog.run_row(spark, cfg)),
+        "run_row_missing": _found(catalog.run_row(spark, cfg, dt.date(2023, 12, 31))),
+    }
+
+
+STEPS: dict[str, Step] = {
+    "first_publish": first_publish,
+    "second_publish": second_publish,
+    "rerun": rerun,
+    "failed_run": failed_run,
+    "other_columns": other_columns,
+    "concurrent_publish": concurrent_publish,
+    "scoring_run": scoring_run,
+    "queries": queries,
+}
+
+
+def main(folder: str) -> None:
+    spark = hive_session(Path(folder).resolve())
+    cfg = CatalogOutputConfig(database=DATABASE)
+    try:
+        for name, step in STEPS.items():
+            started = time.perf_counter()
+            held = step(spark, cfg)
+            print(json.dumps({"step": name, "seconds": round(time.perf_counter() - started, 1), **held}), flush=True)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
