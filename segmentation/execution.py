@@ -17,7 +17,10 @@ should not have to repeat:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -28,11 +31,13 @@ from pyspark.errors import PySparkException
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
-from segmentation import outputs, session, sources, storage, validation
+from segmentation import catalog, outputs, session, sources, storage, validation
 from segmentation.config import JobConfig
 from segmentation.errors import RunFailed, SegmentationError, summary
 from segmentation.timing import StageTimer, utc_today
 from segmentation.validation import LineCounts, Validated
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,11 @@ class JobRun:
             self.storage.exists(self.storage.root)  # raises the ConfigError naming the root, before any work
         self.root = self.storage.root
         self.timer = StageTimer()
+        self.catalog = cfg.output.catalog if cfg.output.catalog.enabled else None
         self.staging: outputs.Staging | None = None
+        self.catalog_staging: catalog.CatalogStaging | None = None
         self._work: str | None = None
+        self._work_tables: str | None = None
         self._kept: list[DataFrame] = []
         self._copies = 0
         self._exit = contextlib.ExitStack()
@@ -70,7 +78,10 @@ class JobRun:
         with contextlib.ExitStack() as setup:  # a failure here undoes what was set up, then is mapped as in a stage
             try:
                 setup.enter_context(session.job_settings(self.spark))
-                self._work = outputs.begin_work(self.storage)
+                if self.storage.reachable:
+                    self._work = outputs.begin_work(self.storage)
+                else:  # catalog tables over a Connect client that cannot reach the root: work in the catalog
+                    self._work_tables = uuid.uuid4().hex[:12]
             except Exception as exc:
                 failed = run_failure(exc, None, self.root)
                 if failed is not exc:
@@ -83,13 +94,15 @@ class JobRun:
         self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         try:
-            if exc is not None and self.staging is not None:
-                outputs.discard(self.staging)
+            if exc is not None:
+                self._discard()
         finally:
             for frame in self._kept:
                 frame.unpersist()
             if self._work is not None:
                 outputs.end_work(self.storage, self._work)
+            if self._work_tables is not None and self.catalog is not None:
+                catalog.drop_work_tables(self.spark, self.catalog, self._work_tables)
             self._exit.close()
         if exc is not None:
             failed = run_failure(exc, self.timer.current, self.root)
@@ -118,24 +131,67 @@ class JobRun:
         return kept
 
     def work_copy(self, frame: DataFrame, name: str) -> DataFrame:
-        """``frame`` written once to the run's work folder as Parquet and read back from there."""
+        """``frame`` written once to the run's work folder as Parquet and read back from there (to a work table
+        in the catalog when the root cannot be reached from here)."""
+        if self._work_tables is not None and self.catalog is not None:
+            return catalog.write_work_table(self.spark, self.catalog, frame, self._work_tables, name)
         assert self._work is not None, "work_copy outside 'with JobRun(...)'"
         return outputs.write_work_copy(frame, self.storage.join(self._work, name))
 
     def stage_outputs(
         self, as_of: dt.date, tables: Mapping[str, outputs.TableOutput], model: PipelineModel | None = None
     ) -> outputs.Staging:
-        """Write ``tables`` (and ``model``) into this run's staging folder, made on the first call."""
+        """Write ``tables`` (and ``model``) for this run: into its attempt folder, made on the first call; with
+        catalog tables, the tables into staging tables and the model (always files) into the attempt folder."""
         if self.staging is None:
-            self.staging = outputs.begin(self.storage, as_of, self.cfg.output.run_id)
-        outputs.write_tables(self.staging, tables, model)
+            self.staging = self._begin(as_of)
+        if self.catalog is None:
+            outputs.write_tables(self.staging, tables, model)
+            return self.staging
+        if model is not None:
+            outputs.write_tables(self.staging, {}, model)  # Spark writes it: the client need not see the root
+        if self.catalog_staging is None:
+            begun = catalog.begin(self.spark, self.catalog, as_of, self.cfg.output.run_id)
+            # one attempt id for the run's tables, its model folder and its manifest
+            self.catalog_staging = dataclasses.replace(begun, attempt_id=self.staging.attempt_id)
+        catalog.stage(self.catalog_staging, {name: table.frame for name, table in tables.items()})
         return self.staging
 
+    def _begin(self, as_of: dt.date) -> outputs.Staging:
+        run_id = self.cfg.output.run_id
+        if self.storage.reachable:
+            return outputs.begin(self.storage, as_of, run_id)
+        return outputs.Staging(self.storage, as_of, run_id, uuid.uuid4().hex[:12], seen_commit=0)
+
     def publish(self, manifest: dict[str, Any]) -> str:
-        """Add the stage timings to ``manifest`` and publish the staged run; its folder."""
+        """Add the stage timings to ``manifest`` and publish the staged run: commit its files, or its catalog
+        tables (then, where this process reaches the root, its files too); where it was published."""
         assert self.staging is not None, "publish before stage_outputs"
         manifest["timings_seconds"] = self.timer.as_dict()
-        return outputs.publish(self.staging, manifest)
+        if self.catalog is None:
+            return outputs.publish(self.staging, manifest)
+        assert self.catalog_staging is not None
+        model_path = outputs.table_path(self.staging.folder, outputs.MODEL) if "centroids" in manifest else None
+        catalog.commit(self.catalog_staging, catalog.runs_row(manifest, model_path=model_path))
+        self.catalog_staging = None  # committed: nothing to discard
+        log.info(
+            "published as-of %s, run id %s to the tables of %s",
+            self.staging.as_of.isoformat(),
+            self.staging.run_id,
+            catalog.table_name(self.catalog, catalog.RUNS).rsplit(".", 1)[0],
+        )
+        if not self.storage.reachable:  # the model is there, written by Spark; nothing else is
+            return self.staging.folder
+        return outputs.publish(self.staging, manifest)  # the model, manifest and report files, for score and report
+
+    def _discard(self) -> None:
+        """Remove what a failed run wrote (published runs and tables are never touched)."""
+        try:
+            if self.catalog_staging is not None:
+                catalog.discard(self.catalog_staging)
+        finally:
+            if self.staging is not None and self.storage.reachable:
+                outputs.discard(self.staging)
 
 
 def run_failure(exc: BaseException, stage: str | None, root: str) -> BaseException:

@@ -35,6 +35,7 @@ from segmentation.execution import JobRun, Published
 from segmentation.validation import Validated
 
 log = logging.getLogger(__name__)
+REPORT_TABLE = "report"  # with catalog tables: the report's Markdown and HTML, one row each
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,9 +176,14 @@ def report_sample(job: JobRun, feature_df: DataFrame, final: FinalModel, *, cust
 
 
 def write_report(job: JobRun, run: report.RunData) -> None:
-    """The report, rendered from what Spark returned (never from files read back), into the attempt's folder."""
+    """The report, rendered from what Spark returned (never from files read back): into the attempt's folder
+    where this process reaches it, and with catalog tables also as the ``report`` table (format, content)."""
     assert job.staging is not None
-    report.render(run, job.storage, job.staging.folder)
+    if job.storage.reachable:
+        report.render(run, job.storage, job.staging.folder)
+    if job.catalog is not None:
+        documents = job.spark.createDataFrame(list(report.documents(run).items()), "format string, content string")
+        job.stage_outputs(job.staging.as_of, {REPORT_TABLE: outputs.TableOutput(documents)})
 
 
 def run_manifest(

@@ -44,7 +44,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from segmentation import model, privacy, storage, validation
 from segmentation.errors import InputError, RunFailed
-from segmentation.session import executor_for
+from segmentation.session import InlineExecutor, executor_for
 from segmentation.storage import Storage
 from segmentation.timing import utc_timestamp
 
@@ -213,7 +213,9 @@ def write_tables(staging: Staging, tables: Mapping[str, TableOutput], model: Pip
     if model is not None:
         writes.append((MODEL, functools.partial(model.write().save, table_path(staging.folder, MODEL))))
     frames = [t.frame for t in tables.values()]
-    with executor_for(frames[0] if frames else None, min(WRITE_PARALLELISM, len(writes))) as pool:
+    # one write (a model alone) runs in this thread: over Spark Connect, Spark ML needs the thread's session
+    pool_for = executor_for(frames[0], min(WRITE_PARALLELISM, len(writes))) if len(writes) > 1 else InlineExecutor()
+    with pool_for as pool:
         futures = [pool.submit(write) for _, write in writes]
         wait(futures)
     for future in futures:

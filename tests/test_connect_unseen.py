@@ -17,9 +17,11 @@ import pytest
 from pyspark.errors import AnalysisException
 from pyspark.sql import Row, SparkSession
 
-from segmentation import sources
+from segmentation import generate, job, sources
 from segmentation.config import InputConfig
+from segmentation.errors import ConfigError
 
+from .conftest import job_config
 from .spark_processes import Processes, mount_namespace, start_connect_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.connect]
@@ -58,7 +60,7 @@ def unseen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnseenSe
 @pytest.fixture(scope="module")
 def remote(unseen_server: UnseenServer) -> Iterator[SparkSession]:
     """A Connect session on ``unseen_server``."""
-    session = SparkSession.builder.remote(unseen_server.url).create()
+    session = SparkSession.builder.remote(unseen_server.url).getOrCreate()  # active: Spark ML needs one
     yield session
     session.stop()
 
@@ -102,3 +104,52 @@ def test_each_line_names_its_file_over_spark_connect(remote: SparkSession, unsee
     for name, fmt in (("a.csv", "csv"), ("b.parquet", "parquet")):
         raw = sources.read_raw(remote, InputConfig(path=str(folder / name), format=fmt))
         assert {r[sources.SOURCE_FILE] for r in raw.collect()} == {(folder / name).as_uri()}
+
+
+@pytest.fixture(scope="module")
+def shared_log(unseen_server: UnseenServer) -> Path:
+    """A small log where both the server and the test process can read it."""
+    path = unseen_server.shared / "input" / "log.csv.gz"
+    path.parent.mkdir()
+    generate.write(str(path), customers=80, seed=43)
+    return path
+
+
+def test_a_files_output_the_client_cannot_reach_is_refused_before_any_work(
+    remote: SparkSession, unseen_server: UnseenServer, shared_log: Path, tmp_path: Path
+) -> None:
+    root = unseen_server.folder / "files_out"
+    cfg = job_config(tmp_path, str(shared_log), "model.k=3", output=str(root))
+    with pytest.raises(ConfigError) as refused:
+        job.run(remote, cfg)
+    assert str(refused.value).startswith(f"output.path: '{root}' cannot be reached from this Spark Connect client")
+    assert "use catalog tables (output.catalog.database)" in str(refused.value)
+    assert not root.exists()  # the client's probe is gone ...
+    with pytest.raises(AnalysisException, match="PATH_NOT_FOUND"):
+        remote.read.text(str(root)).collect()  # ... and the server has nothing there either
+
+
+def test_catalog_tables_work_where_the_client_cannot_look(
+    remote: SparkSession, unseen_server: UnseenServer, shared_log: Path, tmp_path: Path
+) -> None:
+    root = unseen_server.folder / "models"
+    settings = ("model.k=3", "output.catalog.database=seg_unseen")
+    result = job.run(remote, job_config(tmp_path, str(shared_log), *settings, output=str(root)))
+    assert not root.exists()  # the model went to the server's disk; the client wrote nothing there
+
+    counts = remote.sql("SELECT as_of_date, segment_name, count(*) AS n FROM seg_unseen.segments GROUP BY 1, 2")
+    assert {(r.as_of_date, r.segment_name): r.n for r in counts.collect()} == {
+        (result.as_of, result.segment_names[s]): n for s, n in result.segment_sizes.items()
+    }
+    (run,) = remote.table("seg_unseen.runs").collect()
+    assert (run.as_of_date, run.run_id, run.kind, run.chosen_k) == (result.as_of, "main", "segmentation", 3)
+    assert (run.lines_in, run.customers) == (result.counts.lines_in, result.customers)
+    assert (
+        run.model_path
+        == f"{root}/runs/as_of_date={result.as_of.isoformat()}/run_id=main/attempt={run.attempt_id}/model"
+    )
+    assert remote.read.text(f"{run.model_path}/metadata").count() == 1  # saved by Spark on the server
+    report = {r.format: r.content for r in remote.table("seg_unseen.report").collect()}
+    assert "**Chosen k = 3.**" in report["markdown"] and "<h1>Segmentation report" in report["html"]
+    tables = {r.tableName for r in remote.sql("SHOW TABLES IN seg_unseen").collect()}
+    assert tables == {"segments", "features", "profiles", "sweep", "quarantine", "report_sample", "report", "runs"}

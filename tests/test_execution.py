@@ -6,13 +6,15 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import inspect
+import json
 import pkgutil
 import re
 from pathlib import Path
 
 import pytest
+from chispa import assert_approx_df_equality, assert_df_equality
 from py4j.protocol import Py4JError
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 import segmentation
 from segmentation import cli, generate, job, session
@@ -189,3 +191,35 @@ def test_no_input_file_functions_unity_catalog_lacks() -> None:
         if lacking.search(line)
     ]
     assert found == []
+
+
+def test_without_persist_the_job_caches_nothing_and_gives_identical_results(
+    spark: SparkSession, tmp_path: Path, tiny_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``spark.persist: false`` (serverless compute allows no cache): frames go to the work folder instead."""
+    settings = ("model.k_min=2", "model.k_max=4", "model.seeds=2")
+    cached = job.run(spark, job_config(tmp_path, str(tiny_log), *settings, output=str(tmp_path / "cached")))
+    persisted: list[str] = []
+    for method in ("persist", "cache"):
+        original = getattr(DataFrame, method)
+        monkeypatch.setattr(
+            DataFrame, method, lambda self, *a, _m=method, _o=original, **k: persisted.append(_m) or _o(self, *a, **k)
+        )
+    uncached = job.run(
+        spark, job_config(tmp_path, str(tiny_log), *settings, "spark.persist=false", output=str(tmp_path / "plain"))
+    )
+    assert persisted == []
+    assert (uncached.choice, uncached.counts, uncached.segment_sizes) == (
+        cached.choice,
+        cached.counts,
+        cached.segment_sizes,
+    )
+    for table in ("segments", "features", "profiles", "sweep", "quarantine"):
+        ours, theirs = (spark.read.parquet(f"{result.run_folder}/{table}") for result in (uncached, cached))
+        if table in ("profiles", "sweep"):  # sums over another partitioning: equal but for the last bits
+            assert_approx_df_equality(ours, theirs, precision=1e-9, ignore_row_order=True)
+        else:
+            assert_df_equality(ours, theirs, ignore_row_order=True)
+    manifests = [json.loads(Path(r.run_folder, "manifest.json").read_text()) for r in (uncached, cached)]
+    assert manifests[0]["centroids"] == manifests[1]["centroids"] and manifests[0]["sweep"] == manifests[1]["sweep"]
+    assert not (tmp_path / "plain" / "_work").exists()  # the copies went with the work folder
