@@ -1,10 +1,11 @@
 """Publishing runs as catalog tables in a real Hive metastore (embedded Derby), in a process of its own.
 
 ``python -m tests.catalog_driver FOLDER`` builds a Hive-enabled local session whose metastore and warehouse
-live in FOLDER, runs the steps of ``STEPS`` in order on it (one JVM for all of them), and prints one JSON
-object per line on stdout: ``{"step": name, ...}`` with what the tables hold after that step.
-``tests/test_catalog.py`` runs it once and checks each step's object. A step is a function
-``(spark, cfg) -> dict``; add one to ``STEPS`` to check more (the whole job, later).
+live in FOLDER (``--remote URL``: a Spark Connect server's session instead), runs the steps of ``STEPS`` in
+order on it (one JVM for all of them), and prints one JSON object per line on stdout: ``{"step": name,
+"seconds": …, ...}`` with what the tables hold after that step. ``tests/test_catalog.py`` runs it once and
+checks each step's object. A step is a function ``(spark, cfg) -> dict``; add one to ``STEPS`` to check more
+(the whole job, later).
 """
 
 from __future__ import annotations
@@ -37,29 +38,32 @@ QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSeri
 Step = Callable[[SparkSession, CatalogOutputConfig], dict[str, Any]]
 
 
+def hive_settings(folder: Path) -> dict[str, str]:
+    """Spark settings for a local[2] session whose Hive metastore (embedded Derby) and warehouse are in ``folder``."""
+    return {
+        "spark.master": "local[2]",
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={folder}/metastore_db;create=true",
+        "spark.sql.warehouse.dir": str(folder / "warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={folder} {QUICK_JVM}",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.codegen.wholeStage": "false",  # tiny data: compiling code costs more than it saves
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+        "spark.sql.adaptive.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.log.level": "ERROR",
+    }
+
+
 def hive_session(folder: Path) -> SparkSession:
-    """A local[2] session with a Hive metastore in embedded Derby and a warehouse, both under ``folder``."""
-    return (
-        SparkSession.builder.master("local[2]")
-        .appName("segmentation-catalog-test")
-        .config("spark.sql.catalogImplementation", "hive")
-        .config(
-            "spark.hadoop.javax.jdo.option.ConnectionURL", f"jdbc:derby:;databaseName={folder}/metastore_db;create=true"
-        )
-        .config("spark.sql.warehouse.dir", str(folder / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={folder} {QUICK_JVM}")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.codegen.wholeStage", "false")  # tiny data: compiling code costs more than it saves
-        .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
-        .config("spark.sql.adaptive.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.log.level", "ERROR")
-        .enableHiveSupport()
-        .getOrCreate()
-    )
+    """A classic session with ``hive_settings(folder)``."""
+    builder = SparkSession.builder.appName("segmentation-catalog-test").enableHiveSupport()
+    for key, value in hive_settings(folder).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 # ---------------------------------------------------------------- a run's frames and manifest
@@ -281,8 +285,12 @@ STEPS: dict[str, Step] = {
 }
 
 
-def main(folder: str) -> None:
-    spark = hive_session(Path(folder).resolve())
+def main(argv: list[str]) -> None:
+    """``FOLDER`` for a classic Hive session there, or ``--remote URL`` for a Spark Connect server's session."""
+    if argv[0] == "--remote":
+        spark = SparkSession.builder.remote(argv[1]).getOrCreate()
+    else:
+        spark = hive_session(Path(argv[0]).resolve())
     cfg = CatalogOutputConfig(database=DATABASE)
     try:
         for name, step in STEPS.items():
@@ -294,4 +302,4 @@ def main(folder: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])
