@@ -1,6 +1,6 @@
 """Publishing runs as catalog tables: names and the runs row without Spark; the whole protocol over a real Hive
 metastore (embedded Derby) in one driver process, ``tests/catalog_driver.py``, whose steps are checked here:
-in a classic session, and again over Spark Connect (marked ``connect``: ``-m "not connect"`` skips it)."""
+in a classic session. (The same tables over Spark Connect, written by the whole job: tests/test_connect_unseen.py.)"""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from segmentation.config import CatalogOutputConfig, JobConfig
 from segmentation.errors import ConfigError
 from segmentation.validation import LineCounts
 
-from .catalog_driver import FEB, JAN, RUNS_COLUMNS, TABLES, hive_settings, run_rows
+from .catalog_driver import FEB, JAN, RUNS_COLUMNS, TABLES, run_rows
 from .conftest import REPO
-from .spark_processes import SPARK_HOME, Processes, free_port, spark_env, wait_for
 
 hive = pytest.mark.slow
 
@@ -108,46 +107,17 @@ def test_runs_row_of_a_scoring_run_has_no_k() -> None:
 # ---------------------------------------------------------------- a real Hive metastore
 
 
-@pytest.fixture(scope="module", params=["classic", pytest.param("connect", marks=pytest.mark.connect)])
-def steps(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """Each step's JSON object from one run of the driver (one JVM, one Derby metastore): in a classic session,
-    or over Spark Connect (a server with such a metastore, the driver its client)."""
-    folder: Path = tmp_path_factory.mktemp(f"catalog_{request.param}")
+@pytest.fixture(scope="module")
+def steps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Each step's JSON object from one run of the driver (one JVM, one Derby metastore)."""
+    folder: Path = tmp_path_factory.mktemp("catalog")
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYSPARK_PYTHON": sys.executable}
     env.pop("SPARK_REMOTE", None)
     argv = [sys.executable, "-m", "tests.catalog_driver", str(folder)]
-    processes = Processes()
-    try:
-        if request.param == "connect":
-            argv[-1:] = ["--remote", _connect_server(processes, folder)]
-        done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    finally:
-        processes.stop()
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return {line.pop("step"): line for line in lines}
-
-
-def _connect_server(processes: Processes, folder: Path) -> str:
-    """A Spark Connect server with ``hive_settings(folder)`` on 127.0.0.1:<free port>; its URL."""
-    port = free_port()
-    argv = [
-        str(SPARK_HOME / "bin" / "spark-submit"),
-        "--class",
-        "org.apache.spark.sql.connect.service.SparkConnectServer",
-    ]
-    settings = {
-        **hive_settings(folder),
-        "spark.log.level": "INFO",  # the line wait_for looks for is logged at INFO
-        "spark.connect.grpc.binding.address": "127.0.0.1",
-        "spark.connect.grpc.binding.port": str(port),
-    }
-    for key, value in settings.items():
-        argv += ["--conf", f"{key}={value}"]
-    log = folder / "server.log"
-    server = processes.start(argv, log, spark_env(sys.executable, folder, SPARK_CONNECT_MODE="0"))
-    wait_for(log, "Spark Connect server started", server, timeout=300)
-    return f"sc://127.0.0.1:{port}"
 
 
 def published(*runs: tuple[dt.date, str, int]) -> dict[str, list[list[Any]]]:
