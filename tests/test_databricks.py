@@ -50,12 +50,16 @@ def test_the_notebook_runs_top_to_bottom_on_the_given_session(spark: SparkSessio
         "config": str(REPO / "conf" / "base.yaml"),
         "k_min": "2",
         "k_max": "4",
+        "catalog": "",
+        "database": "",  # files (the widgets' defaults name Unity Catalog's main.segmentation)
     }
     shown: list[DataFrame] = []
     namespace = {"spark": spark, "dbutils": FakeDbutils(widgets), "display": shown.append}
     exec(compile(source, str(NOTEBOOK), "exec"), namespace)
 
-    assert set(namespace["dbutils"].widgets.declared) >= {"input_path", "output_path", "k_min", "k_max", "run_id"}
+    declared = namespace["dbutils"].widgets.declared
+    assert set(declared) >= {"input_path", "output_path", "catalog", "database", "k_min", "k_max", "run_id"}
+    assert declared["output_path"].startswith("/Volumes/") and declared["input_path"].startswith("/Volumes/")
     result = namespace["result"]
     assert outputs.published_runs(storage.for_root(None, str(tmp_path / "out"))) == [(result.as_of, "main")]
     assert spark.range(1).count() == 1  # the session is still alive
