@@ -136,7 +136,7 @@ def partition_spec(as_of: dt.date, run_id: str) -> str:
     return f"({AS_OF_DATE} = DATE{sql_string(as_of.isoformat())}, {RUN_ID} = {sql_string(run_id)})"
 
 
-def helper_table(prefix: str, when: dt.datetime, owner: str, name: str) -> str:
+def helper_table(prefix: str, when: dt.datetime, *, owner: str, name: str) -> str:
     """``<prefix><yyyymmddHHMMSS>_<owner>_<name>``: a staging or work table, named with its UTC creation time."""
     if not _ID.match(owner) or not _IDENTIFIER.match(name):
         raise ValueError(f"not an id and table name: {owner!r}, {name!r}")
@@ -184,7 +184,7 @@ def runs_row(manifest: Mapping[str, Any], *, model_path: str | None) -> dict[str
 
 
 def run_row(
-    spark: SparkSession, cfg: CatalogOutputConfig, as_of: dt.date | None = None, run_id: str | None = None
+    spark: SparkSession, cfg: CatalogOutputConfig, *, as_of: dt.date | None = None, run_id: str | None = None
 ) -> dict[str, Any] | None:
     """The ``runs`` row of the run with this date and run id (``committed_utc`` an aware UTC datetime).
 
@@ -215,12 +215,12 @@ def run_row(
 # ---------------------------------------------------------------- publishing
 
 
-def begin(spark: SparkSession, cfg: CatalogOutputConfig, as_of: dt.date, run_id: str) -> CatalogStaging:
+def begin(spark: SparkSession, cfg: CatalogOutputConfig, *, as_of: dt.date, run_id: str) -> CatalogStaging:
     """Start publishing the run of ``as_of`` and ``run_id``: make the database if missing, note the attempt
     ``runs`` names for this date and run id, and drop staging and work tables of killed runs (over a day old)."""
     ensure_database(spark, cfg)
     drop_stale_tables(spark, cfg)
-    seen = run_row(spark, cfg, as_of, run_id)
+    seen = run_row(spark, cfg, as_of=as_of, run_id=run_id)
     return CatalogStaging(
         spark=spark,
         cfg=cfg,
@@ -285,14 +285,14 @@ def discard(staging: CatalogStaging) -> None:
 
 
 def write_work_table(
-    spark: SparkSession, cfg: CatalogOutputConfig, frame: DataFrame, work_id: str, name: str
+    spark: SparkSession, cfg: CatalogOutputConfig, frame: DataFrame, *, work_id: str, name: str
 ) -> DataFrame:
     """``frame`` saved once as the managed table ``_segmentation_work_<ts>_<work_id>_<name>`` and read back.
 
     For a run with no file area it can clean (Spark Connect whose client cannot reach the output root).
     """
     ensure_database(spark, cfg)
-    target = table_name(cfg, helper_table(WORK_PREFIX, dt.datetime.now(dt.UTC), work_id, name))
+    target = table_name(cfg, helper_table(WORK_PREFIX, dt.datetime.now(dt.UTC), owner=work_id, name=name))
     writer = frame.write.mode("error")  # "errorifexists" is not accepted by Spark Connect
     if cfg.format:
         writer = writer.format(cfg.format)
@@ -353,7 +353,7 @@ def _staged_tables(staging: CatalogStaging) -> dict[str, str]:
 
 
 def _write_staged(staging: CatalogStaging, name: str, frame: DataFrame) -> None:
-    table = helper_table(STAGE_PREFIX, dt.datetime.now(dt.UTC), staging.attempt_id, name)
+    table = helper_table(STAGE_PREFIX, dt.datetime.now(dt.UTC), owner=staging.attempt_id, name=name)
     writer = frame.write.mode("error")
     if staging.cfg.format:
         writer = writer.format(staging.cfg.format)
@@ -382,7 +382,7 @@ def _all_at_once(spark: SparkSession, calls: Mapping[str, Callable[[], R]]) -> d
 
 def _check_no_other_publish(staging: CatalogStaging) -> None:
     """Raise RunFailed (dropping this attempt's staging tables) if ``runs`` names another attempt than at begin."""
-    current = run_row(staging.spark, staging.cfg, staging.as_of, staging.run_id)
+    current = run_row(staging.spark, staging.cfg, as_of=staging.as_of, run_id=staging.run_id)
     attempt = None if current is None else current["attempt_id"]
     if attempt == staging.seen_attempt:
         return

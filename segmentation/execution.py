@@ -134,7 +134,7 @@ class JobRun:
         """``frame`` written once to the run's work folder as Parquet and read back from there (to a work table
         in the catalog when the root cannot be reached from here)."""
         if self._work_tables is not None and self.catalog is not None:
-            return catalog.write_work_table(self.spark, self.catalog, frame, self._work_tables, name)
+            return catalog.write_work_table(self.spark, self.catalog, frame, work_id=self._work_tables, name=name)
         assert self._work is not None, "work_copy outside 'with JobRun(...)'"
         return outputs.write_work_copy(frame, self.storage.join(self._work, name))
 
@@ -151,7 +151,7 @@ class JobRun:
         if model is not None:
             outputs.write_tables(self.staging, {}, model)  # Spark writes it: the client need not see the root
         if self.catalog_staging is None:
-            begun = catalog.begin(self.spark, self.catalog, as_of, self.cfg.output.run_id)
+            begun = catalog.begin(self.spark, self.catalog, as_of=as_of, run_id=self.cfg.output.run_id)
             # one attempt id for the run's tables, its model folder and its manifest
             self.catalog_staging = dataclasses.replace(begun, attempt_id=self.staging.attempt_id)
         catalog.stage(self.catalog_staging, {name: table.frame for name, table in tables.items()})

@@ -126,7 +126,7 @@ def publish(
     kind: str = manifest.SEGMENTATION,
 ) -> str:
     """begin, stage, commit (discard on failure) as the job does; the attempt id."""
-    staging = catalog.begin(spark, cfg, as_of, run_id)
+    staging = catalog.begin(spark, cfg, as_of=as_of, run_id=run_id)
     try:
         catalog.stage(staging, tables)
         row = catalog.runs_row(run_manifest(spark, staging, version, kind), model_path=f"/models/{version}")
@@ -181,7 +181,7 @@ def first_publish(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, An
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {catalog.database_name(cfg)}")
     old = catalog.table_name(cfg, "_segmentation_stage_20200101000000_0123456789ab_segments")
     spark.sql(f"CREATE TABLE {old} (x INT) USING parquet")
-    work = catalog.write_work_table(spark, cfg, spark.range(3), "live01", "lines")
+    work = catalog.write_work_table(spark, cfg, spark.range(3), work_id="live01", name="lines")
     attempt = publish(spark, cfg, JAN, "main", frames(spark, 1), 1)
     before_drop = snapshot(spark, cfg)["helper_tables"]
     work_rows = work.count()
@@ -200,7 +200,7 @@ def second_publish(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, A
 
 def rerun(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
     """Jan 31, main again with other rows; what readers see while it is only staged, and after."""
-    staging = catalog.begin(spark, cfg, JAN, "main")
+    staging = catalog.begin(spark, cfg, as_of=JAN, run_id="main")
     catalog.stage(staging, frames(spark, 3))
     while_staged = snapshot(spark, cfg)
     catalog.commit(staging, catalog.runs_row(run_manifest(spark, staging, 3, "segmentation"), model_path="/models/3"))
@@ -226,14 +226,14 @@ def other_columns(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, An
 
 def concurrent_publish(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
     """Jobs A and B both begin Feb 29, main and stage; A commits first, so B must not publish."""
-    a = catalog.begin(spark, cfg, FEB, "main")
-    b = catalog.begin(spark, cfg, FEB, "main")
+    a = catalog.begin(spark, cfg, as_of=FEB, run_id="main")
+    b = catalog.begin(spark, cfg, as_of=FEB, run_id="main")
     catalog.stage(a, frames(spark, 6))
     catalog.stage(b, frames(spark, 7))
     catalog.commit(a, catalog.runs_row(run_manifest(spark, a, 6, "segmentation"), model_path=None))
     row_b = catalog.runs_row(run_manifest(spark, b, 7, "segmentation"), model_path=None)
     failure = _failure(lambda: catalog.commit(b, row_b))
-    committed = catalog.run_row(spark, cfg, FEB, "main")
+    committed = catalog.run_row(spark, cfg, as_of=FEB, run_id="main")
     assert committed is not None
     return {
         "attempt_a": a.attempt_id,
@@ -266,10 +266,10 @@ def queries(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
     return {
         "by_segment": [[_plain(v) for v in row] for row in by_segment.collect()],
         "joined": [[_plain(v) for v in row] for row in joined.collect()],
-        "run_row_date_and_id": _found(catalog.run_row(spark, cfg, JAN, "main")),
-        "run_row_date": _found(catalog.run_row(spark, cfg, JAN)),
+        "run_row_date_and_id": _found(catalog.run_row(spark, cfg, as_of=JAN, run_id="main")),
+        "run_row_date": _found(catalog.run_row(spark, cfg, as_of=JAN)),
         "run_row_newest": _found(catalog.run_row(spark, cfg)),
-        "run_row_missing": _found(catalog.run_row(spark, cfg, dt.date(2023, 12, 31))),
+        "run_row_missing": _found(catalog.run_row(spark, cfg, as_of=dt.date(2023, 12, 31))),
     }
 
 

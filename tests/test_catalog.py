@@ -17,6 +17,7 @@ import pytest
 from segmentation import catalog, manifest, outputs
 from segmentation.config import CatalogOutputConfig, JobConfig
 from segmentation.errors import ConfigError
+from segmentation.storage import LocalStorage
 from segmentation.validation import LineCounts
 
 from .catalog_driver import FEB, JAN, RUNS_COLUMNS, TABLES, run_rows
@@ -49,17 +50,17 @@ def test_sql_text_of_a_partition_is_quoted() -> None:
 
 def test_helper_tables_are_stale_after_a_day_by_the_time_in_their_name() -> None:
     made = dt.datetime(2024, 3, 1, 12, 0, 5, tzinfo=dt.UTC)
-    name = catalog.helper_table(catalog.STAGE_PREFIX, made, "0123456789ab", "segments")
+    name = catalog.helper_table(catalog.STAGE_PREFIX, made, owner="0123456789ab", name="segments")
     assert name == "_segmentation_stage_20240301120005_0123456789ab_segments"
     assert not catalog.stale(name, made + dt.timedelta(hours=23))
     assert catalog.stale(name, made + dt.timedelta(hours=25))
     assert not catalog.stale("segments", made + dt.timedelta(days=9))  # not ours: never dropped
     with pytest.raises(ValueError):
-        catalog.helper_table(catalog.WORK_PREFIX, made, "has_underscore", "lines")
+        catalog.helper_table(catalog.WORK_PREFIX, made, owner="has_underscore", name="lines")
 
 
 def _manifest(kind: str) -> dict[str, Any]:
-    staging = outputs.Staging(root="/out", as_of=JAN, run_id="main", attempt_id="0123456789ab", folder="/out/x")
+    staging = outputs.Staging(LocalStorage("/out"), as_of=JAN, run_id="main", attempt_id="0123456789ab", seen_commit=0)
     counts = LineCounts(lines_in=100, lines_clean=90, quarantined={"bad_quantity": 7, "no_customer": 3})
     extra = {"chosen_k": 4, "choice_reason": "k=4: best silhouette"} if kind == manifest.SEGMENTATION else {}
     return manifest.build(

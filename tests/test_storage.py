@@ -143,6 +143,7 @@ def test_a_default_file_system_that_is_not_the_local_disk(tmp_path: Path) -> Non
     assert not Path(f"/{name}").exists()  # nothing at the same path on the local disk
     assert f"published      viewfs://cluster/{name}/out/runs/as_of_date=" in done.stdout
     out, scored = mounted / "out", mounted / "scored"
+
     def listed(folder: Path) -> list[str]:  # without Hadoop's .crc checksum files
         return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
