@@ -70,6 +70,7 @@ class JobRun:
         self.catalog_staging: catalog.CatalogStaging | None = None
         self._work: str | None = None
         self._work_tables: str | None = None
+        self._tables_committed = False  # catalog tables published: the model they name must stay
         self._kept: list[DataFrame] = []
         self._copies = 0
         self._exit = contextlib.ExitStack()
@@ -173,7 +174,7 @@ class JobRun:
         assert self.catalog_staging is not None
         model_path = outputs.table_path(self.staging.folder, outputs.MODEL) if "centroids" in manifest else None
         catalog.commit(self.catalog_staging, catalog.runs_row(manifest, model_path=model_path))
-        self.catalog_staging = None  # committed: nothing to discard
+        self.catalog_staging, self._tables_committed = None, True  # committed: nothing to discard
         log.info(
             "published as-of %s, run id %s to the tables of %s",
             self.staging.as_of.isoformat(),
@@ -190,7 +191,7 @@ class JobRun:
             if self.catalog_staging is not None:
                 catalog.discard(self.catalog_staging)
         finally:
-            if self.staging is not None and self.storage.reachable:
+            if self.staging is not None and self.storage.reachable and not self._tables_committed:
                 outputs.discard(self.staging)
 
 
