@@ -60,7 +60,7 @@ def unseen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnseenSe
 @pytest.fixture(scope="module")
 def remote(unseen_server: UnseenServer) -> Iterator[SparkSession]:
     """A Connect session on ``unseen_server``."""
-    session = SparkSession.builder.remote(unseen_server.url).getOrCreate()  # active: Spark ML needs one
+    session = SparkSession.builder.remote(unseen_server.url).create()  # also active (Spark ML needs one)
     yield session
     session.stop()
 
