@@ -340,7 +340,7 @@ def _over_connect(spark: SparkSession, path: str) -> Storage:
     spark_path = local if scheme == "" else "file:" + local
     created = _missing_parents(local)
     token = uuid.uuid4().hex
-    probe = os.path.join(local, f"_probe-{token}")
+    probe = os.path.join(local, f"probe-{token}.txt")  # not "_...": Spark skips such names as hidden files
     try:
         os.makedirs(local, exist_ok=True)
         with open(probe, "w", encoding="utf-8") as handle:
