@@ -60,9 +60,12 @@ def unseen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnseenSe
 @pytest.fixture(scope="module")
 def remote(unseen_server: UnseenServer) -> Iterator[SparkSession]:
     """A Connect session on ``unseen_server``."""
+    mode_before = os.environ.get("SPARK_CONNECT_MODE_ENABLED")
     session = SparkSession.builder.remote(unseen_server.url).create()  # also active (Spark ML needs one)
     yield session
     session.stop()
+    if mode_before is None:  # pyspark marks the process as Connect-only; later tests use the classic session
+        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
 
 
 def test_the_servers_folder_and_the_clients_are_not_the_same(remote: SparkSession, unseen_server: UnseenServer) -> None:
