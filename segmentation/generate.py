@@ -86,13 +86,27 @@ def generate(
         pd.Timestamp(END.date()) - pd.to_timedelta(np.floor(days_before), unit="D") + pd.to_timedelta(minutes, unit="m")
     )
     order_ts = order_ts.where(order_ts <= pd.Timestamp(END), pd.Timestamp(END))
-    order_index = np.argsort(order_ts.values, kind="stable")
+    lines_mean = np.array([personas[p].lines_per_order for p in order_persona])
+    scale = np.array([personas[p].quantity_scale for p in order_persona])
+    orders = pd.DataFrame({"customer": order_customer, "ts": order_ts, "lines": lines_mean, "scale": scale})
+    log = _order_lines(orders, ids, countries, rng)
+    log = _finish(pd.concat([log, _cancellations(log, rng)], ignore_index=True), rng, dirty=dirty)
+    truth = pd.DataFrame({"CustomerID": ids.astype(str), "persona": [personas[p].name for p in persona_of]})
+    return log, truth
+
+
+def _order_lines(
+    orders: pd.DataFrame, ids: np.ndarray, countries: np.ndarray, rng: np.random.Generator
+) -> pd.DataFrame:
+    """The lines of ``orders`` (``customer``, ``ts``, mean ``lines``, quantity ``scale``), one per product.
+
+    Invoice numbers follow the orders' times, from 536365.
+    """
+    order_index = np.argsort(orders["ts"].values, kind="stable")
     invoice_no = np.empty(len(order_index), dtype=np.int64)
     invoice_no[order_index] = 536365 + np.arange(len(order_index))
-
-    lines_mean = np.array([personas[p].lines_per_order for p in order_persona])
-    lines_per = np.maximum(1, rng.poisson(lines_mean))
-    line_order = np.repeat(np.arange(len(order_customer)), lines_per)
+    lines_per = np.maximum(1, rng.poisson(orders["lines"].to_numpy()))
+    line_order = np.repeat(np.arange(len(orders)), lines_per)
     n_lines = len(line_order)
 
     products = 900
@@ -100,32 +114,34 @@ def generate(
     product_code = np.array([f"{20000 + i}" for i in range(products)])
     product_name = np.array([f"PRODUCT {i:03d} GIFT ITEM" for i in range(products)])
     popularity = rng.zipf(1.6, size=n_lines) % products
-    scale = np.array([personas[p].quantity_scale for p in order_persona[line_order]])
+    scale = orders["scale"].to_numpy()[line_order]
     quantity = np.maximum(1, np.round(rng.gamma(1.5, 5.0, size=n_lines) * scale)).astype(int)
 
-    cust = order_customer[line_order]
+    cust = orders["customer"].to_numpy()[line_order]
     log = pd.DataFrame(
         {
             "InvoiceNo": invoice_no[line_order].astype(str),
             "StockCode": product_code[popularity],
             "Description": product_name[popularity],
             "Quantity": quantity,
-            "ts": order_ts.values[line_order],
+            "ts": orders["ts"].values[line_order],
             "UnitPrice": product_price[popularity],
             "CustomerID": ids[cust].astype(str),
             "Country": countries[cust],
         }
     )
-    log = log.drop_duplicates(["InvoiceNo", "StockCode"]).reset_index(drop=True)  # one line per product
-    log = pd.concat([log, _cancellations(log, rng)], ignore_index=True)
+    return log.drop_duplicates(["InvoiceNo", "StockCode"]).reset_index(drop=True)
+
+
+def _finish(log: pd.DataFrame, rng: np.random.Generator, *, dirty: bool) -> pd.DataFrame:
+    """Sorted by time, all columns as text in Online Retail's formats, dirty lines added if ``dirty``."""
     log = log.sort_values(["ts", "InvoiceNo"], kind="stable").reset_index(drop=True)
     log["InvoiceDate"] = _format_ts(log.pop("ts"))
     log["Quantity"] = log["Quantity"].astype(str)
     log["UnitPrice"] = log["UnitPrice"].map(lambda v: f"{v:g}")
     if dirty:
         log = _dirty(log, rng)
-    truth = pd.DataFrame({"CustomerID": ids.astype(str), "persona": [personas[p].name for p in persona_of]})
-    return log[HEADER], truth
+    return log[HEADER]
 
 
 def _cancellations(log: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
