@@ -4,6 +4,19 @@ Customers follow one of several behaviours (champions, loyal, big spenders, new,
 some orders are cancelled later (``C`` invoices with negative quantities); and a share of lines is
 dirty the way real logs are: no customer id, exact duplicates, bad dates, zero prices, broken CSV rows.
 The same seed gives the same bytes.
+
+``generate_periods`` writes a log of two periods of 182 days, ending on ``AS_OF_1`` (2011-06-10) and
+``AS_OF_2`` (2011-12-09), for runs at those as-of dates with a window of 182 days. Within each period a
+customer buys as one of ``PERIOD_PERSONAS`` (period 1 has four: champions, regulars, at_risk, starters;
+period 2 adds big_spenders), with these planted moves (shares of all customers, ``PERIOD_PATHS``):
+
+- champions stay champions (13.5%), except 10% of them (1.5%) who lapse to at_risk;
+- regulars stay regulars (30%); at_risk stay at_risk (12.5%);
+- half of at_risk (12.5%) buy nothing in period 2 (inactive);
+- the starters of period 1 (10%) become regulars;
+- new customers appear in period 2 as starters (10%) and as big_spenders (10%), a behaviour period 1 lacks.
+
+So 80% of customers buy in period 1 and 75% in period 2.
 """
 
 from __future__ import annotations
@@ -95,6 +108,123 @@ def generate(
     return log, truth
 
 
+PERIOD_DAYS = 182
+# Behaviours within one period. Windows are days before the period's end for a 182-day period, scaled to
+# other lengths; the oldest (176) leaves the period's first days empty, so a window of the period's length
+# holds all of them.
+PERIOD_PERSONAS = {
+    p.name: p
+    for p in (
+        Persona("champions", 1.0, 14.0, 8, (0, 176), 20.0, 1.6),
+        Persona("regulars", 1.0, 8.0, 6, (0, 176), 4.0, 0.5),
+        Persona("at_risk", 1.0, 5.0, 3, (110, 176), 20.0, 1.6),
+        Persona("starters", 1.0, 1.5, 1, (0, 40), 10.0, 1.0),
+        Persona("big_spenders", 1.0, 2.0, 2, (10, 80), 12.0, 14.0),
+    )
+}
+# (persona in period 1, persona in period 2, share of all customers); "" = no line in that period.
+PERIOD_PATHS = (
+    ("champions", "champions", 0.135),
+    ("champions", "at_risk", 0.015),  # 10% of champions lapse
+    ("regulars", "regulars", 0.30),
+    ("at_risk", "at_risk", 0.125),
+    ("at_risk", "", 0.125),  # half of those at risk buy nothing more (inactive)
+    ("starters", "regulars", 0.10),  # the starters of period 1 settle as regulars
+    ("", "starters", 0.10),  # new customers
+    ("", "big_spenders", 0.10),  # new customers, in a behaviour period 1 does not have
+)
+
+
+def period_as_of(period_days: int = PERIOD_DAYS) -> tuple[dt.date, dt.date]:
+    """The as-of dates of the two periods: period 2 ends on ``END``'s day, period 1 ``period_days`` earlier."""
+    return END.date() - dt.timedelta(days=period_days), END.date()
+
+
+AS_OF_1, AS_OF_2 = period_as_of()  # 2011-06-10, 2011-12-09
+
+
+def generate_periods(
+    customers: int = 3000, seed: int = 7, *, period_days: int = PERIOD_DAYS, dirty: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two-period log (as ``generate``'s) and the truth (``CustomerID``, ``persona_1``, ``persona_2``).
+
+    Each customer follows ``PERIOD_PATHS`` (counts as close to the shares as whole numbers allow); a persona
+    is ``""`` in a period where the customer has no line.
+    """
+    if period_days < 30:
+        raise ConfigError(f"period_days: expected at least 30 days, got {period_days}")
+    rng = np.random.default_rng(seed)
+    path_of = rng.permutation(np.repeat(np.arange(len(PERIOD_PATHS)), _path_counts(customers)))
+    ids = 12346 + rng.permutation(customers * 2)[:customers]
+    countries = rng.choice(COUNTRIES, size=customers)
+    truth = pd.DataFrame(
+        {
+            "CustomerID": ids.astype(str),
+            "persona_1": [PERIOD_PATHS[i][0] for i in path_of],
+            "persona_2": [PERIOD_PATHS[i][1] for i in path_of],
+        }
+    )
+    end_1 = pd.Timestamp(END) - pd.Timedelta(days=period_days)
+    orders = pd.concat(
+        [
+            _period_orders(truth["persona_1"], end_1, period_days, rng),
+            _period_orders(truth["persona_2"], pd.Timestamp(END), period_days, rng),
+        ],
+        ignore_index=True,
+    )
+    log = _order_lines(orders, ids, countries, rng)
+    until = pd.Series(pd.Timestamp(END), index=log.index).where(log["ts"] > end_1, end_1)  # its period's end
+    log = _finish(pd.concat([log, _cancellations(log, rng, until)], ignore_index=True), rng, dirty=dirty)
+    return log, truth
+
+
+def _path_counts(customers: int) -> np.ndarray:
+    """How many customers follow each of ``PERIOD_PATHS``: the shares rounded by largest remainder."""
+    exact = np.array([share for _, _, share in PERIOD_PATHS]) * customers
+    counts = np.floor(exact).astype(int)
+    extra = np.argsort(-(exact - counts), kind="stable")[: customers - counts.sum()]
+    counts[extra] += 1
+    return counts
+
+
+def _period_orders(personas: pd.Series, end: pd.Timestamp, period_days: int, rng: np.random.Generator) -> pd.DataFrame:
+    """The orders of one period (``customer``, ``ts``, ``lines``, ``scale``) of the customers with a persona."""
+    active = np.flatnonzero(personas.to_numpy() != "")
+    behaviour = [PERIOD_PERSONAS[name] for name in personas.to_numpy()[active]]
+    means = np.array([p.mean_orders for p in behaviour])
+    orders_per = np.maximum([p.min_orders for p in behaviour], rng.poisson(means)).astype(int)
+    order_behaviour = np.repeat(np.arange(len(behaviour)), orders_per)
+    stretch = period_days / PERIOD_DAYS
+    near = np.array([behaviour[i].window[0] for i in order_behaviour]) * stretch
+    far = np.array([behaviour[i].window[1] for i in order_behaviour]) * stretch
+    days_before = np.floor(rng.uniform(near, far))
+    minutes = rng.integers(8 * 60, 19 * 60, size=len(order_behaviour))
+    ts = end.normalize() - pd.to_timedelta(days_before, unit="D") + pd.to_timedelta(minutes, unit="m")
+    return pd.DataFrame(
+        {
+            "customer": active[order_behaviour],
+            "ts": ts.where(ts <= end, end),
+            "lines": [behaviour[i].lines_per_order for i in order_behaviour],
+            "scale": [behaviour[i].quantity_scale for i in order_behaviour],
+        }
+    )
+
+
+def planted_moves(truth: pd.DataFrame) -> pd.DataFrame:
+    """Customers per move in a two-period truth: ``persona_1`` (``new`` if none), ``persona_2`` (``inactive``).
+
+    Empty personas may be ``""`` or missing (as ``pd.read_csv`` reads them).
+    """
+    moves = pd.DataFrame(
+        {
+            "persona_1": truth["persona_1"].fillna("").replace("", "new"),
+            "persona_2": truth["persona_2"].fillna("").replace("", "inactive"),
+        }
+    )
+    counts = moves.groupby(["persona_1", "persona_2"]).size().rename("customers").reset_index()
+    return counts.sort_values("customers", ascending=False, kind="stable").reset_index(drop=True)
+
+
 def _order_lines(
     orders: pd.DataFrame, ids: np.ndarray, countries: np.ndarray, rng: np.random.Generator
 ) -> pd.DataFrame:
@@ -144,14 +274,18 @@ def _finish(log: pd.DataFrame, rng: np.random.Generator, *, dirty: bool) -> pd.D
     return log[HEADER]
 
 
-def _cancellations(log: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """About 3% of orders get a later cancellation of one of their lines."""
+def _cancellations(log: pd.DataFrame, rng: np.random.Generator, until: pd.Series | None = None) -> pd.DataFrame:
+    """About 3% of orders get a later cancellation of one of their lines, at the latest ``until`` (per line).
+
+    Without ``until``, at the latest ``END``.
+    """
     firsts = log.drop_duplicates("InvoiceNo")
     chosen = firsts[rng.random(len(firsts)) < 0.03].copy()
     chosen["InvoiceNo"] = "C" + chosen["InvoiceNo"]
     chosen["Quantity"] = -np.maximum(1, (chosen["Quantity"] * rng.uniform(0.2, 1.0, len(chosen))).round()).astype(int)
     later = pd.to_timedelta(rng.integers(1, 5 * 24 * 60, size=len(chosen)), unit="m")
-    chosen["ts"] = (chosen["ts"] + later).where(chosen["ts"] + later <= pd.Timestamp(END), pd.Timestamp(END))
+    cap = pd.Timestamp(END) if until is None else until.loc[chosen.index]
+    chosen["ts"] = (chosen["ts"] + later).where(chosen["ts"] + later <= cap, cap)
     return chosen
 
 
@@ -193,6 +327,19 @@ def write(
 ) -> int:
     """Write a gzip CSV log (and optionally the truth as CSV); return the number of data lines."""
     log, truth = generate(customers=customers, seed=seed, planted=planted)
+    return _write(path, log, truth, truth_path)
+
+
+def write_periods(
+    path: str, customers: int = 3000, seed: int = 7, *, truth_path: str | None = None, period_days: int = PERIOD_DAYS
+) -> int:
+    """Write the two-period log as gzip CSV (and optionally its truth as CSV); return the number of data lines."""
+    log, truth = generate_periods(customers=customers, seed=seed, period_days=period_days)
+    return _write(path, log, truth, truth_path)
+
+
+def _write(path: str, log: pd.DataFrame, truth: pd.DataFrame, truth_path: str | None) -> int:
+    """The log as gzip CSV (no timestamp in the header, so the same log gives the same bytes), malformed lines last."""
     buffer = io.StringIO()
     log.to_csv(buffer, index=False, lineterminator="\n")
     text = buffer.getvalue() + "\n".join(MALFORMED_LINES) + "\n"
