@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--truth", metavar="PATH", help="also write each customer's true behaviour as CSV")
     gen.add_argument("--planted", type=int, metavar="K", help="plant K well-separated behaviours (1 to 6)")
+    gen.add_argument(
+        "--periods",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: two periods of 182 days with planted moves between behaviours (see the printed as-of dates)",
+    )
     _add_verbosity(gen)
     return parser
 
@@ -171,6 +178,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _generate(args: argparse.Namespace) -> str:
     from segmentation import generate
 
+    if args.periods == 2:
+        if args.planted is not None:
+            raise ConfigError("--planted: only for a one-period log (--periods 1)")
+        lines = generate.write_periods(args.output, customers=args.customers, seed=args.seed, truth_path=args.truth)
+        first, second = generate.period_as_of()
+        return (
+            f"wrote {lines} lines for {args.customers} customers over two periods to {args.output}; run it at as-of "
+            f"{first.isoformat()} and {second.isoformat()} with features.window_days={generate.PERIOD_DAYS}"
+        )
     lines = generate.write(
         args.output, customers=args.customers, seed=args.seed, truth_path=args.truth, planted=args.planted
     )

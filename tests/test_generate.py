@@ -128,3 +128,19 @@ def test_planted_moves_reads_missing_personas_as_new_and_inactive() -> None:
         ("new", "c", 1),
         ("b", "inactive", 1),
     }
+
+
+def test_the_command_writes_the_two_period_log(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from segmentation import cli  # imports pyspark: only here
+
+    out, truth = tmp_path / "log.csv.gz", tmp_path / "truth.csv"
+    argv = ["generate", "--periods", "2", "--output", str(out), "--truth", str(truth), "--customers", "120"]
+    assert cli.main([*argv, "--seed", "6"]) == cli.EXIT_OK
+    printed = capsys.readouterr().out
+    assert "over two periods" in printed
+    assert "as-of 2011-06-10 and 2011-12-09 with features.window_days=182" in printed
+    generate.write_periods(str(tmp_path / "same.csv.gz"), customers=120, seed=6)
+    assert out.read_bytes() == (tmp_path / "same.csv.gz").read_bytes()
+    assert list(pd.read_csv(truth).columns) == ["CustomerID", "persona_1", "persona_2"]
+    assert cli.main([*argv, "--planted", "3"]) == cli.EXIT_USAGE
+    assert "--planted: only for a one-period log" in capsys.readouterr().err
