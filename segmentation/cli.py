@@ -1,4 +1,4 @@
-"""The command line: ``segmentation run``, ``segmentation score`` and ``segmentation generate``.
+"""The command line: ``segmentation run``, ``score``, ``report``, ``history`` and ``generate``.
 
 Arguments are parsed from an explicit ``argv`` so that parsing is testable; ``main`` returns an exit code.
 """
@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
     _add_verbosity(rep)
 
+    hist = commands.add_parser(
+        "history", help="list the published runs under a local output root, or one table's Parquet files"
+    )
+    hist.add_argument("root", metavar="PATH", help="an output root")
+    hist.add_argument("--files", metavar="TABLE", help="print the Parquet files of TABLE (e.g. segments) instead")
+    hist.add_argument("--run-id", metavar="ID", help="only runs of this run id")
+    _add_verbosity(hist)
+
     gen = commands.add_parser("generate", help="write a deterministic synthetic transaction log (gzip CSV)")
     gen.add_argument("--output", required=True, metavar="PATH", help="file to write, e.g. data/log.csv.gz")
     gen.add_argument("--customers", type=int, default=3000)
@@ -86,6 +94,11 @@ def _add_job_options(parser: argparse.ArgumentParser, input_help: str, output_he
         help="run over Spark Connect (Databricks Connect, a Connect server); also read from SPARK_REMOTE",
     )
     parser.add_argument("--run-id", metavar="ID", help="run id (overrides output.run_id; a re-run replaces it)")
+    parser.add_argument(
+        "--baseline",
+        metavar="DATE[/RUN_ID]",
+        help="the published run to compare with (overrides history.baseline; default: the latest earlier date)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -154,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     configure_logging(args.quiet, args.verbose)
-    command = {"generate": _generate, "score": _score, "report": _report, "run": _run}[args.command]
+    command = {"generate": _generate, "score": _score, "report": _report, "run": _run, "history": _history}[
+        args.command
+    ]
     try:
         print(command(args))
     except ConfigError as exc:
@@ -191,6 +206,25 @@ def _generate(args: argparse.Namespace) -> str:
         args.output, customers=args.customers, seed=args.seed, truth_path=args.truth, planted=args.planted
     )
     return f"wrote {lines} lines for {args.customers} customers to {args.output}"
+
+
+def _history(args: argparse.Namespace) -> str:
+    """The committed runs under a local root (date, run id, kind, customers, baseline), or a table's files."""
+    from segmentation import history, outputs, storage
+
+    if args.files:
+        return "\n".join(history.parquet_files(args.root, args.files, args.run_id))
+    store = storage.for_root(None, args.root)
+    lines = []
+    for run in history.published(store, args.run_id):
+        m = outputs.read_manifest(store, run.folder)
+        base = (m.get("history") or {}).get("baseline")
+        against = f"{base['as_of_date']}/{base['run_id']}" if base else "-"
+        lines.append(
+            f"{run.as_of.isoformat()}  {run.run_id:<12} {m['kind']:<12} {m['counts']['customers']:>9} customers  "
+            f"baseline {against:<22} {run.folder}"
+        )
+    return "\n".join(lines) or f"no published run under {args.root}"
 
 
 def _run(args: argparse.Namespace) -> str:
@@ -253,6 +287,8 @@ def _session(cfg: JobConfig, remote: str | None) -> Iterator[SparkSession]:
 def _overrides(args: argparse.Namespace) -> list[str]:
     """The ``--set`` overrides, plus ``--run-id`` as ``output.run_id`` (quoted, so it stays text)."""
     extra = [f"output.run_id={args.run_id!r}"] if args.run_id else []
+    if args.baseline:
+        extra.append(f"history.baseline={args.baseline!r}")
     return [*args.overrides, *extra]
 
 

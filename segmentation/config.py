@@ -208,6 +208,18 @@ class ReportConfig(_Frozen):
     scatter_features: Texts = ()
 
 
+class HistoryConfig(_Frozen):
+    """Segments over time: each run compared with a baseline run (see segmentation/history.py)."""
+
+    enabled: Flag = True
+    baseline: Text | None = _limit(
+        None,
+        "YYYY-MM-DD or YYYY-MM-DD/RUN_ID of a published run (null: the latest earlier as-of date of this run id)",
+        pattern=r"^\d{4}-\d{2}-\d{2}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$",
+    )
+    match_distance: Number = _limit(1.0, "a distance above 0 (standard deviations of the baseline)", gt=0)
+
+
 class MlflowConfig(_Frozen):
     """Logging each run to MLflow (optional: ``pip install segmentation[mlflow]``); off by default."""
 
@@ -245,6 +257,7 @@ class JobConfig(_Frozen):
     output: OutputConfig = OutputConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     report: ReportConfig = ReportConfig()
+    history: HistoryConfig = HistoryConfig()
     mlflow: MlflowConfig = MlflowConfig()
     spark: SparkConfig = Field(default_factory=SparkConfig)  # a mappingproxy cannot be deep-copied
 

@@ -18,6 +18,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from segmentation import (
     features,
+    history,
+    identity,
     manifest,
     model,
     outputs,
@@ -62,13 +64,16 @@ class SweptK:
 
 @dataclass(frozen=True)
 class FinalModel:
-    """The final model from features to cluster, its KMeans step, and every customer's segment."""
+    """The final model from features to cluster, its KMeans step, every customer's segment, and the segments'
+    identity against the baseline (with each segment's mean of the ordering feature, which ranks them)."""
 
     full_model: PipelineModel
     clusterer: KMeansModel
     mapping: dict[int, int]
     names: dict[int, str]
     segmented: DataFrame
+    identity: identity.Identity
+    values: dict[int, float]
 
 
 def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
@@ -77,7 +82,11 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     tracking.check_available(cfg.mlflow)
     spec = model.feature_spec(cfg)
     with JobRun(spark, cfg) as job:
+        known = cfg.history.baseline is not None or cfg.features.as_of is not None
+        baseline = history.find_baseline(spark, cfg, job.storage, cfg.features.as_of) if known else None
         validated = job.read_validate()
+        if not known:
+            baseline = history.find_baseline(spark, cfg, job.storage, validated.as_of)
         with job.stage("features"):
             table = features.feature_table(validated, cfg)
             feature_df = job.keep(table.frame)
@@ -86,11 +95,27 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         with job.stage("sweep"):
             swept = sweep_k(job, feature_df, customers=customers, spec=spec)
         with job.stage("final_model"):
-            final = final_model(job, feature_df, swept, spec=spec)
+            final = final_model(job, feature_df, swept, spec=spec, baseline=baseline)
         with job.stage("profiles"):
             profiled = profiles.profile_segments(final.segmented, spec, table.revenue_column, names=final.names)
+        with job.stage("history"):
+            comparison = history.compare(
+                final.segmented,
+                baseline,
+                identity=final.identity,
+                revenue=table.revenue_column,
+                order_by=spec.order_by,
+                key=key,
+                values=final.values,
+            )
         with job.stage("write"):
-            tables = outputs.run_tables(final.segmented, profiled.frame, validated, key=key)
+            tables = outputs.run_tables(
+                final.segmented, profiled.frame, validated, key=key, previous=comparison.previous
+            )
+            if comparison.baseline is not None:
+                tables[history.MIGRATION] = outputs.TableOutput(
+                    history.migration_frame(spark, comparison.rows, baseline)
+                )
             metrics = sweep.metrics_frame(spark, swept.results, chosen=swept.choice.k, elbow=swept.choice.elbow)
             tables["sweep"] = outputs.TableOutput(metrics.coalesce(1))
             staging = job.stage_outputs(validated.as_of, tables, final.full_model)
@@ -98,6 +123,9 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             sample = report_sample(job, feature_df, final, customers=customers)
             run_record = run_manifest(
                 job, staging, validated, customers=customers, swept=swept, final=final, profiled=profiled, sample=sample
+            )
+            run_record["history"] = history.manifest_entry(
+                comparison, final.identity, method="centroid matching", match_distance=cfg.history.match_distance
             )
             write_report(job, report.run_data(run_record, pd.DataFrame(list(profiled.rows)), sample.frame.toPandas()))
         with job.stage("publish"):
@@ -146,17 +174,39 @@ def sweep_k(job: JobRun, feature_df: DataFrame, *, customers: int, spec: model.F
     return SweptK(prep, vectors, results, fitted, choice, sample_size, on_sample=swept_on is not vectors)
 
 
-def final_model(job: JobRun, feature_df: DataFrame, swept: SweptK, *, spec: model.FeatureSpec) -> FinalModel:
-    """The chosen k's model (fitted again on everyone if the sweep saw a sample), segment ids and names."""
+def final_model(
+    job: JobRun, feature_df: DataFrame, swept: SweptK, *, spec: model.FeatureSpec, baseline: history.Baseline | None
+) -> FinalModel:
+    """The chosen k's model (fitted again on everyone if the sweep saw a sample), segment ids and names.
+
+    Without a baseline, ids follow the value order (1 = highest); with one, each segment that is a baseline
+    behaviour keeps its id and name and a new one gets a new id (``identity``).
+    """
     chosen = swept.fitted[swept.choice.k]
     if swept.on_sample:
         chosen = sweep.fit_best(swept.vectors, swept.choice.k, job.cfg.model)
     full = model.full_model(swept.preprocessing, chosen)
-    assigned = full.transform(feature_df).select(*feature_df.columns, model.CLUSTER)
-    mapping = model.segment_order(model.cluster_stats(assigned, spec.order_by))
-    names = model.segment_names(chosen, mapping, spec, kind=job.cfg.input.kind)
-    segmented = job.keep(model.with_segments(assigned, mapping, names))
-    return FinalModel(full, chosen, mapping, names, segmented)
+    assigned = job.keep(full.transform(feature_df).select(*feature_df.columns, model.CLUSTER))
+    stats = model.cluster_stats(assigned, spec.order_by)
+    order = model.segment_order(stats)
+    own_names = model.segment_names(chosen, order, spec, kind=job.cfg.input.kind)
+    if baseline is None:
+        ident = identity.first_run(own_names)
+    else:
+        current, previous = history.baseline_centroids(baseline, assigned, order)
+        ident = identity.match(
+            current,
+            previous,
+            current_names=own_names,
+            baseline_names={int(s["segment"]): str(s["name"]) for s in baseline.manifest["segments"]},
+            max_distance=job.cfg.history.match_distance,
+            used_up_to=history.max_segment_id(baseline.manifest),
+        )
+        log.info("segments matched to the baseline: %s", ident.as_dict())
+    mapping = {cluster: ident.ids[segment] for cluster, segment in order.items()}
+    values = {mapping[int(r["cluster"])]: float(r["order_value"] or 0.0) for r in stats}
+    segmented = model.with_segments(assigned, mapping, ident.names)
+    return FinalModel(full, chosen, mapping, ident.names, segmented, ident, values)
 
 
 def report_sample(job: JobRun, feature_df: DataFrame, final: FinalModel, *, customers: int) -> report_data.ReportSample:

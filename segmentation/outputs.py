@@ -41,6 +41,7 @@ from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from segmentation import model, privacy, storage, validation
 from segmentation.errors import InputError, RunFailed
@@ -57,6 +58,7 @@ RUNS = "runs"
 COMMITS = "_commits"
 WORK = "_work"
 MODEL = "model"
+PREVIOUS_SEGMENT = "previous_segment"  # the customer's segment in the baseline run (segments over time)
 OWNER = "_owner.json"
 STALE_SECONDS = 24 * 3600
 WRITE_PARALLELISM = 4  # tables written at once (each is a few small Spark jobs)
@@ -187,13 +189,26 @@ def begin(store: Storage, as_of: dt.date, run_id: str) -> Staging:
 
 
 def run_tables(
-    segmented: DataFrame, profiles: DataFrame, validated: validation.Validated, *, key: bytes | None
+    segmented: DataFrame,
+    profiles: DataFrame,
+    validated: validation.Validated,
+    *,
+    key: bytes | None,
+    previous: DataFrame | None = None,
 ) -> dict[str, TableOutput]:
-    """The tables every run publishes: segments, features, profiles and quarantine (ids pseudonymised if keyed)."""
-    segments = segmented.select("customer_id", model.SEGMENT, model.SEGMENT_NAME).repartition(model.SEGMENT)
+    """The tables every run publishes: segments, features, profiles and quarantine (ids pseudonymised if keyed).
+
+    ``previous`` (``customer_id`` as published, ``previous_segment``) gives the segments table each customer's
+    segment in the baseline run; the column is null throughout without one.
+    """
+    segments = privacy.protect(segmented.select("customer_id", model.SEGMENT, model.SEGMENT_NAME), key)
+    if previous is None:
+        segments = segments.withColumn(PREVIOUS_SEGMENT, F.lit(None).cast("int"))
+    else:
+        segments = segments.join(previous, "customer_id", "left")
     quarantine = validation.quarantined_lines(validated.lines, validated.text_columns)
     return {
-        "segments": TableOutput(privacy.protect(segments, key), (model.SEGMENT,)),
+        "segments": TableOutput(segments.repartition(model.SEGMENT), (model.SEGMENT,)),
         "features": TableOutput(privacy.protect(segmented.drop(model.CLUSTER), key)),
         "profiles": TableOutput(profiles.coalesce(1)),
         "quarantine": TableOutput(privacy.protect(quarantine, key), (validation.REASON,)),

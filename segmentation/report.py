@@ -167,6 +167,111 @@ def heatmap_chart(run: RunData) -> bytes:
     return _png(figure)
 
 
+def _migration(run: RunData) -> pd.DataFrame:
+    rows = (run.manifest.get("history") or {}).get("migration") or []
+    return pd.DataFrame(rows)
+
+
+def transition_chart(run: RunData) -> bytes | None:
+    """Share of each baseline segment (rows; ``new`` last) that went to each segment (columns; ``inactive``
+    last); None for a run without a baseline."""
+    flows = _migration(run)
+    if flows.empty:
+        return None
+    flows = flows.assign(
+        row=[_flow_label(s, n) for s, n in zip(flows["from_segment"], flows["from_name"], strict=True)],
+        col=[_flow_label(s, n) for s, n in zip(flows["to_segment"], flows["to_name"], strict=True)],
+        row_key=[(pd.isna(s), 0 if pd.isna(s) else s) for s in flows["from_segment"]],
+        col_key=[(pd.isna(s), 0 if pd.isna(s) else s) for s in flows["to_segment"]],
+    )
+    rows = [r for _, r in sorted({(k, r) for k, r in zip(flows["row_key"], flows["row"], strict=True)})]
+    cols = [c for _, c in sorted({(k, c) for k, c in zip(flows["col_key"], flows["col"], strict=True)})]
+    table = flows.pivot_table(index="row", columns="col", values="share_of_from", aggfunc="sum").reindex(
+        index=rows, columns=cols
+    )
+    values = table.fillna(0.0).to_numpy()
+    figure, axis = plt.subplots(figsize=(CHART_SIZE[0], max(3.0, 0.45 * len(rows) + 1.5)), dpi=DPI)
+    image = axis.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    axis.set_xticks(range(len(cols)), cols, rotation=20, ha="right", fontsize=8)
+    axis.set_yticks(range(len(rows)), rows, fontsize=8)
+    for (i, j), value in np.ndenumerate(values):
+        if value > 0:
+            axis.text(
+                j, i, f"{value:.0%}", ha="center", va="center", fontsize=7, color="white" if value > 0.6 else "black"
+            )
+    figure.colorbar(image, ax=axis, label="share of the row's customers")
+    baseline = run.manifest["history"]["baseline"]
+    axis.set_title(f"Where customers went: {baseline['as_of_date']} (rows) to {run.manifest['as_of_date']} (columns)")
+    axis.set_xlabel("segment in this run")
+    axis.set_ylabel("segment in the baseline")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _flow_label(segment: Any, name: str) -> str:
+    return name if pd.isna(segment) else f"{int(segment)} {name}"
+
+
+def movement_sentences(manifest: Mapping[str, Any], limit: int = 5) -> list[str]:
+    """The largest moves in words, e.g. "312 Champions (14%) moved to At risk, carrying 9% of last period's
+    revenue" (customers who stayed are left out)."""
+    flows = (manifest.get("history") or {}).get("migration") or []
+    before = sum(f["revenue_before"] or 0.0 for f in flows if f["from_segment"] is not None)
+    moves = sorted((f for f in flows if f["direction"] != "same"), key=lambda f: (-f["customers"], str(f)))
+    sentences = []
+    for f in moves[:limit]:
+        if f["from_segment"] is None:
+            sentences.append(f"{f['customers']} customers new since the baseline joined {f['to_name']}.")
+            continue
+        carrying = f", carrying {f['revenue_before'] / before:.0%} of last period's revenue" if before else ""
+        where = "became inactive (no purchase in this run)" if f["to_segment"] is None else f"moved to {f['to_name']}"
+        sentences.append(f"{f['customers']} {f['from_name']} ({f['share_of_from']:.0%}) {where}{carrying}.")
+    return sentences
+
+
+def history_lines(manifest: Mapping[str, Any]) -> list[str]:
+    """The report's section on changes since the baseline: how segments matched, and the largest moves."""
+    entry = manifest.get("history") or {}
+    baseline = entry.get("baseline")
+    if not baseline:
+        return [
+            "This run has no baseline (no earlier published run of this run id, or history is off), so its "
+            "segments start their ids here and no movements are shown."
+        ]
+    lines = [
+        f"Compared with the run of {baseline['as_of_date']} (run id {baseline['run_id']}), by {entry['method']}.",
+        "",
+    ]
+    names = {f["to_segment"]: f["to_name"] for f in entry.get("migration", []) if f["to_segment"] is not None}
+    names |= {f["from_segment"]: f["from_name"] for f in entry.get("migration", []) if f["from_segment"] is not None}
+    for m in entry.get("matches", []):
+        lines.append(f"- Kept: {m['segment']} {m['name']} (centroid moved {m['distance']:.2f} standard deviations).")
+    origins = {o["segment"]: o for o in entry.get("origins", [])}
+    for n in entry.get("new", []):
+        origin = origins.get(n["segment"])
+        how = ""
+        if origin and origin["kind"] == "split":
+            how = f"; split from {origin['from_segment']} {names.get(origin['from_segment'], '')}".rstrip()
+        elif origin and origin["kind"] == "new customers":
+            how = "; mostly customers new since the baseline"
+        elif origin:
+            how = f"; mostly former {origin['from_segment']} {names.get(origin['from_segment'], '')}".rstrip()
+        lines.append(f"- New: {n['segment']} {n['name']}{how}.")
+    merges = {g["segment"]: g for g in entry.get("merges", [])}
+    for v in entry.get("vanished", []):
+        merge = merges.get(v["segment"])
+        into = (
+            f"; most of its customers went to {merge['into_segment']} {names.get(merge['into_segment'], '')}"
+            if merge
+            else ""
+        )
+        lines.append(f"- Vanished: {v['segment']} {v['name']}{into}.")
+    moves = movement_sentences(manifest)
+    if moves:
+        lines += ["", "Largest movements:", "", *[f"- {m}" for m in moves]]
+    return lines
+
+
 def scatter_chart(run: RunData) -> bytes | None:
     """The sampled customers in two dimensions, coloured by segment, centroids marked."""
     if run.sample is None or run.sample.empty:
@@ -214,6 +319,7 @@ def charts(run: RunData) -> dict[str, bytes]:
         "profiles_heatmap": heatmap_chart(run),
         "customers_2d": scatter_chart(run),
         "rfm": rfm_chart(run),
+        "transitions": transition_chart(run),
     }
     return {name: png for name, png in made.items() if png is not None}
 
@@ -261,7 +367,8 @@ def markdown(run: RunData, rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         revenue = f"{r['revenue_share']:.1%}" if r["revenue_share"] is not None else "-"
         lines.append(f"| {r['segment']} | {r['name']} | {r['customers']} | {r['customer_share']:.1%} | {revenue} |")
-    lines += ["", *[f"- {r['sentence']}" for r in rows], "", "## Data quality", ""]
+    lines += ["", *[f"- {r['sentence']}" for r in rows], "", "## Changes since the baseline", ""]
+    lines += [*history_lines(m), "", "## Data quality", ""]
     lines += _quality_lines(m)
     lines.append(f"\nCustomers: {counts['customers']}.")
     return "\n".join(lines) + "\n"
@@ -297,6 +404,11 @@ def html_page(run: RunData, rows: Sequence[Mapping[str, Any]], images: Mapping[s
         f"<figcaption>{esc(name.replace('_', ' '))}</figcaption></figure>"
         for name, png in images.items()
     )
+    changes = "".join(
+        f"<p>{esc(line)}</p>" if not line.startswith("- ") else f"<li>{esc(line[2:])}</li>"
+        for line in history_lines(m)
+        if line
+    )
     quality = "".join(
         f"<p>{esc(line)}</p>" if not line.startswith("- ") else f"<li>{esc(line[2:])}</li>"
         for line in _quality_lines(m)
@@ -314,6 +426,7 @@ figure{{margin:1em 0}}img{{max-width:100%}}</style></head>
 <h2>Segments</h2>
 <table id="segments"><tr><th>segment</th><th>name</th><th>customers</th><th>share</th><th>revenue share</th>
 <th>key medians</th><th>in one sentence</th></tr>{table}</table>
+<h2>Changes since the baseline</h2><div id="history">{changes}</div>
 <h2>Charts</h2>{figures}
 <h2>Data quality</h2>{quality}
 <p>Customers: {m["counts"]["customers"]}. Versions: {esc(json.dumps(m.get("versions", {})))}</p>

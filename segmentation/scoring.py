@@ -10,7 +10,7 @@ from typing import Any
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
-from segmentation import features, manifest, model, outputs, privacy, profiles
+from segmentation import features, history, identity, manifest, model, outputs, privacy, profiles
 from segmentation.config import JobConfig, PrivacyConfig
 from segmentation.errors import ConfigError, InputError
 from segmentation.execution import JobRun, Published
@@ -48,9 +48,13 @@ def score(
     names = {int(s["segment"]): str(s["name"]) for s in trained["segments"]}
     spec = model.feature_spec(cfg)
     with JobRun(spark, cfg) as job:
+        known = cfg.history.baseline is not None or cfg.features.as_of is not None
+        baseline = history.find_baseline(spark, cfg, job.storage, cfg.features.as_of) if known else None
         with job.stage("load_model"):
             fitted = PipelineModel.load(outputs.table_path(model_folder, outputs.MODEL))
         validated = job.read_validate()
+        if not known:
+            baseline = history.find_baseline(spark, cfg, job.storage, validated.as_of)
         with job.stage("features"):
             table = features.feature_table(validated, cfg)
             feature_df = job.keep(table.frame)
@@ -60,8 +64,17 @@ def score(
             segmented = job.keep(model.with_segments(assigned, mapping, names))
         with job.stage("profiles"):
             profiled = profiles.profile_segments(segmented, spec, table.revenue_column, names=names)
+        with job.stage("history"):  # a frozen model keeps its segments' ids and names by construction
+            kept = identity.Identity({s: s for s in names}, dict(names), max_segment_id=max(names, default=0))
+            comparison = history.compare(
+                segmented, baseline, identity=kept, revenue=table.revenue_column, order_by=spec.order_by, key=key
+            )
         with job.stage("write"):
-            tables = outputs.run_tables(segmented, profiled.frame, validated, key=key)
+            tables = outputs.run_tables(segmented, profiled.frame, validated, key=key, previous=comparison.previous)
+            if baseline is not None:
+                tables[history.MIGRATION] = outputs.TableOutput(
+                    history.migration_frame(spark, comparison.rows, baseline)
+                )
             staging = job.stage_outputs(validated.as_of, tables)
         with job.stage("publish"):
             used = {"run_folder": model_folder, "as_of_date": trained["as_of_date"], "run_id": trained["run_id"]}
@@ -75,7 +88,10 @@ def score(
                     customers=customers,
                     mapping=mapping,
                     profile_rows=profiled.rows,
-                    extra={"model": used},
+                    extra={
+                        "model": used,
+                        "history": history.manifest_entry(comparison, kept, method="frozen model", match_distance=None),
+                    },
                 )
             )
     return ScoreResult(
