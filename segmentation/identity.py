@@ -112,7 +112,7 @@ def match(
     cost = [[distance(current[s], baseline[b]) for b in theirs] for s in mine]
     paired = {mine[i]: theirs[j] for i, j in optimal_pairs(cost) if cost[i][j] <= max_distance}
     ids, names, matches = {}, {}, []
-    for segment, old in sorted(paired.items()):
+    for segment, old in sorted(paired.items(), key=lambda pair: pair[1]):
         ids[segment], names[old] = old, baseline_names[old]
         matches.append(
             {
