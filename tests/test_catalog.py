@@ -61,7 +61,9 @@ def test_helper_tables_are_stale_after_a_day_by_the_time_in_their_name() -> None
 
 def _manifest(kind: str) -> dict[str, Any]:
     staging = outputs.Staging(LocalStorage("/out"), as_of=JAN, run_id="main", attempt_id="0123456789ab", seen_commit=0)
-    counts = LineCounts(lines_in=100, lines_clean=90, quarantined={"bad_quantity": 7, "no_customer": 3})
+    counts = LineCounts(
+        lines_in=120, lines_clean=90, quarantined={"bad_quantity": 7, "no_customer": 3}, out_of_window=20
+    )
     extra = {"chosen_k": 4, "choice_reason": "k=4: best silhouette"} if kind == manifest.SEGMENTATION else {}
     return manifest.build(
         kind,
@@ -84,9 +86,10 @@ def test_runs_row_of_a_segmentation_run() -> None:
     assert row == {
         "attempt_id": "0123456789ab",
         "kind": "segmentation",
-        "lines_in": 100,
+        "lines_in": 120,
         "lines_clean": 90,
         "lines_quarantined": 10,
+        "lines_out_of_window": 20,
         "customers": 42,
         "chosen_k": 4,
         "choice_reason": "k=4: best silhouette",

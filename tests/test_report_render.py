@@ -4,6 +4,7 @@ refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from html.parser import HTMLParser
@@ -202,6 +203,19 @@ def test_markdown_holds_the_table_and_the_quality_lines(run_folder: Path) -> Non
         "- `missing_customer_id`: 45",
     ]
     assert "Customers: 60." in lines
+
+
+def test_markdown_counts_the_lines_out_of_window_apart(run_folder: Path) -> None:
+    run = load(run_folder)
+    manifest = json.loads(json.dumps(run.manifest))
+    manifest["counts"].update(lines_in=1300, lines_out_of_window=300)  # 300 more lines, dated outside the window
+    manifest["config"]["features"]["window_days"] = 90
+    lines = report.markdown(dataclasses.replace(run, manifest=manifest), report.segment_rows(run)).splitlines()
+    assert (
+        "Lines in: 1300; clean: 940; quarantined: 60 (6.0% of the lines in the window; the run fails above 50%)."
+        in (lines)
+    )
+    assert "Out of window: 300 (dated outside the 90 days ending 2011-12-09; not quarantined)." in lines
 
 
 def test_markdown_file_matches_markdown(run_folder: Path) -> None:
