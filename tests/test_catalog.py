@@ -140,7 +140,7 @@ def tables(step: dict[str, Any]) -> dict[str, Any]:
 def runs(*rows: tuple[dt.date, str, str, int, str | None]) -> list[list[Any]]:
     """``runs`` rows as the driver reads them, of (date, run id, attempt, version, model path) segmentation runs."""
     made = [
-        [d.isoformat(), r, a, "segmentation", 10 * v, 9 * v, v, v + 2, 2, f"k=2 (version {v})", path, "0.1.0"]
+        [d.isoformat(), r, a, "segmentation", 10 * v, 9 * v, v, 0, v + 2, 2, f"k=2 (version {v})", path, "0.1.0"]
         for d, r, a, v, path in rows
     ]
     assert all(len(row) == len(RUNS_COLUMNS) for row in made)
@@ -235,9 +235,21 @@ def test_a_scoring_run_under_its_own_run_id(steps: dict) -> None:
         expected["segments"] + [[*row, "2024-01-31", "scores"] for row in run_rows(8)["segments"]], key=json.dumps
     )
     assert tables(step) == expected
-    assert [JAN.isoformat(), "scores", step["attempt"], "scoring", 80, 72, 8, 10, None, None, "/models/8", "0.1.0"] in (
-        step["runs"]
-    )
+    assert [
+        JAN.isoformat(),
+        "scores",
+        step["attempt"],
+        "scoring",
+        80,
+        72,
+        8,
+        0,
+        10,
+        None,
+        None,
+        "/models/8",
+        "0.1.0",
+    ] in (step["runs"])
     assert len(step["runs"]) == 3
 
 
