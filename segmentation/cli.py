@@ -304,7 +304,8 @@ def summary_text(
     lines = [
         f"as-of date     {as_of}",
         f"lines          {counts.lines_in} in, {counts.lines_clean} clean, "
-        f"{counts.lines_quarantined} quarantined ({counts.quarantined_share:.1%})",
+        f"{counts.lines_quarantined} quarantined ({counts.quarantined_share:.1%}), "
+        f"{counts.out_of_window} out of window",
         f"customers      {result.customers}",
     ]
     if chosen is not None:

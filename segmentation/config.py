@@ -121,9 +121,14 @@ class QualityConfig(_Frozen):
 
 
 class FeaturesConfig(_Frozen):
-    """Per-customer features of a transaction log and which of them enter the model."""
+    """Per-customer features of a transaction log and which of them enter the model.
+
+    ``window_days`` W: the features look at the W days ending with the as-of date (null: all history up to it);
+    lines dated outside that window are counted as out of window, never quarantined. A customer table ignores it.
+    """
 
     as_of: IsoDate | None = None
+    window_days: Whole | None = _limit(None, "a number of days of at least 1, or null for all history", ge=1)
     model_features: Texts = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
     log_features: Texts = (
         *("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days"),

@@ -377,14 +377,26 @@ def markdown(run: RunData, rows: Sequence[Mapping[str, Any]]) -> str:
 def _quality_lines(manifest: Mapping[str, Any]) -> list[str]:
     counts = manifest["counts"]
     threshold = manifest["config"]["quality"]["max_quarantine_share"]
-    share = counts["lines_quarantined"] / counts["lines_in"] if counts["lines_in"] else 0.0
+    out = counts.get("lines_out_of_window", 0)  # runs published before windows have none
+    in_window = counts["lines_in"] - out
+    share = counts["lines_quarantined"] / in_window if in_window else 0.0
     lines = [
         f"Lines in: {counts['lines_in']}; clean: {counts['lines_clean']}; quarantined: "
-        f"{counts['lines_quarantined']} ({share:.1%}; the run fails above {threshold:.0%}).",
-        "",
+        f"{counts['lines_quarantined']} ({share:.1%}{' of the lines in the window' if out else ''}; the run fails "
+        f"above {threshold:.0%}).",
     ]
+    if out:
+        lines.append(f"Out of window: {out} (dated {_window_text(manifest)}; not quarantined).")
+    lines.append("")
     lines += [f"- `{reason}`: {n}" for reason, n in sorted(counts["quarantined_by_reason"].items())]
     return lines
+
+
+def _window_text(manifest: Mapping[str, Any]) -> str:
+    """Where the out-of-window lines are dated: outside the W days ending with the as-of date, or after it."""
+    days = manifest["config"]["features"].get("window_days")
+    as_of = manifest["as_of_date"]
+    return f"outside the {days} days ending {as_of}" if days else f"after the as-of date {as_of}"
 
 
 def html_page(run: RunData, rows: Sequence[Mapping[str, Any]], images: Mapping[str, bytes]) -> str:

@@ -50,13 +50,14 @@ def sweep_metrics(manifest: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, 
 
 
 def run_metrics(manifest: Mapping[str, Any]) -> dict[str, float]:
-    """The run's single numbers: chosen k, customers, lines in and quarantined, and the elbow if any."""
+    """The run's single numbers: chosen k, customers, lines in, quarantined and out of window, and the elbow if any."""
     counts = manifest["counts"]
     metrics = {
         "chosen_k": float(manifest["chosen_k"]),
         "customers": float(counts["customers"]),
         "lines_in": float(counts["lines_in"]),
         "lines_quarantined": float(counts["lines_quarantined"]),
+        "lines_out_of_window": float(counts.get("lines_out_of_window", 0)),
     }
     if manifest.get("elbow_k") is not None:
         metrics["elbow_k"] = float(manifest["elbow_k"])

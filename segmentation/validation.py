@@ -4,8 +4,15 @@ The flow, for a transaction log (``lines_for_copy`` and ``validate``):
 
 1. per-line reasons (``with_line_reason``): the first that applies, in the order of its ``F.when`` chain;
 2. line keys (``with_line_keys``); the caller writes these lines once to a work copy (``JobRun.work_copy``);
-3. from that copy: the as-of date, exact duplicate lines, lines after the as-of date (``label_lines``);
+3. from that copy: the as-of date and the run's window (``Period``), then lines dated after today, lines dated
+   outside the window and exact duplicate lines (``label_lines``);
 4. counts per reason, and the check that not too much of the input was quarantined.
+
+A line dated outside the window (after the as-of date, or before the ``features.window_days`` days ending with
+it) belongs to another period: it gets ``OUT_OF_WINDOW``, is counted apart, and is neither clean nor quarantined,
+so the same cumulative log can be run at an earlier as-of date. That holds for a line with a per-line problem too,
+as long as its date can be read (not a malformed row): each period's quarantine holds its own bad lines. A valid
+line dated after the day the job runs is quarantined (``after_today``).
 
 A customer table gets its reasons (malformed, missing id, bad number, duplicate line, duplicate id) in step 1
 and goes straight to step 4. Cancellations and returns are not errors: they stay clean and are netted into the
@@ -37,9 +44,10 @@ MISSING_INVOICE = "missing_invoice_id"
 INVALID_TIMESTAMP = "invalid_timestamp"
 INVALID_NUMBER = "invalid_number"
 NON_POSITIVE_PRICE = "non_positive_price"
-AFTER_AS_OF = "after_as_of"
+AFTER_TODAY = "after_today"
 DUPLICATE_LINE = "duplicate_line"
 DUPLICATE_CUSTOMER = "duplicate_customer_id"
+OUT_OF_WINDOW = "out_of_window"  # not a quarantine reason: the line is valid but dated outside the run's window
 
 REASON = "reason"
 TS = "_ts"
@@ -52,11 +60,16 @@ BROADCAST_ROWS = 1_000_000
 
 @dataclass(frozen=True)
 class LineCounts:
-    """How many lines came in, how many are clean, and how many were quarantined for each reason."""
+    """How many lines came in, are clean, were quarantined for each reason, and are dated outside the window.
+
+    ``lines_in = lines_clean + lines_quarantined + out_of_window``; the quarantined share leaves out of window
+    lines out.
+    """
 
     lines_in: int
     lines_clean: int
     quarantined: Mapping[str, int] = field(default_factory=dict)
+    out_of_window: int = 0
 
     @property
     def lines_quarantined(self) -> int:
@@ -64,15 +77,42 @@ class LineCounts:
 
     @property
     def quarantined_share(self) -> float:
-        return self.lines_quarantined / self.lines_in if self.lines_in else 0.0
+        """Quarantined lines over the lines in the window (clean or quarantined)."""
+        in_window = self.lines_in - self.out_of_window
+        return self.lines_quarantined / in_window if in_window else 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "lines_in": self.lines_in,
             "lines_clean": self.lines_clean,
             "lines_quarantined": self.lines_quarantined,
+            "lines_out_of_window": self.out_of_window,
             "quarantined_by_reason": dict(sorted(self.quarantined.items())),
         }
+
+
+@dataclass(frozen=True)
+class Period:
+    """The run's window, from ``first`` (None: all history) to the end of ``as_of``, and ``last_valid``: the last
+    day a line may be dated (the later of the as-of date and today); later lines are quarantined."""
+
+    first: dt.date | None
+    as_of: dt.date
+    last_valid: dt.date
+
+    @classmethod
+    def of(cls, as_of: dt.date, window_days: int | None, today: dt.date) -> Period:
+        first = as_of - dt.timedelta(days=window_days - 1) if window_days is not None else None
+        return cls(first, as_of, max(as_of, today))
+
+    def contains(self) -> Column:
+        """True for a line dated in the window."""
+        inside = F.col(TS) < _start_of(self.as_of + dt.timedelta(days=1))
+        return inside if self.first is None else inside & (F.col(TS) >= _start_of(self.first))
+
+    def after_last_valid(self) -> Column:
+        """True for a line dated after ``last_valid``."""
+        return F.col(TS) >= _start_of(self.last_valid + dt.timedelta(days=1))
 
 
 @dataclass(frozen=True)
@@ -117,13 +157,15 @@ def validate(
         as_of = cfg.features.as_of or latest
         if as_of is None:
             _no_dated_line(lines, cfg, today)
-        labeled, text_columns = label_lines(lines, as_of, keep=keep), TRANSACTION_COLUMNS
+        period = Period.of(as_of, cfg.features.window_days, today)
+        labeled, text_columns = label_lines(lines, period, keep=keep), TRANSACTION_COLUMNS
     counts = count_lines(labeled)
     log.info(
-        "lines in=%d clean=%d quarantined=%d %s",
+        "lines in=%d clean=%d quarantined=%d out of window=%d %s",
         counts.lines_in,
         counts.lines_clean,
         counts.lines_quarantined,
+        counts.out_of_window,
         dict(counts.quarantined),
     )
     check_quarantine_share(counts, cfg.quality.max_quarantine_share, cfg.input.path or "")
@@ -140,23 +182,23 @@ def _no_dated_line(lines_df: DataFrame, cfg: JobConfig, today: dt.date) -> None:
     )
 
 
-def label_lines(lines_df: DataFrame, as_of: dt.date, *, keep: Callable[[DataFrame], DataFrame]) -> DataFrame:
-    """The log's lines with their final reasons: after the as-of date, then exact copies of an earlier line.
+def label_lines(lines_df: DataFrame, period: Period, *, keep: Callable[[DataFrame], DataFrame]) -> DataFrame:
+    """The log's lines with their final reasons: after today, out of the window, exact copies of an earlier line.
 
     Only lines whose hash repeats are compared by their text (``repeated_hashes``, ``duplicate_copies``); the
     (few) copies are kept with ``keep`` and joined back, so the lines themselves are not written again.
     """
-    repeated = repeated_hashes(lines_df).persist(StorageLevel.MEMORY_AND_DISK)
+    repeated = repeated_hashes(lines_df, period).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         repeated_count, copies, copy_count = repeated.count(), None, 0
         if repeated_count:
             broadcast = repeated_count <= BROADCAST_ROWS
-            copies = keep(duplicate_copies(lines_df, repeated, as_of, broadcast=broadcast))
+            copies = keep(duplicate_copies(lines_df, repeated, period, broadcast=broadcast))
             copy_count = copies.count()
     finally:
         repeated.unpersist()
     log.info("%d line hashes repeat; %d lines are exact copies of an earlier line", repeated_count, copy_count)
-    return with_final_reason(lines_df, as_of, copies if copy_count else None, broadcast=copy_count <= BROADCAST_ROWS)
+    return with_final_reason(lines_df, period, copies if copy_count else None, broadcast=copy_count <= BROADCAST_ROWS)
 
 
 # ---------------------------------------------------------------- typed values
@@ -241,7 +283,7 @@ def _valid_timestamp(not_after: dt.date | None) -> Column:
 
     The latest of them is the default as-of date. Lines dated after ``not_after`` (the day the job runs)
     are ignored: a log cannot hold tomorrow's sales, and one mistyped year must not move every customer's
-    recency. They are then quarantined as after the as-of date.
+    recency. They are then quarantined as after today.
     """
     valid = F.col(REASON).isNull()
     if not_after is not None:
@@ -275,39 +317,45 @@ def latest_valid_date(lines_df: DataFrame, not_after: dt.date | None) -> dt.date
     return _date_of(row["latest"]) if row is not None else None
 
 
-def repeated_hashes(lines_df: DataFrame) -> DataFrame:
-    """The raw-line hashes that more than one line without a reason has: the only lines that may be copies.
+def repeated_hashes(lines_df: DataFrame, period: Period | None = None) -> DataFrame:
+    """The raw-line hashes that more than one line without a reason (dated in ``period``'s window, if given) has:
+    the only lines that may be copies.
 
     The hashes are shuffled before they are counted: nearly all of them are unique, so a partial count on the
     map side would only build a table as large as its input.
     """
-    hashes = lines_df.filter(F.col(REASON).isNull()).select(LINE_HASH).repartition(LINE_HASH)
+    valid = F.col(REASON).isNull() if period is None else F.col(REASON).isNull() & period.contains()
+    hashes = lines_df.filter(valid).select(LINE_HASH).repartition(LINE_HASH)
     counts = hashes.groupBy(LINE_HASH).count()
     return counts.filter(F.col("count") > 1).select(LINE_HASH)
 
 
-def duplicate_copies(lines_df: DataFrame, repeated_df: DataFrame, as_of: dt.date, *, broadcast: bool) -> DataFrame:
-    """The ``_line_id`` of every exact copy, after the first, of a line that passes every other check.
+def duplicate_copies(lines_df: DataFrame, repeated_df: DataFrame, period: Period, *, broadcast: bool) -> DataFrame:
+    """The ``_line_id`` of every exact copy, after the first, of a line that passes every other check and is
+    dated in ``period``'s window (a copy has its original's date, so copies of other lines are out of window too).
 
     Only lines with a hash from ``repeated_df`` (see ``repeated_hashes``) are compared, by their whole raw
     text; copies are ordered by source file, then by position. ``broadcast`` sends the repeated hashes to
     every task instead of shuffling the lines.
     """
     candidates = lines_df.join(F.broadcast(repeated_df) if broadcast else repeated_df, LINE_HASH)
-    valid = candidates.filter(F.col(REASON).isNull() & (F.col(TS) < _cutoff(as_of))).withColumn(RAW_LINE, raw_line())
+    valid = candidates.filter(F.col(REASON).isNull() & period.contains()).withColumn(RAW_LINE, raw_line())
     window = Window.partitionBy(LINE_HASH, RAW_LINE).orderBy(SOURCE_FILE, LINE_ID)
     return valid.withColumn("_copy", F.row_number().over(window)).filter(F.col("_copy") > 1).select(LINE_ID)
 
 
 def with_final_reason(
-    lines_df: DataFrame, as_of: dt.date, copies_df: DataFrame | None, *, broadcast: bool
+    lines_df: DataFrame, period: Period, copies_df: DataFrame | None, *, broadcast: bool
 ) -> DataFrame:
-    """Add the reasons that need the whole data (after the as-of date, then exact duplicate lines) and ``_raw_line``.
+    """Add the labels that need the whole data (after today, out of window, then exact duplicate lines) and
+    ``_raw_line``.
 
     ``copies_df`` holds the ids from ``duplicate_copies`` (None when no hash repeats); ``broadcast`` joins
     them without shuffling the lines.
     """
-    reason = F.when(F.col(REASON).isNull() & (F.col(TS) >= _cutoff(as_of)), F.lit(AFTER_AS_OF))
+    valid, late = F.col(REASON).isNull(), period.after_last_valid()
+    dated = F.col(TS).isNotNull() & (valid | (F.col(REASON) != MALFORMED))  # a line whose date can be read
+    reason = F.when(valid & late, F.lit(AFTER_TODAY)).when(dated & ~late & ~period.contains(), F.lit(OUT_OF_WINDOW))
     if copies_df is None:
         return lines_df.withColumns({REASON: reason.otherwise(F.col(REASON)), RAW_LINE: raw_line()})
     flagged = copies_df.withColumn("_copy", F.lit(True))
@@ -316,9 +364,9 @@ def with_final_reason(
     return joined.withColumns({REASON: reason.otherwise(F.col(REASON)), RAW_LINE: raw_line()}).drop("_copy")
 
 
-def _cutoff(as_of: dt.date) -> Column:
-    """The first instant after the as-of date."""
-    return F.lit(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())).cast("timestamp")
+def _start_of(day: dt.date) -> Column:
+    """The first instant of ``day``."""
+    return F.lit(dt.datetime.combine(day, dt.time())).cast("timestamp")
 
 
 def _with_duplicate_reason(df: DataFrame, keys: Sequence[str], code: str) -> DataFrame:
@@ -353,8 +401,9 @@ def clean_lines(labeled_df: DataFrame) -> DataFrame:
 
 
 def quarantined_lines(labeled_df: DataFrame, text_columns: Sequence[str]) -> DataFrame:
-    """The quarantined lines: reason, source file, the whole original line and the mapped values as text."""
-    return labeled_df.filter(F.col(REASON).isNotNull()).select(
+    """The quarantined lines (not those out of window): reason, source file, the whole original line and the
+    mapped values as text."""
+    return labeled_df.filter(F.col(REASON).isNotNull() & (F.col(REASON) != OUT_OF_WINDOW)).select(
         REASON,
         F.col(SOURCE_FILE).alias("source_file"),
         F.col(RAW_LINE).alias("raw_line"),
@@ -363,22 +412,30 @@ def quarantined_lines(labeled_df: DataFrame, text_columns: Sequence[str]) -> Dat
 
 
 def count_lines(labeled_df: DataFrame) -> LineCounts:
-    """Lines in, clean and quarantined per reason, from one aggregation."""
+    """Lines in, clean, quarantined per reason and out of window, from one aggregation."""
     rows = labeled_df.groupBy(REASON).count().collect()
     by_reason = {r[REASON]: int(r["count"]) for r in rows}
-    clean = by_reason.pop(None, 0)
-    return LineCounts(lines_in=clean + sum(by_reason.values()), lines_clean=clean, quarantined=by_reason)
+    clean, out = by_reason.pop(None, 0), by_reason.pop(OUT_OF_WINDOW, 0)
+    lines_in = clean + out + sum(by_reason.values())
+    return LineCounts(lines_in=lines_in, lines_clean=clean, quarantined=by_reason, out_of_window=out)
 
 
 def check_quarantine_share(counts: LineCounts, max_share: float, source: str) -> None:
-    """Fail, naming the threshold's key, when too many lines are quarantined to trust the run."""
+    """Fail, naming the key at fault, when too many lines in the window are quarantined or none of them is clean."""
     if counts.lines_in == 0:
         raise InputError(f"input.path: {source!r} holds no data lines")
-    if counts.lines_clean == 0 or counts.quarantined_share > max_share:
+    if counts.quarantined_share > max_share or (counts.lines_clean == 0 and not counts.out_of_window):
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(counts.quarantined.items()))
+        in_window = " dated in the run's window" if counts.out_of_window else ""
         raise InputError(
-            f"quality.max_quarantine_share: {counts.quarantined_share:.1%} of the {counts.lines_in} lines in "
-            f"{source!r} were quarantined ({reasons}), above the allowed {max_share:.0%}; nothing was published"
+            f"quality.max_quarantine_share: {counts.quarantined_share:.1%} of the "
+            f"{counts.lines_in - counts.out_of_window} lines in {source!r}{in_window} were quarantined ({reasons}), "
+            f"above the allowed {max_share:.0%}; nothing was published"
+        )
+    if counts.lines_clean == 0:
+        raise InputError(
+            f"features.as_of: no valid line of {source!r} is dated in the run's window ({counts.out_of_window} "
+            "lines are dated outside it); choose an as-of date and features.window_days that cover the data"
         )
 
 

@@ -32,7 +32,7 @@ DATABASE = "seg"
 JAN, FEB = dt.date(2024, 1, 31), dt.date(2024, 2, 29)
 TABLES = ("segments", "features", "profiles", "sweep", "quarantine")
 RUNS_COLUMNS = ("as_of_date", "run_id", "attempt_id", "kind", "lines_in", "lines_clean", "lines_quarantined")
-RUNS_COLUMNS += ("customers", "chosen_k", "choice_reason", "model_path", "code_version")
+RUNS_COLUMNS += ("lines_out_of_window", "customers", "chosen_k", "choice_reason", "model_path", "code_version")
 # a short JVM: the C1 compiler alone and a serial GC spend far less CPU on a run of small Spark jobs (CI has 2 cores)
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC"
 Step = Callable[[SparkSession, CatalogOutputConfig], dict[str, Any]]

@@ -61,7 +61,9 @@ def test_helper_tables_are_stale_after_a_day_by_the_time_in_their_name() -> None
 
 def _manifest(kind: str) -> dict[str, Any]:
     staging = outputs.Staging(LocalStorage("/out"), as_of=JAN, run_id="main", attempt_id="0123456789ab", seen_commit=0)
-    counts = LineCounts(lines_in=100, lines_clean=90, quarantined={"bad_quantity": 7, "no_customer": 3})
+    counts = LineCounts(
+        lines_in=120, lines_clean=90, quarantined={"bad_quantity": 7, "no_customer": 3}, out_of_window=20
+    )
     extra = {"chosen_k": 4, "choice_reason": "k=4: best silhouette"} if kind == manifest.SEGMENTATION else {}
     return manifest.build(
         kind,
@@ -84,9 +86,10 @@ def test_runs_row_of_a_segmentation_run() -> None:
     assert row == {
         "attempt_id": "0123456789ab",
         "kind": "segmentation",
-        "lines_in": 100,
+        "lines_in": 120,
         "lines_clean": 90,
         "lines_quarantined": 10,
+        "lines_out_of_window": 20,
         "customers": 42,
         "chosen_k": 4,
         "choice_reason": "k=4: best silhouette",
@@ -137,7 +140,7 @@ def tables(step: dict[str, Any]) -> dict[str, Any]:
 def runs(*rows: tuple[dt.date, str, str, int, str | None]) -> list[list[Any]]:
     """``runs`` rows as the driver reads them, of (date, run id, attempt, version, model path) segmentation runs."""
     made = [
-        [d.isoformat(), r, a, "segmentation", 10 * v, 9 * v, v, v + 2, 2, f"k=2 (version {v})", path, "0.1.0"]
+        [d.isoformat(), r, a, "segmentation", 10 * v, 9 * v, v, 0, v + 2, 2, f"k=2 (version {v})", path, "0.1.0"]
         for d, r, a, v, path in rows
     ]
     assert all(len(row) == len(RUNS_COLUMNS) for row in made)
@@ -232,9 +235,21 @@ def test_a_scoring_run_under_its_own_run_id(steps: dict) -> None:
         expected["segments"] + [[*row, "2024-01-31", "scores"] for row in run_rows(8)["segments"]], key=json.dumps
     )
     assert tables(step) == expected
-    assert [JAN.isoformat(), "scores", step["attempt"], "scoring", 80, 72, 8, 10, None, None, "/models/8", "0.1.0"] in (
-        step["runs"]
-    )
+    assert [
+        JAN.isoformat(),
+        "scores",
+        step["attempt"],
+        "scoring",
+        80,
+        72,
+        8,
+        0,
+        10,
+        None,
+        None,
+        "/models/8",
+        "0.1.0",
+    ] in (step["runs"])
     assert len(step["runs"]) == 3
 
 

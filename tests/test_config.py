@@ -199,6 +199,10 @@ KEY_IN_FILE = (
         ),
         ("input:\n  csv:\n    delimiter: ';;'\n", "input.csv.delimiter: expected one character, got ';;'"),
         (
+            "features:\n  window_days: 0\n",
+            "features.window_days: expected a number of days of at least 1, or null for all history, got 0",
+        ),
+        (
             "output:\n  run_id: ../nightly\n",
             "output.run_id: expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, "
             "got '../nightly'",

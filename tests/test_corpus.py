@@ -92,11 +92,13 @@ RUN_CASES = {
         "dates_after_as_of.csv",
         ("features.as_of=2011-12-09",),
         4,
-        {"after_as_of": 3},
+        {"after_today": 1},  # 2031; the lines of 12/10/2011 and 5/1/2012 are out of window, not quarantined
         {"99052"},
         {"99051"},
     ),
 }
+# lines counted as out of window (dated after the as-of date, before today); none for the other cases
+OUT_OF_WINDOW = {"dates_after_the_as_of_date": 2}
 
 
 @pytest.mark.parametrize("case", sorted(RUN_CASES))
@@ -111,6 +113,7 @@ def test_bad_lines_are_quarantined_and_the_run_is_correct(
     multiline = "input.csv.multiline=true" in overrides
     assert records(spark, CORPUS / name, multiline) == file_records
     assert result.counts.lines_in == records(spark, base_log, multiline) + file_records  # no line lost
+    assert result.counts.out_of_window == OUT_OF_WINDOW.get(case, 0)
     run = Path(result.run_folder)
     assert run.parents[3] == tmp_path / "out"  # '..' in the output path resolved too
     quarantine = spark.read.parquet(str(run / "quarantine")).filter(f"source_file LIKE '%/{name}'")
@@ -125,11 +128,11 @@ def test_a_mistyped_future_year_does_not_move_the_as_of_date(
     spark: SparkSession, tmp_path: Path, base_log: Path
 ) -> None:
     # without features.as_of the as-of date is the latest valid date, but never after the day the job runs:
-    # the line dated 2031 is quarantined instead of making every customer's recency 20 years long
+    # the line dated 2031 is quarantined (after today) instead of making every customer's recency 20 years long
     folder = input_folder(tmp_path, base_log, "dates_after_as_of.csv")
     result = job.run(spark, job_config(tmp_path, folder, *FAST))
     assert result.as_of == dt.date(2012, 5, 1)  # the latest line dated before today
-    late = spark.read.parquet(str(Path(result.run_folder) / "quarantine")).filter("reason = 'after_as_of'")
+    late = spark.read.parquet(str(Path(result.run_folder) / "quarantine")).filter("reason = 'after_today'")
     assert [r["invoice_ts"] for r in late.collect()] == ["1/1/2031 10:00"]
 
 

@@ -47,7 +47,8 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     counts = result.counts
 
     assert counts.lines_in == 541_909
-    assert counts.lines_in == counts.lines_clean + counts.lines_quarantined
+    assert counts.lines_in == counts.lines_clean + counts.lines_quarantined  # nothing after the latest date
+    assert counts.out_of_window == 0
     assert counts.quarantined["missing_customer_id"] == 135_080
     assert result.as_of == dt.date(2011, 12, 9)
 
@@ -253,9 +254,10 @@ def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, sm
     segments = spark.read.parquet(str(Path(rerun.run_folder) / "segments"))
     assert segments.count() == segments.select("customer_id").distinct().count() == rerun.customers  # no append
 
-    assert other_date.counts.quarantined["after_as_of"] > 0  # lines after 30 Nov are not silently used
-    late = spark.read.parquet(str(Path(other_date.run_folder) / "quarantine")).filter("reason = 'after_as_of'")
-    assert late.count() == other_date.counts.quarantined["after_as_of"]
+    # lines after 30 Nov are not silently used: counted out of window, and not copied into the quarantine
+    assert other_date.counts.out_of_window > 0 and "out_of_window" not in other_date.counts.quarantined
+    quarantine = spark.read.parquet(str(Path(other_date.run_folder) / "quarantine"))
+    assert quarantine.count() == other_date.counts.lines_quarantined
 
 
 def test_command_line_run_and_config_error(

@@ -4,6 +4,7 @@ refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from html.parser import HTMLParser
@@ -99,7 +100,7 @@ def test_the_fixture_is_consistent() -> None:
     assert list(profiles["revenue"]) == list(sample.groupby("segment")["monetary"].sum())
     assert list(profiles["customers"]) == list(sample.groupby("segment").size())
     counts = manifest["counts"]
-    assert counts["lines_clean"] + counts["lines_quarantined"] == counts["lines_in"]
+    assert counts["lines_clean"] + counts["lines_quarantined"] + counts["lines_out_of_window"] == counts["lines_in"]
     assert sum(counts["quarantined_by_reason"].values()) == counts["lines_quarantined"]
     labels = {int(label): segment for label, segment in manifest["cluster_to_segment"].items()}
     assert dict(zip(profiles["cluster_label"], profiles["segment"], strict=True)) == labels
@@ -202,6 +203,24 @@ def test_markdown_holds_the_table_and_the_quality_lines(run_folder: Path) -> Non
         "- `missing_customer_id`: 45",
     ]
     assert "Customers: 60." in lines
+
+
+def test_markdown_counts_the_lines_out_of_window_apart(run_folder: Path) -> None:
+    run = load(run_folder)
+    manifest = json.loads(json.dumps(run.manifest))
+    manifest["counts"].update(lines_in=1300, lines_out_of_window=300)  # 300 more lines, dated outside the window
+    manifest["config"]["features"]["window_days"] = 90
+    lines = report.markdown(dataclasses.replace(run, manifest=manifest), report.segment_rows(run)).splitlines()
+    assert (
+        "Lines in: 1300; clean: 940; quarantined: 60 (6.0% of the lines in the window; the run fails above 50%)."
+        in (lines)
+    )
+    assert "Out of window: 300 (dated outside the 90 days ending 2011-12-09; not quarantined)." in lines
+    del manifest["counts"]["lines_out_of_window"]  # a run published before windows existed
+    manifest["counts"]["lines_in"] = 1000
+    lines = report.markdown(dataclasses.replace(run, manifest=manifest), report.segment_rows(run)).splitlines()
+    assert "Lines in: 1000; clean: 940; quarantined: 60 (6.0%; the run fails above 50%)." in lines
+    assert not [line for line in lines if line.startswith("Out of window")]
 
 
 def test_markdown_file_matches_markdown(run_folder: Path) -> None:

@@ -33,8 +33,15 @@ def validate(tmp_path: Path) -> Validate:
     """
     copies = itertools.count()
 
-    def run(raw: DataFrame, as_of: dt.date | None = None, today: dt.date = TODAY) -> validation.Validated:
-        cfg = JobConfig(quality=QualityConfig(max_quarantine_share=1.0), features=FeaturesConfig(as_of=as_of))
+    def run(
+        raw: DataFrame,
+        as_of: dt.date | None = None,
+        today: dt.date = TODAY,
+        window_days: int | None = None,
+        max_share: float = 1.0,
+    ) -> validation.Validated:
+        features = FeaturesConfig(as_of=as_of, window_days=window_days)
+        cfg = JobConfig(quality=QualityConfig(max_quarantine_share=max_share), features=features)
         path = str(tmp_path / f"copy{next(copies)}")
         copy = outputs.write_work_copy(validation.lines_for_copy(raw, cfg.input), path)
         return validation.validate(copy, cfg, today=today, keep=lambda frame: frame)
@@ -72,6 +79,7 @@ def test_every_reason_in_order(spark: SparkSession, validate: Validate) -> None:
         ("536371", "85123A", "zero price", "6", "12/1/2010 8:26", "0", "17850", "United Kingdom", None),
         ("A536372", "B", "negative price", "1", "12/1/2010 8:26", "-11062.06", "17850", "United Kingdom", None),
         ("536373", "85123A", "late", "6", "12/11/2010 8:26", "2.55", "17850", "United Kingdom", None),
+        ("536373", "85123A", "future", "6", "2/1/2024 0:00", "2.55", "17850", "United Kingdom", None),
         ("C536374", "85123A", "return", "-2", "12/2/2010 9:00", "2.55", "17850.0", "United Kingdom", None),
         ("536365", "85123A", "ok", "6", "12/1/2010 8:26", "2.55", "17850", "United Kingdom", None),
     ]
@@ -90,7 +98,8 @@ def test_every_reason_in_order(spark: SparkSession, validate: Validate) -> None:
             ("text quantity", "invalid_number"),
             ("zero price", "non_positive_price"),
             ("negative price", "non_positive_price"),
-            ("late", "after_as_of"),
+            ("late", "out_of_window"),  # not a quarantine reason: valid, but dated after the as-of date
+            ("future", "after_today"),
             ("return", None),  # returns are kept
             ("ok", None),  # one copy stays clean
             ("ok", "duplicate_line"),
@@ -166,7 +175,8 @@ def test_validation_reads_the_lines_from_their_work_copy(spark: SparkSession, tm
     assert frame.inputFiles() and all(f.startswith(prefix) for f in frame.inputFiles())
     assert validated.as_of == dt.date(2010, 12, 1)  # the latest line without a reason
     expected = spark.createDataFrame(
-        [("10", "1", None), (None, "2", "missing_customer_id")],
+        # the line without a customer is dated after the as-of date: it belongs to a later period, not quarantined
+        [("10", "1", None), (None, "2", "out_of_window")],
         "customer_id string, invoice_id string, reason string",
     )
     got = frame.select("customer_id", "invoice_id", "reason")
@@ -177,10 +187,82 @@ def test_validation_reads_the_lines_from_their_work_copy(spark: SparkSession, tm
 
 
 def test_a_log_dated_only_after_today_is_refused(spark: SparkSession, validate: Validate) -> None:
-    rows = [("1", "P", "a", "1", "12/1/2030 8:26", "1.0", "10", "UK", None)]
+    rows = [
+        ("1", "P", "a", "1", "12/1/2030 8:26", "1.0", "10", "UK", None),
+        ("2", "P", "b", "1", "1/1/2031 0:00", "1.0", "10", "UK", None),
+    ]
     with pytest.raises(InputError, match=r"input\.path: every line of .* is dated after today \(2024-01-31, UTC\)"):
         validate(raw_frame(spark, rows, COLUMNS))
-    assert validate(raw_frame(spark, rows, COLUMNS), as_of=dt.date(2030, 12, 31)).counts.lines_clean == 1
+    # an as-of date after today: the lines up to it are in, the ones after it are the lines dated "after today"
+    counts = validate(raw_frame(spark, rows, COLUMNS), as_of=dt.date(2030, 12, 31)).counts
+    assert (counts.lines_clean, dict(counts.quarantined), counts.out_of_window) == (1, {"after_today": 1}, 0)
+
+
+def test_lines_dated_outside_the_window_are_counted_apart_not_quarantined(
+    spark: SparkSession, validate: Validate
+) -> None:
+    rows = [
+        ("1", "P", "ok", "1", "12/1/2010 8:26", "1.0", "10", "UK", None),
+        ("2", "P", "late", "1", "12/3/2010 0:00", "1.0", "10", "UK", None),
+        ("2", "P", "late", "1", "12/3/2010 0:00", "1.0", "10", "UK", None),  # a copy of an out-of-window line
+        ("3", "P", "late, no customer", "1", "12/3/2010 0:00", "1.0", None, "UK", None),  # a later period's problem
+        ("4", "P", "no customer", "1", "12/2/2010 23:59", "1.0", None, "UK", None),
+        ("5", "P", "future", "1", "2/1/2024 0:00", "1.0", "10", "UK", None),  # after today (2024-01-31)
+        ("6", "P", "x", "1", "12/3/2010 0:00", "1.0", "10", "UK", "6,P,torn"),  # malformed: its date is not trusted
+    ]
+    validated = validate(raw_frame(spark, rows, COLUMNS), as_of=dt.date(2010, 12, 2))
+    assert sorted((d, r or "") for d, r in reasons_by_description_rows(validated.lines)) == [
+        ("6,P,torn", "malformed_row"),
+        ("future", "after_today"),
+        ("late", "out_of_window"),
+        ("late", "out_of_window"),
+        ("late, no customer", "out_of_window"),
+        ("no customer", "missing_customer_id"),
+        ("ok", ""),
+    ]
+    counts = validated.counts
+    assert counts == validation.LineCounts(
+        lines_in=7,
+        lines_clean=1,
+        quarantined={"malformed_row": 1, "after_today": 1, "missing_customer_id": 1},
+        out_of_window=3,
+    )
+    assert counts.quarantined_share == 0.75  # of the 4 lines in the window
+    assert counts.as_dict()["lines_out_of_window"] == 3
+    quarantined = validation.quarantined_lines(validated.lines, validated.text_columns)
+    assert sorted(r["reason"] for r in quarantined.collect()) == ["after_today", "malformed_row", "missing_customer_id"]
+    assert [r["invoice_id"] for r in validation.clean_lines(validated.lines).collect()] == ["1"]
+
+
+def test_window_days_keeps_the_days_ending_with_the_as_of_date(spark: SparkSession, validate: Validate) -> None:
+    rows = [
+        ("1", "P", "before", "1", "11/30/2010 23:59", "1.0", "10", "UK", None),
+        ("2", "P", "first day", "1", "12/1/2010 0:00", "1.0", "10", "UK", None),
+        ("3", "P", "as-of day", "1", "12/10/2010 23:59", "1.0", "10", "UK", None),
+        ("4", "P", "after", "1", "12/11/2010 0:00", "1.0", "10", "UK", None),
+    ]
+    validated = validate(raw_frame(spark, rows, COLUMNS), as_of=dt.date(2010, 12, 10), window_days=10)
+    assert dict(reasons_by_description_rows(validated.lines)) == {
+        "before": "out_of_window",
+        "first day": None,
+        "as-of day": None,
+        "after": "out_of_window",
+    }
+    assert (validated.counts.lines_clean, validated.counts.out_of_window) == (2, 2)
+    # without an as-of date the window ends with the latest valid line's date
+    latest = validate(raw_frame(spark, rows, COLUMNS), window_days=1)
+    assert latest.as_of == dt.date(2010, 12, 11)
+    assert (latest.counts.lines_clean, latest.counts.out_of_window) == (1, 3)
+
+
+def test_the_quarantine_threshold_ignores_out_of_window_lines(spark: SparkSession, validate: Validate) -> None:
+    clean = [(str(i), "P", "c", "1", "12/1/2010 8:26", "1.0", "10", "UK", None) for i in range(3)]
+    bad = [("9", "P", "b", "1", "12/1/2010 8:26", "1.0", None, "UK", None)]
+    late = [(str(20 + i), "P", "l", "1", "12/5/2010 8:26", "1.0", "10", "UK", None) for i in range(10)]
+    raw = raw_frame(spark, clean + bad + late, COLUMNS)
+    counts = validate(raw, as_of=dt.date(2010, 12, 1), max_share=0.3).counts  # 1 of 14 lines in, 1 of 4 in window
+    assert counts == validation.LineCounts(14, 3, {"missing_customer_id": 1}, out_of_window=10)
+    assert counts.quarantined_share == 0.25
 
 
 @pytest.mark.parametrize("broadcast", [True, False])
@@ -200,17 +282,17 @@ def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, br
     assert validation.latest_valid_date(lines, dt.date(2010, 12, 4)) == dt.date(2010, 12, 1)
     repeated = validation.repeated_hashes(lines)
     assert [r[validation.LINE_HASH] for r in repeated.collect()] == [7]
-    as_of = dt.date(2010, 12, 2)  # the "late" copies are after it: quarantined for that, not as copies
-    copies = validation.duplicate_copies(lines, repeated, as_of, broadcast=broadcast)
+    period = validation.Period.of(dt.date(2010, 12, 2), None, TODAY)  # the "late" copies: out of window, not copies
+    copies = validation.duplicate_copies(lines, repeated, period, broadcast=broadcast)
     assert copies.count() == 1
-    frame = validation.with_final_reason(lines, as_of, copies, broadcast=broadcast)
+    frame = validation.with_final_reason(lines, period, copies, broadcast=broadcast)
     assert sorted((desc, reason or "") for desc, reason in reasons_by_description_rows(frame)) == [
         ("a", ""),
         ("a", "duplicate_line"),
         ("b", ""),
         ("c", ""),
-        ("late", "after_as_of"),
-        ("late", "after_as_of"),
+        ("late", "out_of_window"),
+        ("late", "out_of_window"),
     ]
     lines.unpersist()
 
@@ -263,6 +345,18 @@ def test_quarantine_share_threshold_fails_with_the_key() -> None:
     validation.check_quarantine_share(counts, 0.6, "log.csv")
     with pytest.raises(InputError, match="holds no data lines"):
         validation.check_quarantine_share(validation.LineCounts(0, 0, {}), 0.5, "empty.csv")
+
+
+def test_quarantine_share_leaves_out_of_window_lines_out() -> None:
+    counts = validation.LineCounts(lines_in=14, lines_clean=3, quarantined={"missing_customer_id": 1}, out_of_window=10)
+    assert counts.lines_in == counts.lines_clean + counts.lines_quarantined + counts.out_of_window
+    validation.check_quarantine_share(counts, 0.3, "log.csv")
+    with pytest.raises(InputError, match=r"25\.0% of the 4 lines in 'log\.csv' dated in the run's window"):
+        validation.check_quarantine_share(counts, 0.2, "log.csv")
+    nothing_in_window = validation.LineCounts(lines_in=5, lines_clean=0, quarantined={}, out_of_window=5)
+    assert nothing_in_window.quarantined_share == 0.0
+    with pytest.raises(InputError, match=r"features\.as_of: no valid line of 'log\.csv' is dated in the run's window"):
+        validation.check_quarantine_share(nothing_in_window, 0.5, "log.csv")
 
 
 def test_typed_sources_parse(spark: SparkSession) -> None:
