@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup check-java run test cluster-test connect-test lint package bench clean
+.PHONY: help setup check-java run history-demo test cluster-test connect-test lint package bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,16 @@ $(DEMO): | $(STAMP)
 
 run: setup $(DEMO) ## run the whole job on the generated demo log (output in ./output)
 	$(BIN)/segmentation run --config conf/local.yaml
+
+TWO_PERIODS := data/generated/two_periods.csv.gz
+$(TWO_PERIODS): | $(STAMP)
+	$(BIN)/segmentation generate --periods 2 --output $(TWO_PERIODS) --truth data/generated/two_periods_truth.csv
+
+history-demo: setup $(TWO_PERIODS) ## segments over time: one log at two as-of dates (output/history), the second with its migration
+	$(BIN)/segmentation run --config conf/local.yaml --input $(TWO_PERIODS) --output output/history \
+	  --set features.as_of=2011-06-10 --set features.window_days=182
+	$(BIN)/segmentation run --config conf/local.yaml --input $(TWO_PERIODS) --output output/history \
+	  --set features.as_of=2011-12-09 --set features.window_days=182
 
 test: setup ## run the test suite
 	$(BIN)/python -m pytest

@@ -247,10 +247,15 @@ def history_lines(manifest: Mapping[str, Any]) -> list[str]:
     for m in entry.get("matches", []):
         lines.append(f"- Kept: {m['segment']} {m['name']} (centroid moved {m['distance']:.2f} standard deviations).")
     origins = {o["segment"]: o for o in entry.get("origins", [])}
+    merged_from: dict[int, list[int]] = {}
+    for merge in entry.get("merges", []):
+        merged_from.setdefault(merge["into_segment"], []).append(merge["segment"])
     for n in entry.get("new", []):
         origin = origins.get(n["segment"])
         how = ""
-        if origin and origin["kind"] == "split":
+        if len(merged_from.get(n["segment"], [])) > 1:
+            how = "; a merge of " + " and ".join(f"{s} {names.get(s, '')}".rstrip() for s in merged_from[n["segment"]])
+        elif origin and origin["kind"] == "split":
             how = f"; split from {origin['from_segment']} {names.get(origin['from_segment'], '')}".rstrip()
         elif origin and origin["kind"] == "new customers":
             how = "; mostly customers new since the baseline"

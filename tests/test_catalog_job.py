@@ -40,7 +40,8 @@ def test_catalog_tables_across_dates_reruns_and_a_failure(tmp_path: Path) -> Non
     assert [(r["as_of_date"], r["chosen_k"]) for r in second["runs"]] == [("2011-11-30", 2), ("2011-12-09", 3)]
     assert [(r["as_of_date"], r["chosen_k"]) for r in rerun["runs"]] == [("2011-11-30", 2), ("2011-12-09", 4)]
     for state in (first, second, rerun):
-        assert state["tables"] == TABLES  # no staging or work table left behind
+        # no staging or work table left behind; a migration table once a run had a baseline
+        assert state["tables"] == (sorted([*TABLES, "migration"]) if state is rerun else TABLES)
         for run in state["runs"]:
             day, customers = run["as_of_date"], run["customers"]
             assert state["rows_per_date"]["features"][day] == state["rows_per_date"]["segments"][day] == customers
@@ -56,13 +57,21 @@ def test_catalog_tables_across_dates_reruns_and_a_failure(tmp_path: Path) -> Non
     # the re-run replaced 2011-12-09 only: 2011-11-30 is exactly as it was
     def of_day(state: dict, day: str) -> tuple:
         run = next(r for r in state["runs"] if r["as_of_date"] == day)
-        rows = {table: per[day] for table, per in state["rows_per_date"].items()}
+        rows = {table: per[day] for table, per in state["rows_per_date"].items() if day in per}
         return run, [c for c in state["segment_counts"] if c[0] == day], rows
 
     assert of_day(rerun, "2011-11-30") == of_day(second, "2011-11-30")
     reran, before = of_day(rerun, "2011-12-09")[0], of_day(second, "2011-12-09")[0]
     assert reran["attempt_id"] != before["attempt_id"] and reran["customers"] == before["customers"]
     assert rerun["rows_per_date"]["sweep"]["2011-12-09"] == 1  # model.k=4: the re-run's sweep, not appended
+
+    # segments over time through SQL: 2011-11-30 is earlier than the first run, so it had no baseline; the
+    # re-run of 2011-12-09 compared with it, and every customer's previous_segment is its segment there
+    assert first["followed"] == second["followed"] == [] and "migration" not in second["rows_per_date"]
+    ((day, customers, consistent, baseline),) = rerun["followed"]
+    assert (day, baseline, consistent) == ("2011-12-09", "2011-11-30", customers)
+    earlier = of_day(rerun, "2011-11-30")[0]["customers"]
+    assert customers <= rerun["migration_customers"]["2011-12-09"] <= customers + earlier  # everyone, once
 
     # the run that failed half-way through writing changed nothing
     assert failed == rerun

@@ -3,6 +3,7 @@ Connect give a notebook or a laptop), compared with a classic local run of the s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -80,6 +81,21 @@ def test_spark_remote_environment_variable_selects_connect(tmp_path: Path, conne
     assert scored.returncode == 0, scored.stderr[-4000:]
     assert "over Spark Connect" in scored.stderr
     assert list((tmp_path / "s" / "runs").glob("as_of_date=*/run_id=main/attempt=*/_SUCCESS"))
+
+    # segments over time over Connect: a retrain matched to the first run in its model's space, with migration
+    retrained = subprocess.run(
+        [*base, "run", "--input", str(log), "--output", str(tmp_path / "m"), "--run-id", "retrain"]
+        + ["--baseline", "2011-12-09/main", "--set", "model.k=3", "--set", "model.seed=5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert retrained.returncode == 0, retrained.stderr[-4000:]
+    folder = outputs.resolve_run(storage.for_root(None, str(tmp_path / "m")), run_id="retrain")
+    entry = json.loads((Path(folder) / outputs.MANIFEST).read_text())["history"]
+    assert entry["baseline"]["run_id"] == "main" and entry["method"] == "centroid matching"
+    assert len(entry["matches"]) + len(entry["new"]) == 3 and (Path(folder) / "migration").is_dir()
 
 
 FORBIDDEN = re.compile(r"\.rdd\b|sparkContext|SparkContext|\._jvm|\._jdf|\._jsc|(?:import|from) py4j|\.toJSON\(")

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from segmentation import catalog, cli
 
 DATABASE = "seg"
-TABLES = ("segments", "features", "profiles", "sweep", "quarantine", "report_sample", "report")
+TABLES = ("segments", "features", "profiles", "sweep", "quarantine", "report_sample", "report", "migration")
 
 
 def hive_session(folder: str) -> SparkSession:
@@ -53,7 +53,28 @@ def tables_now(spark: SparkSession) -> dict[str, Any]:
             for r in spark.sql(f"SELECT as_of_date, count(*) FROM {DATABASE}.{table} GROUP BY 1").collect()
         }
         for table in TABLES
+        if spark.catalog.tableExists(f"{DATABASE}.{table}")
     }
+    # history through SQL: each customer's previous_segment is its segment in the run its date compared with
+    followed = (
+        spark.sql(
+            f"""SELECT s.as_of_date, count(*) AS customers, count_if(s.previous_segment <=> b.segment) AS consistent,
+                   first(m.baseline) AS baseline
+            FROM {DATABASE}.segments s
+            JOIN (SELECT DISTINCT as_of_date, run_id, baseline_as_of_date AS baseline FROM {DATABASE}.migration) m
+              USING (as_of_date, run_id)
+            LEFT JOIN {DATABASE}.segments b
+              ON b.as_of_date = m.baseline AND b.run_id = s.run_id AND b.customer_id = s.customer_id
+            GROUP BY 1"""
+        ).collect()
+        if spark.catalog.tableExists(f"{DATABASE}.migration")
+        else []
+    )
+    moved = (
+        spark.sql(f"SELECT as_of_date, sum(customers) FROM {DATABASE}.migration GROUP BY 1").collect()
+        if spark.catalog.tableExists(f"{DATABASE}.migration")
+        else []
+    )
     return {
         "runs": [
             {
@@ -65,6 +86,8 @@ def tables_now(spark: SparkSession) -> dict[str, Any]:
         "segment_counts": [[str(r.as_of_date), r.segment_name, r.n] for r in counts],
         "joined": [[str(r.as_of_date), r.n] for r in joined],
         "rows_per_date": per_date,
+        "followed": [[str(r.as_of_date), r.customers, r.consistent, str(r.baseline)] for r in followed],
+        "migration_customers": {str(r[0]): r[1] for r in moved},
         "tables": sorted(r.tableName for r in spark.sql(f"SHOW TABLES IN {DATABASE}").collect()),
     }
 
