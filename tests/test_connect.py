@@ -84,8 +84,7 @@ def test_spark_remote_environment_variable_selects_connect(tmp_path: Path, conne
 
     # segments over time over Connect: a retrain matched to the first run in its model's space, with migration
     retrained = subprocess.run(
-        [*base, "run", "--input", str(log), "--output", str(tmp_path / "m"), "--run-id", "retrain"]
-        + ["--baseline", "2011-12-09/main", "--set", "model.k=3", "--set", "model.seed=5"],
+        [*base, "run", "--input", str(log), "--output", str(tmp_path / "m"), "--run-id", "retrain", *RETRAIN],
         env=env,
         capture_output=True,
         text=True,
@@ -98,6 +97,7 @@ def test_spark_remote_environment_variable_selects_connect(tmp_path: Path, conne
     assert len(entry["matches"]) + len(entry["new"]) == 3 and (Path(folder) / "migration").is_dir()
 
 
+RETRAIN = ("--baseline", "2011-12-09/main", "--set", "model.k=3", "--set", "model.seed=5")
 FORBIDDEN = re.compile(r"\.rdd\b|sparkContext|SparkContext|\._jvm|\._jdf|\._jsc|(?:import|from) py4j|\.toJSON\(")
 
 
