@@ -281,6 +281,8 @@ def _rule_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
     model, cust, priv, scatter = cfg.model, cfg.input.customers, cfg.privacy, cfg.report.scatter_features
     if model.k_max < model.k_min:
         yield "model.k_max", f"expected at least model.k_min ({model.k_min}), got {model.k_max}"
+    if cfg.history.baseline is not None and not cfg.history.enabled:
+        yield "history.baseline", "no baseline while history.enabled is false (set one or the other)"
     if scatter and len(scatter) != 2:
         yield "report.scatter_features", f"expected two feature names or none, got {list(scatter)}"
     if (priv.secret_scope is None) != (priv.secret_key is None):

@@ -20,6 +20,7 @@ tables it is the ``segments`` table itself, joined on ``runs``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 PREVIOUS_SEGMENT = outputs.PREVIOUS_SEGMENT
 MIGRATION = "migration"
 NEW, INACTIVE = "new", "inactive"
-UP, DOWN, SAME = "up", "down", "same"
+UP, DOWN, SAME, ACROSS = "up", "down", "same", "across"  # across: to a segment of equal value
 MIGRATION_SCHEMA = T.StructType(
     [
         T.StructField("from_segment", T.IntegerType(), True),
@@ -78,6 +79,8 @@ class Baseline:
     manifest: dict[str, Any]
     model_path: str
     features: DataFrame
+    model: PipelineModel | None = None  # loaded by ``find_baseline``
+    used_up_to: int = 0  # the highest segment id any published run of this run id, or the baseline, used
 
     def as_dict(self) -> dict[str, Any]:
         return {"as_of_date": self.as_of.isoformat(), "run_id": self.run_id, "where": self.where}
@@ -88,12 +91,43 @@ class Baseline:
 
 def parse_baseline(text: str, run_id: str) -> tuple[dt.date, str]:
     """``DATE`` or ``DATE/RUN_ID`` (the run id defaults to this run's)."""
+    problem = InputError(f"history.baseline: expected YYYY-MM-DD or YYYY-MM-DD/RUN_ID, got {text!r}")
     match = _BASELINE.match(text.strip())
+    if match is None:
+        raise problem
     try:
-        assert match is not None
         return dt.date.fromisoformat(match.group(1)), match.group(2) or run_id
-    except (AssertionError, ValueError):
-        raise InputError(f"history.baseline: expected YYYY-MM-DD or YYYY-MM-DD/RUN_ID, got {text!r}") from None
+    except ValueError:
+        raise problem from None
+
+
+def before_reading(spark: SparkSession, cfg: JobConfig, store: Storage) -> Baseline | None:
+    """The baseline when it can be found before the input is read: one named, or with ``features.as_of`` set."""
+    if cfg.history.baseline is None and cfg.features.as_of is None:
+        return None
+    return find_baseline(spark, cfg, store, cfg.features.as_of)
+
+
+def after_reading(
+    spark: SparkSession, cfg: JobConfig, store: Storage, found: Baseline | None, as_of: dt.date
+) -> Baseline | None:
+    """The baseline once the as-of date is known: the one found before reading (checked to be earlier than
+    this run, now that its date is known), else the latest earlier run."""
+    if cfg.history.baseline is None and cfg.features.as_of is None:
+        return find_baseline(spark, cfg, store, as_of)
+    if found is not None:
+        check_order(cfg, (found.as_of, found.run_id), as_of)
+    return found
+
+
+def check_order(cfg: JobConfig, named: tuple[dt.date, str], as_of: dt.date) -> None:
+    """Raise InputError when a named baseline is this run itself or later than it."""
+    run_id = cfg.output.run_id
+    if named[0] > as_of or named == (as_of, run_id):
+        raise InputError(
+            f"history.baseline: {cfg.history.baseline!r} is {'this run itself' if named[0] == as_of else 'later'} "
+            f"(this run is as-of {as_of.isoformat()}, run id {run_id}); name an earlier published run"
+        )
 
 
 def find_baseline(spark: SparkSession, cfg: JobConfig, store: Storage, as_of: dt.date | None) -> Baseline | None:
@@ -109,21 +143,48 @@ def find_baseline(spark: SparkSession, cfg: JobConfig, store: Storage, as_of: dt
     named = parse_baseline(cfg.history.baseline, run_id) if cfg.history.baseline else None
     if named is None and as_of is None:
         return None
-    if named is not None and as_of is not None and (named[0] > as_of or named == (as_of, run_id)):
-        raise InputError(
-            f"history.baseline: {cfg.history.baseline!r} is {'this run itself' if named[0] == as_of else 'later'} "
-            f"(this run is as-of {as_of.isoformat()}, run id {run_id}); name an earlier published run"
-        )
+    if named is not None and as_of is not None:
+        check_order(cfg, named, as_of)
     if cfg.output.catalog.enabled:
         baseline = _catalog_baseline(spark, cfg, named, as_of, run_id)
     else:
         baseline = _files_baseline(spark, store, named, as_of, run_id)
-    if baseline is not None:
-        check_comparable(baseline, cfg)
-        log.info("baseline: as-of %s, run id %s", baseline.as_of.isoformat(), baseline.run_id)
-    elif named is None:
+    if baseline is None:
         log.info("no earlier published run of run id %s: this run has no baseline", run_id)
-    return baseline
+        return None
+    check_comparable(baseline, cfg)
+    window = (baseline.manifest["config"].get("features") or {}).get("window_days")
+    if cfg.input.kind == "transactions" and window != cfg.features.window_days:
+        log.warning(
+            "the baseline's features.window_days is %s and this run's %s: segments are matched, but their values "
+            "measure periods of different lengths",
+            window,
+            cfg.features.window_days,
+        )
+    try:
+        model = PipelineModel.load(baseline.model_path)
+    except Exception as exc:  # a missing or unreadable folder: Spark's errors differ by version and mode
+        raise InputError(
+            f"history.baseline: cannot load the model of the baseline run (as-of {baseline.as_of.isoformat()}, run "
+            f"id {baseline.run_id}) from {baseline.model_path} ({type(exc).__name__})"
+        ) from None
+    used = max(max_segment_id(baseline.manifest), *_ids_used(spark, cfg, store, run_id), 0)
+    log.info("baseline: as-of %s, run id %s", baseline.as_of.isoformat(), baseline.run_id)
+    return dataclasses.replace(baseline, model=model, used_up_to=used)
+
+
+def _ids_used(spark: SparkSession, cfg: JobConfig, store: Storage, run_id: str) -> list[int]:
+    """The highest segment id of every published run of ``run_id`` (so a backfill or an older baseline never
+    hands out an id a later run already gave)."""
+    if cfg.output.catalog.enabled:
+        runs = catalog.table_name(cfg.output.catalog, catalog.RUNS)
+        rows = spark.table(runs).where(F.col(catalog.RUN_ID) == run_id).select("manifest_json").collect()
+        return [max_segment_id(json.loads(r["manifest_json"])) for r in rows]
+    found = []
+    for as_of, rid in outputs.published_runs(store):
+        if rid == run_id:
+            found.append(max_segment_id(outputs.read_manifest(store, outputs.resolve_run(store, as_of, rid))))
+    return found
 
 
 def _files_baseline(
@@ -246,7 +307,7 @@ def centroids_in(space: PipelineModel, frame: DataFrame, group: str) -> dict[int
 def baseline_centroids(baseline: Baseline, assigned: DataFrame, mapping: Mapping[int, int]) -> tuple[dict, dict]:
     """The centroids of this run's segments (by provisional id, from cluster labels) and of the baseline's
     segments, both in the baseline model's space."""
-    space = PipelineModel.load(baseline.model_path)
+    space = baseline.model or PipelineModel.load(baseline.model_path)
     by_cluster = centroids_in(space, assigned, CLUSTER)
     current = {mapping[c]: v for c, v in by_cluster.items() if c in mapping}
     return current, centroids_in(space, baseline.features, SEGMENT)
@@ -327,7 +388,8 @@ def migration_rows(
         elif source == target:
             direction = SAME
         else:
-            direction = UP if values.get(target, 0.0) > values.get(source, 0.0) else DOWN
+            higher, lower = values.get(target, 0.0), values.get(source, 0.0)
+            direction = UP if higher > lower else DOWN if higher < lower else ACROSS
         rows.append(
             {
                 "from_segment": source,
@@ -344,10 +406,12 @@ def migration_rows(
     return rows
 
 
-def migration_frame(spark: SparkSession, rows: Sequence[Mapping[str, Any]], baseline: Baseline) -> DataFrame:
-    """The migration rows as a one-partition DataFrame with ``MIGRATION_SCHEMA``."""
-    extra = {"baseline_as_of_date": baseline.as_of, "baseline_run_id": baseline.run_id}
-    data = [tuple({**r, **extra}[f.name] for f in MIGRATION_SCHEMA.fields) for r in rows]
+def migration_frame(spark: SparkSession, comparison: Comparison) -> DataFrame:
+    """The migration rows as a one-partition DataFrame with ``MIGRATION_SCHEMA``; no rows without a baseline
+    (every run has the table, so a re-run without a baseline replaces an earlier run's rows)."""
+    baseline = comparison.baseline
+    extra = {"baseline_as_of_date": baseline.as_of, "baseline_run_id": baseline.run_id} if baseline else {}
+    data = [tuple({**r, **extra}[f.name] for f in MIGRATION_SCHEMA.fields) for r in comparison.rows]
     return spark.createDataFrame(data, MIGRATION_SCHEMA).coalesce(1)
 
 

@@ -3,8 +3,9 @@
 Spark ML's KMeans cannot start from earlier centroids, so a retrain numbers its clusters afresh. Each new
 segment's centroid and each baseline segment's centroid are measured in one space, the baseline model's
 (its capping, log and standardising steps applied to both runs' customers): there a distance of 1 is one
-standard deviation of the baseline population. The matching is the one-to-one pairing with the least total
-distance (``optimal_pairs``, the Hungarian method); a pair closer than ``history.match_distance`` is the same
+standard deviation of the baseline population. The matching is the one-to-one pairing that pairs the most
+segments closer than ``history.match_distance`` and, among such pairings, has the least total distance
+(``optimal_pairs``, the Hungarian method, with pairs beyond the distance priced out). Such a pair is the same
 behaviour, so the new segment keeps the baseline's id and name. A new segment without such a partner is a new
 behaviour and gets an id never used before (above the highest id of every earlier run); a baseline segment
 without one has vanished. Pure functions: the caller measures the centroids.
@@ -110,7 +111,10 @@ def match(
     """
     mine, theirs = sorted(current), sorted(baseline)
     cost = [[distance(current[s], baseline[b]) for b in theirs] for s in mine]
-    paired = {mine[i]: theirs[j] for i, j in optimal_pairs(cost) if cost[i][j] <= max_distance}
+    # pairs beyond the distance cost more than any set of pairs within it, so the pairing keeps the most of those
+    beyond = max_distance * (len(mine) + len(theirs) + 1)
+    capped = [[c if c <= max_distance else beyond for c in row] for row in cost]
+    paired = {mine[i]: theirs[j] for i, j in optimal_pairs(capped) if cost[i][j] <= max_distance}
     ids, names, matches = {}, {}, []
     for segment, old in sorted(paired.items(), key=lambda pair: pair[1]):
         ids[segment], names[old] = old, baseline_names[old]

@@ -82,11 +82,9 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     tracking.check_available(cfg.mlflow)
     spec = model.feature_spec(cfg)
     with JobRun(spark, cfg) as job:
-        known = cfg.history.baseline is not None or cfg.features.as_of is not None
-        baseline = history.find_baseline(spark, cfg, job.storage, cfg.features.as_of) if known else None
+        baseline = history.before_reading(spark, cfg, job.storage)
         validated = job.read_validate()
-        if not known:
-            baseline = history.find_baseline(spark, cfg, job.storage, validated.as_of)
+        baseline = history.after_reading(spark, cfg, job.storage, baseline, validated.as_of)
         with job.stage("features"):
             table = features.feature_table(validated, cfg)
             feature_df = job.keep(table.frame)
@@ -112,10 +110,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             tables = outputs.run_tables(
                 final.segmented, profiled.frame, validated, key=key, previous=comparison.previous
             )
-            if comparison.baseline is not None:
-                tables[history.MIGRATION] = outputs.TableOutput(
-                    history.migration_frame(spark, comparison.rows, baseline)
-                )
+            tables[history.MIGRATION] = outputs.TableOutput(history.migration_frame(spark, comparison))
             metrics = sweep.metrics_frame(spark, swept.results, chosen=swept.choice.k, elbow=swept.choice.elbow)
             tables["sweep"] = outputs.TableOutput(metrics.coalesce(1))
             staging = job.stage_outputs(validated.as_of, tables, final.full_model)
@@ -200,7 +195,7 @@ def final_model(
             current_names=own_names,
             baseline_names={int(s["segment"]): str(s["name"]) for s in baseline.manifest["segments"]},
             max_distance=job.cfg.history.match_distance,
-            used_up_to=history.max_segment_id(baseline.manifest),
+            used_up_to=baseline.used_up_to,
         )
         log.info("segments matched to the baseline: %s", ident.as_dict())
     mapping = {cluster: ident.ids[segment] for cluster, segment in order.items()}

@@ -43,18 +43,17 @@ def score(
     except (InputError, ConfigError) as exc:
         raise InputError(f"--model: {exc}") from None
     cfg = training_config(cfg, trained, model_folder)
-    key = privacy.load_key(_privacy_of(cfg, trained))
+    cfg = cfg.model_copy(update={"privacy": _privacy_of(cfg, trained)})  # recorded as applied, compared so
+    key = privacy.load_key(cfg.privacy)
     mapping = {int(k): int(v) for k, v in trained["cluster_to_segment"].items()}
     names = {int(s["segment"]): str(s["name"]) for s in trained["segments"]}
     spec = model.feature_spec(cfg)
     with JobRun(spark, cfg) as job:
-        known = cfg.history.baseline is not None or cfg.features.as_of is not None
-        baseline = history.find_baseline(spark, cfg, job.storage, cfg.features.as_of) if known else None
+        baseline = history.before_reading(spark, cfg, job.storage)
         with job.stage("load_model"):
             fitted = PipelineModel.load(outputs.table_path(model_folder, outputs.MODEL))
         validated = job.read_validate()
-        if not known:
-            baseline = history.find_baseline(spark, cfg, job.storage, validated.as_of)
+        baseline = history.after_reading(spark, cfg, job.storage, baseline, validated.as_of)
         with job.stage("features"):
             table = features.feature_table(validated, cfg)
             feature_df = job.keep(table.frame)
@@ -65,16 +64,14 @@ def score(
         with job.stage("profiles"):
             profiled = profiles.profile_segments(segmented, spec, table.revenue_column, names=names)
         with job.stage("history"):  # a frozen model keeps its segments' ids and names by construction
-            kept = identity.Identity({s: s for s in names}, dict(names), max_segment_id=max(names, default=0))
+            used = max([*names, history.max_segment_id(trained), baseline.used_up_to if baseline else 0])
+            kept = identity.Identity({s: s for s in names}, dict(names), max_segment_id=used)
             comparison = history.compare(
                 segmented, baseline, identity=kept, revenue=table.revenue_column, order_by=spec.order_by, key=key
             )
         with job.stage("write"):
             tables = outputs.run_tables(segmented, profiled.frame, validated, key=key, previous=comparison.previous)
-            if baseline is not None:
-                tables[history.MIGRATION] = outputs.TableOutput(
-                    history.migration_frame(spark, comparison.rows, baseline)
-                )
+            tables[history.MIGRATION] = outputs.TableOutput(history.migration_frame(spark, comparison))
             staging = job.stage_outputs(validated.as_of, tables)
         with job.stage("publish"):
             used = {"run_folder": model_folder, "as_of_date": trained["as_of_date"], "run_id": trained["run_id"]}

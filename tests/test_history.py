@@ -63,7 +63,8 @@ def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def test_a_first_run_has_no_baseline_and_later_ones_compare_with_the_date_before(runs: dict[str, Any]) -> None:
     first = manifest(runs[DATES[0]].run_folder)["history"]
     assert first["baseline"] is None and first["migration"] == []
-    assert not (Path(runs[DATES[0]].run_folder) / history.MIGRATION).exists()
+    empty = pd.read_parquet(Path(runs[DATES[0]].run_folder) / history.MIGRATION)  # the table, without rows
+    assert empty.empty and list(empty.columns) == history.MIGRATION_SCHEMA.names
     for before, day in itertools.pairwise(DATES):
         entry = manifest(runs[day].run_folder)["history"]
         assert (entry["baseline"]["as_of_date"], entry["baseline"]["run_id"]) == (before, "main")
@@ -149,7 +150,7 @@ def test_scoring_with_the_frozen_model_publishes_the_same_history_outputs(
     assert {(r["from_segment"], r["to_segment"]) for r in entry["migration"]} == {(s, s) for s in trained.segment_names}
     segments = spark.read.parquet(str(Path(scored.run_folder) / "segments"))
     assert segments.columns == spark.read.parquet(str(Path(trained.run_folder) / "segments")).columns
-    assert segments.filter("previous_segment != segment").count() == 0
+    assert segments.filter("previous_segment IS NULL OR previous_segment != segment").count() == 0
     assert (Path(scored.run_folder) / history.MIGRATION).is_dir()
 
 
@@ -228,6 +229,17 @@ def test_a_bad_baseline_is_refused_naming_it_before_any_work(
         job.run(spark, cfg)
     assert expected in str(caught.value) and baseline.split("/")[0] in str(caught.value)
     assert not (runs["root"] / "runs" / "as_of_date=2011-12-09" / "run_id=refused").exists()
+
+
+def test_a_named_baseline_that_is_this_run_itself_is_refused_once_the_as_of_date_is_known(
+    spark: SparkSession, runs: dict[str, Any]
+) -> None:
+    # no features.as_of: the date comes from the data (2011-12-09), and run id main of that date is this run
+    cfg = job_config(runs["tmp"], str(runs["log"]), "history.baseline=2011-12-09", output=str(runs["root"]))
+    before = outputs.resolve_run(outputs.open_run(None, str(runs["root"])), dt.date(2011, 12, 9), "main")
+    with pytest.raises(InputError, match="'2011-12-09' is this run itself"):
+        job.run(spark, cfg)
+    assert outputs.resolve_run(outputs.open_run(None, str(runs["root"])), dt.date(2011, 12, 9), "main") == before
 
 
 def test_a_baseline_that_was_never_committed_is_refused(

@@ -76,6 +76,15 @@ def test_a_pair_beyond_the_distance_is_not_the_same_behaviour() -> None:
     assert result.ids == {1: 2} and result.vanished == [{"segment": 1, "name": "Champions"}]
 
 
+def test_the_pairing_keeps_every_pair_within_the_distance_it_can() -> None:
+    # the least total distance alone would pair a with Y (1.27) and b with X (0), losing a's match with X
+    result = identity.match(
+        {1: [0.0, 0.0], 2: [0.9, 0.0]}, {1: [0.9, 0.0], 2: [0.9, 0.9]},
+        current_names={1: "a", 2: "b"}, baseline_names={1: "X", 2: "Y"}, max_distance=1.0, used_up_to=2,
+    )  # fmt: skip
+    assert result.ids == {1: 1, 2: 2} and result.new == [] and result.vanished == []
+
+
 def test_splits_and_merges_are_read_from_the_moves() -> None:
     kept = identity.Identity(
         {1: 1, 2: 2, 3: 5},

@@ -2,7 +2,7 @@
 dates with a 182-day window; the migration table, read through each segment's majority behaviour, must give
 the planted moves, ids must stay with their behaviours, and period 2's new behaviour must get a new id.
 
-Tolerance: every planted group's count is recovered within 2% of the customers plus 2. Customers are
+Tolerance: every planted group's count is recovered within 10% of it or 5 customers, whichever is more. Customers are
 assigned by KMeans, and a customer at the edge of its behaviour (few orders drawn, or its last order drawn
 early) can land in the neighbouring segment; the generator's own check found an adjusted Rand index of 0.99
 per period, i.e. about 1% of customers assigned elsewhere, and dirty lines (blank ids, bad dates) can remove a
@@ -90,10 +90,9 @@ def test_the_migration_recovers_the_planted_moves(two_periods: dict[str, Any]) -
     recovered = recovered_moves(two_periods).set_index(["persona_1", "persona_2"])["customers"]
     table = pd.concat({"planted": planted, "recovered": recovered}, axis=1).fillna(0).astype(int)
     print(table.to_string())  # the planted-versus-recovered table (pytest -s shows it)
-    tolerance = 0.02 * CUSTOMERS + 2
+    tolerance = (0.1 * table["planted"]).clip(lower=5)
     off = table[(table["planted"] - table["recovered"]).abs() > tolerance]
-    assert off.empty, f"moves beyond {tolerance:.0f} customers of the planted counts:\n{off}"
-    assert table.loc[("champions", "at_risk"), "recovered"] >= table.loc[("champions", "at_risk"), "planted"] / 2
+    assert off.empty, f"moves beyond 10% or 5 customers of the planted counts:\n{off}"
     # every customer of either period is in exactly one row of the migration
     assert table["recovered"].sum() == len(two_periods["truth"])
 
