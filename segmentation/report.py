@@ -196,9 +196,8 @@ def transition_chart(run: RunData) -> bytes | None:
     axis.set_yticks(range(len(rows)), rows, fontsize=8)
     for (i, j), value in np.ndenumerate(values):
         if value > 0:
-            axis.text(
-                j, i, f"{value:.0%}", ha="center", va="center", fontsize=7, color="white" if value > 0.6 else "black"
-            )
+            label = f"{value:.0%}" if value >= 0.005 else "<1%"
+            axis.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if value > 0.6 else "black")
     figure.colorbar(image, ax=axis, label="share of the row's customers")
     baseline = run.manifest["history"]["baseline"]
     axis.set_title(f"Where customers went: {baseline['as_of_date']} (rows) to {run.manifest['as_of_date']} (columns)")
