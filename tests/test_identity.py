@@ -4,11 +4,14 @@ merges read from the moves, the migration rows and the report's words about them
 from __future__ import annotations
 
 import itertools
+import json
 import random
+from pathlib import Path
 
 import pytest
 
-from segmentation import history, identity, report
+from segmentation import history, identity, report, storage
+from segmentation.config import JobConfig
 
 
 def brute_force_cost(cost: list[list[float]]) -> float:
@@ -148,3 +151,21 @@ def test_the_report_says_the_largest_moves_in_words() -> None:
 
 def history_sentences(manifest: dict) -> list[str]:
     return report.movement_sentences(manifest)
+
+
+def test_the_ids_used_by_every_published_run_of_the_run_id_are_counted(tmp_path: Path) -> None:
+    """A backfill or an older baseline must not hand out an id a later run of its run id already gave."""
+
+    def published(day: str, run_id: str, manifest: dict) -> None:
+        run = tmp_path / "runs" / f"as_of_date={day}" / f"run_id={run_id}"
+        (run / "attempt=a1").mkdir(parents=True)
+        (run / "attempt=a1" / "manifest.json").write_text(json.dumps(manifest))
+        (run / "_commits").mkdir()
+        (run / "_commits" / "00000001.json").write_text(json.dumps({"attempt_id": "a1"}))
+
+    published("2011-12-01", "main", {"segments": [{"segment": 1}, {"segment": 2}]})
+    published("2011-12-08", "main", {"segments": [{"segment": 2}], "history": {"max_segment_id": 9}})
+    published("2011-12-08", "other", {"segments": [{"segment": 40}]})
+    store = storage.for_root(None, str(tmp_path))
+    assert sorted(history._ids_used(None, JobConfig(), store, "main")) == [2, 9]
+    assert history.max_segment_id({"segments": [{"segment": 3}], "history": {"max_segment_id": 2}}) == 3
