@@ -66,7 +66,7 @@ def test_catalog_tables_across_dates_reruns_and_a_failure(tmp_path: Path) -> Non
 
     # segments over time through SQL: 2011-11-30 is earlier than the first run, so it had no baseline; the
     # re-run of 2011-12-09 compared with it, and every customer's previous_segment is its segment there
-    assert first["followed"] == second["followed"] == [] and "migration" not in second["rows_per_date"]
+    assert first["followed"] == second["followed"] == [] and second["rows_per_date"]["migration"] == {}
     ((day, customers, consistent, baseline),) = rerun["followed"]
     assert (day, baseline, consistent) == ("2011-12-09", "2011-11-30", customers)
     earlier = of_day(rerun, "2011-11-30")[0]["customers"]
