@@ -213,7 +213,7 @@ def _history(args: argparse.Namespace) -> str:
     from segmentation import history, outputs, storage
 
     if args.files:
-        return "\n".join(history.parquet_files(args.root, args.files, args.run_id))
+        return "\n".join(history.parquet_files(args.root, args.files, run_id=args.run_id))
     store = storage.for_root(None, args.root)
     lines = []
     for run in history.published(store, args.run_id):

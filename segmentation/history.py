@@ -105,16 +105,16 @@ def before_reading(spark: SparkSession, cfg: JobConfig, store: Storage) -> Basel
     """The baseline when it can be found before the input is read: one named, or with ``features.as_of`` set."""
     if cfg.history.baseline is None and cfg.features.as_of is None:
         return None
-    return find_baseline(spark, cfg, store, cfg.features.as_of)
+    return find_baseline(spark, cfg, store, as_of=cfg.features.as_of)
 
 
 def after_reading(
-    spark: SparkSession, cfg: JobConfig, store: Storage, found: Baseline | None, as_of: dt.date
+    spark: SparkSession, cfg: JobConfig, store: Storage, *, found: Baseline | None, as_of: dt.date
 ) -> Baseline | None:
     """The baseline once the as-of date is known: the one found before reading (checked to be earlier than
     this run, now that its date is known), else the latest earlier run."""
     if cfg.history.baseline is None and cfg.features.as_of is None:
-        return find_baseline(spark, cfg, store, as_of)
+        return find_baseline(spark, cfg, store, as_of=as_of)
     if found is not None:
         check_order(cfg, (found.as_of, found.run_id), as_of)
     return found
@@ -130,7 +130,7 @@ def check_order(cfg: JobConfig, named: tuple[dt.date, str], as_of: dt.date) -> N
         )
 
 
-def find_baseline(spark: SparkSession, cfg: JobConfig, store: Storage, as_of: dt.date | None) -> Baseline | None:
+def find_baseline(spark: SparkSession, cfg: JobConfig, store: Storage, *, as_of: dt.date | None) -> Baseline | None:
     """The run to compare with (see the module), checked to be comparable; None when there is none.
 
     With ``history.baseline`` it must exist and be committed; without, a run needs ``as_of`` to find the
@@ -494,7 +494,7 @@ def published(store: Storage, run_id: str | None = None) -> list[PublishedRun]:
     return found
 
 
-def read(spark: SparkSession, root: str, table: str = "segments", run_id: str | None = None) -> DataFrame:
+def read(spark: SparkSession, root: str, table: str = "segments", *, run_id: str | None = None) -> DataFrame:
     """One table of every committed run under ``root`` as one DataFrame, with ``as_of_date`` and ``run_id``.
 
     The committed attempts' table folders, each read as Parquet, as one union; runs without that table are
@@ -514,7 +514,7 @@ def read(spark: SparkSession, root: str, table: str = "segments", run_id: str | 
     return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
-def parquet_files(root: str, table: str = "segments", run_id: str | None = None) -> list[str]:
+def parquet_files(root: str, table: str = "segments", *, run_id: str | None = None) -> list[str]:
     """The Parquet files of one table of every committed run under a local ``root`` (for DuckDB, pyarrow...).
 
     Their paths hold ``as_of_date=…/run_id=…`` (and ``segment=…`` for segments), so a reader with Hive
@@ -538,7 +538,7 @@ def _parquet_under(store: Storage, folder: str) -> list[str]:
     return sorted(found)
 
 
-def read_pandas(root: str, table: str = "segments", run_id: str | None = None) -> pd.DataFrame:
+def read_pandas(root: str, table: str = "segments", *, run_id: str | None = None) -> pd.DataFrame:
     """One table of every committed run under a local ``root`` as one pandas frame, with ``as_of_date`` and
     ``run_id`` (and the table's own partition columns), read with pyarrow."""
     import pyarrow.dataset as ds

@@ -84,7 +84,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     with JobRun(spark, cfg) as job:
         baseline = history.before_reading(spark, cfg, job.storage)
         validated = job.read_validate()
-        baseline = history.after_reading(spark, cfg, job.storage, baseline, validated.as_of)
+        baseline = history.after_reading(spark, cfg, job.storage, found=baseline, as_of=validated.as_of)
         with job.stage("features"):
             table = features.feature_table(validated, cfg)
             feature_df = job.keep(table.frame)

@@ -53,7 +53,7 @@ def score(
         with job.stage("load_model"):
             fitted = PipelineModel.load(outputs.table_path(model_folder, outputs.MODEL))
         validated = job.read_validate()
-        baseline = history.after_reading(spark, cfg, job.storage, baseline, validated.as_of)
+        baseline = history.after_reading(spark, cfg, job.storage, found=baseline, as_of=validated.as_of)
         with job.stage("features"):
             table = features.feature_table(validated, cfg)
             feature_df = job.keep(table.frame)

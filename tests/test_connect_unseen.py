@@ -155,4 +155,14 @@ def test_catalog_tables_work_where_the_client_cannot_look(
     report = {r.format: r.content for r in remote.table("seg_unseen.report").collect()}
     assert "**Chosen k = 3.**" in report["markdown"] and "<h1>Segmentation report" in report["html"]
     tables = {r.tableName for r in remote.sql("SHOW TABLES IN seg_unseen").collect()}
-    assert tables == {"segments", "features", "profiles", "sweep", "quarantine", "report_sample", "report", "runs"}
+    assert tables == {
+        "segments",
+        "features",
+        "profiles",
+        "sweep",
+        "quarantine",
+        "report_sample",
+        "report",
+        "runs",
+        "migration",
+    }
