@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from segmentation import cli, generate
 from segmentation.progress import SweepProgress
 
-STAGES = ["read_validate", "features", "sweep", "final_model", "profiles", "write", "report", "publish"]
+STAGES = ["read_validate", "features", "sweep", "final_model", "profiles", "history", "write", "report", "publish"]
 
 
 def test_sweep_progress_estimates_the_time_left(caplog: pytest.LogCaptureFixture) -> None:
