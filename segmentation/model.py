@@ -21,6 +21,7 @@ from segmentation.config import JobConfig, ModelConfig
 
 RAW_VECTOR = "features_raw"
 VECTOR = "features_scaled"
+NUMERIC_VECTOR = "features_numeric_scaled"  # the standardised numeric features, before the indicators
 CLUSTER = "cluster"
 SEGMENT = "segment"
 SEGMENT_NAME = "segment_name"
@@ -135,17 +136,25 @@ def _model_expression(column: str, spec: FeatureSpec, bounds: Mapping[str, tuple
 def preprocessing_stages(
     spec: FeatureSpec, bounds: Mapping[str, tuple[float, float]] | None = None
 ) -> list[Transformer]:
-    """Stages from the feature table to a standardised vector (mean 0, unit variance).
+    """Stages from the feature table to the model's vector: numeric features standardised (mean 0, unit
+    variance), then each categorical column as 0/1 indicators, one per category.
 
     Numeric features are capped at ``bounds`` (outlier fences) and log-transformed in one SQL step that is part
-    of the saved model, so new customers are scored with the training run's bounds.
+    of the saved model, so new customers are scored with the training run's bounds. Indicators are not
+    standardised: two customers in different categories are then as far apart (squared distance 2) as two
+    typical customers on one standardised feature, so a categorical column weighs about one numeric feature.
+    Standardised, a rare category's indicator would reach several standard deviations and its minority
+    members would split off every segment.
     """
     bounds = bounds or {}
     stages: list = []
-    inputs = [_model_name(c) for c in spec.numeric]
     if spec.numeric:
         exprs = ", ".join(f"{_model_expression(c, spec, bounds)} AS `{_model_name(c)}`" for c in spec.numeric)
         stages.append(SQLTransformer(statement=f"SELECT *, {exprs} FROM __THIS__"))
+        numeric = [_model_name(c) for c in spec.numeric]
+        stages.append(VectorAssembler(inputCols=numeric, outputCol=RAW_VECTOR, handleInvalid="error"))
+        scaled = VECTOR if not spec.categorical else NUMERIC_VECTOR
+        stages.append(StandardScaler(inputCol=RAW_VECTOR, outputCol=scaled, withMean=True, withStd=True))
     if spec.categorical:
         indexed = [f"{c}__index" for c in spec.categorical]
         encoded = [f"{c}__onehot" for c in spec.categorical]
@@ -158,9 +167,8 @@ def preprocessing_stages(
             )
         )
         stages.append(OneHotEncoder(inputCols=indexed, outputCols=encoded, dropLast=False, handleInvalid="keep"))
-        inputs += encoded
-    stages.append(VectorAssembler(inputCols=inputs, outputCol=RAW_VECTOR, handleInvalid="error"))
-    stages.append(StandardScaler(inputCol=RAW_VECTOR, outputCol=VECTOR, withMean=True, withStd=True))
+        inputs = ([NUMERIC_VECTOR] if spec.numeric else []) + encoded
+        stages.append(VectorAssembler(inputCols=inputs, outputCol=VECTOR, handleInvalid="error"))
     return stages
 
 
