@@ -161,8 +161,7 @@ class SelectionConfig(_Frozen):
 
     rule: Literal["combined", "silhouette", "elbow", "calinski_harabasz", "davies_bouldin"] = "combined"
     min_segment_share: Number = _limit(0.02, "a share from 0 to 1", ge=0, lt=1)
-    min_stability: Number = _limit(0.8, "an adjusted Rand index from -1 to 1", ge=-1, le=1)
-    silhouette_tolerance: Number = _limit(0.01, "a non-negative number", ge=0)
+    min_stability: Number = _limit(0.6, "an adjusted Rand index from -1 to 1", ge=-1, le=1)
 
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -455,6 +454,13 @@ _KEY_IN_FILE = (
     "or in a Databricks secret (privacy.secret_scope, secret_key)"
 )
 
+_RETIRED = {  # keys that once existed -> what replaced them
+    "selection.silhouette_tolerance": (
+        "no longer a setting: in the combined rule every criterion votes for its best k, instead of the smallest "
+        "k within a silhouette tolerance winning (README: Choosing k); remove the key"
+    ),
+}
+
 
 def _explain(error: Mapping[str, Any]) -> tuple[str, str]:
     """The dotted key and our message for one of pydantic's errors."""
@@ -466,6 +472,8 @@ def _explain(error: Mapping[str, Any]) -> tuple[str, str]:
     if kind == "extra_forbidden":
         if key == "privacy.key":
             return key, _KEY_IN_FILE  # never the value
+        if key in _RETIRED:
+            return key, _RETIRED[key]
         return key, f"unknown key; expected one of: {', '.join(sorted(_fields(loc[:-1])))}"
     if kind == "literal_error":
         choices = ", ".join(re.findall(r"'([^']*)'", error["ctx"]["expected"]))

@@ -1,11 +1,18 @@
 """Choosing k from the sweep's metrics, with the reason in one plain sentence.
 
-The default rule (``combined``): drop every k with an empty cluster, with a segment smaller than
-``selection.min_segment_share`` of customers, or with a stability (adjusted Rand index between seeds) below
-``selection.min_stability``; among the rest take the best silhouette, preferring the smaller k when its
-silhouette is within ``selection.silhouette_tolerance`` of the best; if no k is left, take the elbow of the
-WSSSE curve (Kneedle). Other rules: ``silhouette``, ``elbow``, ``calinski_harabasz``, ``davies_bouldin``,
-and a fixed ``model.k``.
+The default rule (``combined``) weighs every criterion the sweep measures:
+
+1. leave out every k with an empty cluster, with a segment smaller than ``selection.min_segment_share`` of
+   customers, or whose seeds agree less than ``selection.min_stability`` (adjusted Rand index);
+2. rank the remaining k by each criterion: silhouette (higher is better), Calinski-Harabasz (higher),
+   Davies-Bouldin (lower), stability (higher) and the elbow of the WSSSE curve (closer is better); values
+   equal as shown (3 decimals, stability 2) tie and share their ranks;
+3. take the k with the best mean rank; only a tie goes to the smaller k.
+
+No single threshold on one metric decides, and ranks do not depend on a metric's scale: Spark's silhouette
+(on squared distances) and the usual one rank k alike where it matters. If no k is left after step 1, the
+elbow decides. Other rules: ``silhouette``, ``elbow``, ``calinski_harabasz``, ``davies_bouldin``, and a
+fixed ``model.k``.
 """
 
 from __future__ import annotations
@@ -91,6 +98,65 @@ def _best_by(metric: str, usable: Sequence[KResult], span: str, empty: str, elbo
     return Choice(best.k, f"k={best.k}: {words} ({getattr(best, metric):.3f}) among {span}{empty}", elbow)
 
 
+@dataclass(frozen=True)
+class Criterion:
+    """One criterion of the combined rule: how it ranks a k (higher standing is better) and shows its value."""
+
+    name: str
+    words: str
+
+    def standing(self, result: KResult, elbow: int | None) -> float | None:
+        """The value the rule compares, rounded as shown (so a difference nobody can see is a tie)."""
+        if self.name == "elbow":
+            return None if elbow is None else -abs(result.k - elbow)
+        value = getattr(result, self.name)
+        if value is None:
+            return None
+        digits = {"silhouette": 3, "calinski_harabasz": 1, "davies_bouldin": 3, "stability": 2}[self.name]
+        return (-1 if self.name == "davies_bouldin" else 1) * round(float(value), digits)
+
+    def shown(self, result: KResult, elbow: int | None) -> str:
+        if self.name == "elbow":
+            return f"the elbow (k={elbow})"
+        value = float(getattr(result, self.name))
+        text = (
+            f"{value:,.0f}" if self.name == "calinski_harabasz" else f"{value:.{2 if self.name == 'stability' else 3}f}"
+        )
+        return f"{self.words} ({text})"
+
+
+CRITERIA = (
+    Criterion("silhouette", "silhouette"),
+    Criterion("calinski_harabasz", "Calinski-Harabasz"),
+    Criterion("davies_bouldin", "Davies-Bouldin"),
+    Criterion("stability", "stability"),
+    Criterion("elbow", "the elbow"),
+)
+
+
+def fractional_ranks(standings: dict[int, float]) -> dict[int, float]:
+    """Rank 1 for the highest standing; tied values share the mean of their ranks (1, 2.5, 2.5, 4, ...)."""
+    ranks = {}
+    for k, value in standings.items():
+        better = sum(1 for v in standings.values() if v > value)
+        tied = sum(1 for v in standings.values() if v == value) - 1
+        ranks[k] = 1 + better + tied / 2
+    return ranks
+
+
+def mean_ranks(candidates: Sequence[KResult], elbow: int | None) -> tuple[dict[int, float], list[Criterion]]:
+    """Each candidate k's mean rank over the criteria that measured every candidate, and those criteria."""
+    used, total = [], {r.k: 0.0 for r in candidates}
+    for criterion in CRITERIA:
+        standings = {r.k: criterion.standing(r, elbow) for r in candidates}
+        if any(v is None for v in standings.values()):
+            continue
+        used.append(criterion)
+        for k, rank in fractional_ranks(standings).items():  # type: ignore[arg-type]
+            total[k] += rank
+    return {k: t / max(1, len(used)) for k, t in total.items()}, used
+
+
 def _combined(
     results: Sequence[KResult], usable: Sequence[KResult], rules: SelectionConfig, span: str, elbow: int | None
 ) -> Choice:
@@ -108,31 +174,53 @@ def _combined(
 
     eligible = [r for r in results if not problems(r)]
     has_stability = any(r.stability is not None for r in results)
-    conditions = f"whose segments are all >= {rules.min_segment_share:.0%} of customers"
+    checks = f"all segments >= {rules.min_segment_share:.0%} of customers"
     if has_stability:
-        conditions += f" and stable (ARI >= {rules.min_stability:.2f} between seeds)"
+        checks += f" and a stability >= {rules.min_stability:.2f}"
     if not eligible:
         k = elbow if elbow is not None else min(usable, key=lambda r: (-(r.silhouette or -1.0), r.k)).k
         how = "the elbow of the WSSSE curve (Kneedle)" if elbow is not None else "the best silhouette"
-        checks = f"all segments >= {rules.min_segment_share:.0%} of customers"
-        if has_stability:
-            checks += f" and a stability >= {rules.min_stability:.2f}"
         return Choice(k, f"k={k}: {how}, since no k in {span} has {checks}", elbow)
-    top = max(r.silhouette or 0.0 for r in eligible)
-    near = [r for r in eligible if (r.silhouette or 0.0) >= top - rules.silhouette_tolerance]
-    best = min(near, key=lambda r: r.k)
-    reason = f"k={best.k}: best silhouette ({best.silhouette:.3f}) among k in {span} {conditions}"
-    if best.silhouette is not None and best.silhouette < top:
-        reason += f", the smallest k within {rules.silhouette_tolerance:.2f} of the best ({top:.3f})"
-    beaten = [r for r in results if r.silhouette is not None and r.silhouette > (best.silhouette or 0.0)]
-    notes = [
-        f"k={r.k} had a higher silhouette ({r.silhouette:.3f}) but {' and '.join(problems(r))}"
-        for r in beaten
-        if problems(r)
-    ]
-    if notes:
-        reason += "; " + "; ".join(notes)
+    ranks, used = mean_ranks(eligible, elbow)
+    votes = {r.k: [c for c in used if c.standing(r, elbow) == _top(c, eligible, elbow)] for r in eligible}
+    best = min(eligible, key=lambda r: (-len(votes[r.k]), round(ranks[r.k], 9), r.k))
+    reason = (
+        f"k={best.k}: {len(votes[best.k])} of {len(used)} criteria put it first"
+        f" ({_joined([c.shown(best, elbow) for c in votes[best.k]]) if votes[best.k] else 'none'})"
+        f" among the {len(eligible)} k in {span} with {checks}"
+    )
+    others = [_elsewhere(c, eligible, elbow) for c in used if c not in votes[best.k]]
+    if others:
+        reason += f"; not agreeing: {_joined(others)}"
+    level = [r.k for r in eligible if r.k != best.k and len(votes[r.k]) == len(votes[best.k])]
+    if level:
+        same = [k for k in level if round(ranks[k], 9) == round(ranks[best.k], 9)]
+        reason += (
+            f"; k={', '.join(map(str, level))} had as many, and k={best.k} the better mean rank ({ranks[best.k]:.2f})"
+            if not same
+            else f"; k={', '.join(map(str, same))} tied on votes and mean rank, the smaller k wins"
+        )
+    dropped = [f"k={r.k} ({' and '.join(problems(r))})" for r in results if problems(r)]
+    if dropped:
+        reason += f"; left out: {', '.join(dropped)}"
     return Choice(best.k, reason, elbow)
+
+
+def _top(criterion: Criterion, candidates: Sequence[KResult], elbow: int | None) -> float:
+    return max(criterion.standing(r, elbow) for r in candidates)  # type: ignore[type-var]
+
+
+def _elsewhere(criterion: Criterion, candidates: Sequence[KResult], elbow: int | None) -> str:
+    """Where a criterion that did not vote for the chosen k put its vote, in words."""
+    if criterion.name == "elbow":
+        return f"the elbow is at k={elbow}"
+    tops = [r for r in candidates if criterion.standing(r, elbow) == _top(criterion, candidates, elbow)]
+    where = ", ".join(str(r.k) for r in tops)
+    return f"{criterion.shown(tops[0], elbow)} is best at k={where}"
+
+
+def _joined(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _excluded_note(results: Sequence[KResult], words: str, test) -> str:

@@ -76,6 +76,10 @@ def test_config_is_frozen(tmp_path: Path, log_file: Path) -> None:
     ("text", "expected"),
     [
         ("model:\n  k_mn: 3\n", r"bad\.yaml: model\.k_mn: unknown key"),
+        (
+            "selection:\n  silhouette_tolerance: 0.01\n",
+            r"bad\.yaml: selection\.silhouette_tolerance: no longer a setting: in the combined rule every criterion",
+        ),
         ("model:\n  k_min: three\n", r"bad\.yaml: model\.k_min: expected a whole number, got 'three'"),
         ("model:\n  k_min: 1\n", r"bad\.yaml: model\.k_min: expected at least 2"),
         ("model:\n  k_min: 5\n  k_max: 4\n", r"bad\.yaml: model\.k_max: expected at least model\.k_min \(5\)"),

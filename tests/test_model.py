@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from chispa import assert_df_equality
@@ -70,7 +71,7 @@ def test_silhouette_rule_takes_best_silhouette_and_skips_empty_clusters() -> Non
     assert choice.reason == "k=3: highest silhouette (0.700) among k=2..5; k=4 had an empty cluster"
 
 
-def test_combined_rule_drops_tiny_and_unstable_k_and_explains() -> None:
+def test_combined_rule_leaves_out_tiny_and_unstable_k_and_ranks_the_rest() -> None:
     results = [
         result(2, 0.60, smallest=0.003),
         result(3, 0.50, stability=0.55),
@@ -79,16 +80,71 @@ def test_combined_rule_drops_tiny_and_unstable_k_and_explains() -> None:
         result(6, 0.40),
     ]
     choice = selection.choose_k(results, SelectionConfig())
+    # among 4..6: silhouette ranks 4, 5, 6; CH (100/k) 4, 5, 6; DB (k/10) 4, 5, 6; stability ties; no elbow
     assert choice.k == 4
     assert choice.reason == (
-        "k=4: best silhouette (0.520) among k in k=2..6 whose segments are all >= 2% of customers and stable "
-        "(ARI >= 0.80 between seeds); k=2 had a higher silhouette (0.600) but a segment of 0.3% of customers"
+        "k=4: 4 of 4 criteria put it first (silhouette (0.520), Calinski-Harabasz (25), Davies-Bouldin (0.400) "
+        "and stability (0.95)) among the 3 k in k=2..6 with all segments >= 2% of customers and a stability "
+        ">= 0.60; left out: k=2 (a segment of 0.3% of customers), k=3 (a stability of 0.55)"
     )
-    # within the tolerance the smaller k wins
-    tolerant = selection.choose_k(results, SelectionConfig(silhouette_tolerance=0.01))
-    assert tolerant.k == 4
-    wide = selection.choose_k([result(4, 0.50), result(5, 0.52)], SelectionConfig(silhouette_tolerance=0.05))
-    assert wide.k == 4 and "the smallest k within 0.05 of the best (0.520)" in wide.reason
+
+
+def test_combined_rule_counts_votes_then_mean_rank_and_only_then_prefers_the_smaller_k() -> None:
+    def row(k: int, silhouette: float, ch: float, db: float, stability: float = 0.95) -> KResult:
+        return replace(result(k, silhouette, stability=stability), calinski_harabasz=ch, davies_bouldin=db)
+
+    # k=3 is first on silhouette, Davies-Bouldin and (tied) stability; k=4 on Calinski-Harabasz and stability
+    assert selection.choose_k([row(3, 0.70, 10.0, 0.5), row(4, 0.60, 20.0, 0.6)], SelectionConfig()).k == 3
+    # as many votes each (silhouette, DB, stability against CH, DB, stability) and the same mean rank: smaller k
+    tied = selection.choose_k([row(3, 0.70, 10.0, 0.5), row(4, 0.60, 20.0, 0.5)], SelectionConfig())
+    assert tied.k == 3
+    assert tied.reason.endswith("; k=4 tied on votes and mean rank, the smaller k wins")
+    # as many votes, but k=5's mean rank is better (second on silhouette where k=4 is third): k=5, not the smaller
+    three = [row(3, 0.70, 10.0, 0.7, 0.90), row(4, 0.50, 30.0, 0.6, 0.90), row(5, 0.60, 20.0, 0.5, 0.90)]
+    more = selection.choose_k(three, SelectionConfig())
+    assert more.k == 5, more.reason
+    assert "; k=3, 4 had as many, and k=5 the better mean rank" in more.reason
+    # a silhouette 0.009 higher is a real difference once the other criteria agree with it
+    assert selection.choose_k([row(3, 0.802, 10.0, 0.6), row(4, 0.811, 20.0, 0.5)], SelectionConfig()).k == 4
+
+
+def test_fractional_ranks_share_tied_ranks() -> None:
+    assert selection.fractional_ranks({2: 0.5, 3: 0.9, 4: 0.7, 5: 0.7}) == {2: 4.0, 3: 1.0, 4: 2.5, 5: 2.5}
+
+
+# The six-behaviour sweep of issue 21 (a held-out log of 30,000 customers): the values it quotes are kept
+# (silhouette 0.811 at k=7 and within 0.01 of it at k=5, Calinski-Harabasz 66,923 against 53,081,
+# Davies-Bouldin 0.580 against 0.599, stability 1.0 at k=7); the others are filled in around them.
+HELD_OUT_SIX = {  # k: (wssse, silhouette, Calinski-Harabasz, Davies-Bouldin, stability, smallest share)
+    2: (61_000.0, 0.702, 31_250.0, 0.771, 1.00, 0.331),
+    3: (38_500.0, 0.745, 38_900.0, 0.702, 1.00, 0.165),
+    4: (27_900.0, 0.772, 45_600.0, 0.655, 0.97, 0.164),
+    5: (21_300.0, 0.804, 53_081.0, 0.599, 1.00, 0.162),
+    6: (18_900.0, 0.779, 55_400.0, 0.633, 0.91, 0.081),
+    7: (14_200.0, 0.811, 66_923.0, 0.580, 1.00, 0.079),
+    8: (13_400.0, 0.776, 61_700.0, 0.641, 0.88, 0.052),
+}
+
+
+def test_the_held_out_six_behaviour_sweep_is_decided_by_the_criteria_that_agree() -> None:
+    results = [
+        replace(result(k, sil, wssse=w, smallest=small, stability=stab), calinski_harabasz=ch, davies_bouldin=db)
+        for k, (w, sil, ch, db, stab, small) in HELD_OUT_SIX.items()
+    ]
+    # the retired rule (the smallest k within 0.01 of the best silhouette) took k=5
+    assert min(r.k for r in results if r.silhouette >= 0.811 - 0.01) == 5
+    choice = selection.choose_k(results, SelectionConfig())
+    assert (choice.k, choice.elbow) == (7, 4)
+    assert choice.reason == (
+        "k=7: 4 of 5 criteria put it first (silhouette (0.811), Calinski-Harabasz (66,923), Davies-Bouldin "
+        "(0.580) and stability (1.00)) among the 7 k in k=2..8 with all segments >= 2% of customers and a "
+        "stability >= 0.60; not agreeing: the elbow is at k=4"
+    )
+    ranks, used = selection.mean_ranks(results, choice.elbow)
+    assert len(used) == 5 and ranks[7] < ranks[5] < min(v for k, v in ranks.items() if k not in (5, 7))
+    # the same decision from any single scale-free view of silhouette: ranks, not values, enter the rule
+    squared = [replace(r, silhouette=1 - (1 - r.silhouette) ** 2) for r in results]
+    assert selection.choose_k(squared, SelectionConfig()).k == 7
 
 
 def test_combined_rule_falls_back_to_the_elbow() -> None:
