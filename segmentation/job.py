@@ -242,7 +242,11 @@ def run_manifest(
     profiled: profiles.SegmentProfiles,
     sample: report_data.ReportSample,
 ) -> dict[str, Any]:
-    """The run's manifest: what every run records, plus the sweep, the choice of k, centroids and the report's."""
+    """The run's manifest: what every run records, plus the sweep, the choice of k, centroids, segments that
+    split one behaviour into one-time and repeat buyers, and the report's."""
+    splits = repeat_splits(final, profiled, model.feature_spec(job.cfg))
+    for split in splits:
+        log.info("one-time / repeat split: %s", split.as_dict())
     extra = {
         "sweep": [r.as_row() for r in swept.results],
         "chosen_k": swept.choice.k,
@@ -251,6 +255,7 @@ def run_manifest(
         "sweep_sample": {"used": swept.on_sample, "customers": swept.sample_size},
         "model_features": list(model.feature_spec(job.cfg).numeric),
         "centroids": [[float(v) for v in c] for c in final.clusterer.clusterCenters()],
+        "repeat_splits": [split.as_dict() for split in splits],
         "report": {"centroids_2d": sample.centroids_2d, "axes": list(sample.axes)},
     }
     return manifest.build(
@@ -264,6 +269,19 @@ def run_manifest(
         profile_rows=profiled.rows,
         extra=extra,
     )
+
+
+def repeat_splits(
+    final: FinalModel, profiled: profiles.SegmentProfiles, spec: model.FeatureSpec
+) -> list[profiles.RepeatSplit]:
+    """Segments of the final model that split one behaviour into one-time and repeat buyers (see profiles)."""
+    width = len(spec.numeric)
+    centres = {
+        final.mapping[label]: [float(v) for v in centre[:width]]
+        for label, centre in enumerate(final.clusterer.clusterCenters())
+        if label in final.mapping
+    }
+    return profiles.repeat_splits(profiled.rows, centres, spec.numeric)
 
 
 def model_input(feature_df: DataFrame, customers: int, customers_per_partition: int) -> DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,3 +78,73 @@ def profile_segments(
     feature_names = profile_features(segmented_df.drop(SEGMENT, SEGMENT_NAME, CLUSTER), spec)
     frame = profile_table(segmented_df, feature_names, revenue_column, names=names)
     return SegmentProfiles(frame, tuple(r.asDict() for r in frame.collect()))
+
+
+# Features that follow from buying again: one-time and repeat buyers of one behaviour differ in these anyway.
+REPEAT_FEATURES = frozenset(
+    ("frequency", "tenure_days", "monetary", "mean_days_between_orders", "active_months", "distinct_products")
+)
+
+
+@dataclass(frozen=True)
+class RepeatSplit:
+    """Two segments of one behaviour told apart by buying again: ``one_time`` bought once, ``repeat`` more."""
+
+    one_time: int
+    repeat: int
+    distance: float  # between their centroids on the other model features, in standard deviations
+    alike_in: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "one_time": self.one_time,
+            "repeat": self.repeat,
+            "distance": round(self.distance, 3),
+            "alike_in": list(self.alike_in),
+        }
+
+
+def repeat_splits(
+    rows: Sequence[Mapping[str, Any]],
+    centres: Mapping[int, Sequence[float]],
+    features: Sequence[str],
+    *,
+    max_distance: float = 1.0,
+) -> list[RepeatSplit]:
+    """Pairs of segments that split one behaviour into one-time and repeat buyers.
+
+    A segment whose median customer has one order is paired with the nearest segment whose median customer
+    has more, measured between centroids (standardised model scale) on the model features that do not follow
+    from buying again (recency, order value, ...); a pair closer than ``max_distance`` standard deviations,
+    each the other's nearest, is such a split. None for a customer table or without those features.
+    """
+    other = [i for i, name in enumerate(features) if name not in REPEAT_FEATURES]
+    if "frequency" not in features or not other or not rows or "median_frequency" not in rows[0]:
+        return []
+    one_time = [int(r[SEGMENT]) for r in rows if r["median_frequency"] is not None and r["median_frequency"] <= 1]
+    repeat = [int(r[SEGMENT]) for r in rows if r["median_frequency"] is not None and r["median_frequency"] >= 2]
+
+    def apart(a: int, b: int) -> float:
+        return math.sqrt(sum((centres[a][i] - centres[b][i]) ** 2 for i in other))
+
+    splits = []
+    for a in one_time:
+        if not repeat:
+            break
+        b = min(repeat, key=lambda s: (apart(a, s), s))
+        back = min(one_time, key=lambda s: (apart(s, b), s))
+        if back == a and apart(a, b) <= max_distance:
+            splits.append(RepeatSplit(a, b, apart(a, b), tuple(features[i] for i in other)))
+    return splits
+
+
+def repeat_split_sentence(split: RepeatSplit, names: Mapping[int, str]) -> str:
+    """One sentence for the report on a one-time / repeat split."""
+    alike = ", ".join(name.replace("_", " ") for name in split.alike_in)
+    return (
+        f"Segments {split.repeat} ({names.get(split.repeat, '')}) and {split.one_time} "
+        f"({names.get(split.one_time, '')}) look like one behaviour split by whether customers came back: "
+        f"segment {split.one_time}'s median customer ordered once, segment {split.repeat}'s more often, and "
+        f"they are alike in {alike} (centroids {split.distance:.2f} standard deviations apart). A marketer may "
+        "well want them apart (first-order follow-up against retention); they can also be read as one."
+    )

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from segmentation import outputs
+from segmentation import outputs, profiles
 from segmentation.errors import InputError
 from segmentation.storage import Storage
 
@@ -35,7 +35,7 @@ SAMPLE_TABLE = "report_sample"
 RFM = ("recency_days", "frequency", "monetary")
 SWEEP_METRICS = (
     ("wssse", "WSSSE\n(lower: tighter)"),
-    ("silhouette", "silhouette\n(higher: better)"),
+    ("silhouette", "silhouette, Spark's: squared\ndistances (higher: better)"),
     ("calinski_harabasz", "Calinski-Harabasz\n(higher: better)"),
     ("davies_bouldin", "Davies-Bouldin\n(lower: better)"),
     ("stability", "stability\n(ARI between seeds)"),
@@ -365,6 +365,7 @@ def markdown(run: RunData, rows: Sequence[Mapping[str, Any]]) -> str:
         "",
         f"**Chosen k = {m['chosen_k']}.** {m['choice_reason']}",
         "",
+        *[line for note in choice_notes(m, run.names) for line in (note, "")],
         "| segment | name | customers | share | revenue share |",
         "| --- | --- | --- | --- | --- |",
     ]
@@ -376,6 +377,25 @@ def markdown(run: RunData, rows: Sequence[Mapping[str, Any]]) -> str:
     lines += _quality_lines(m)
     lines.append(f"\nCustomers: {counts['customers']}.")
     return "\n".join(lines) + "\n"
+
+
+SILHOUETTE_NOTE = (
+    "Silhouette values here are Spark's (ClusteringEvaluator), computed on squared Euclidean distances: they "
+    "run higher than the usual silhouette (scikit-learn's, on Euclidean distances) of the same segments. "
+    "Compare them between values of k, not with figures from other tools."
+)
+
+
+def choice_notes(manifest: Mapping[str, Any], names: Mapping[int, str]) -> list[str]:
+    """Notes under the chosen k: segments that split one behaviour into one-time and repeat buyers, and what
+    the silhouette numbers are."""
+    splits = [
+        profiles.RepeatSplit(**{**s, "alike_in": tuple(s["alike_in"])}) for s in manifest.get("repeat_splits", [])
+    ]
+    notes = [profiles.repeat_split_sentence(split, names) for split in splits]
+    if manifest.get("sweep"):
+        notes.append(SILHOUETTE_NOTE)
+    return notes
 
 
 def _quality_lines(manifest: Mapping[str, Any]) -> list[str]:
@@ -439,6 +459,7 @@ figure{{margin:1em 0}}img{{max-width:100%}}</style></head>
 <body>
 <h1>Segmentation report: {esc(m["as_of_date"])}, run {esc(m["run_id"])}</h1>
 <p id="chosen-k"><strong>Chosen k = {m["chosen_k"]}.</strong> {esc(m["choice_reason"])}</p>
+{"".join(f'<p class="choice-note">{esc(note)}</p>' for note in choice_notes(m, run.names))}
 <h2>Segments</h2>
 <table id="segments"><tr><th>segment</th><th>name</th><th>customers</th><th>share</th><th>revenue share</th>
 <th>key medians</th><th>in one sentence</th></tr>{table}</table>

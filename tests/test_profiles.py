@@ -215,3 +215,33 @@ def test_report_sample_on_principal_components(spark: SparkSession) -> None:
     spans = {s: sorted(r["x"] for r in rows if r["segment"] == s) for s in mapping.values()}
     ordered = sorted(spans.values())
     assert ordered[0][-1] < ordered[1][0] and ordered[1][-1] < ordered[2][0]
+
+
+MODEL_FEATURES = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
+
+
+def _segment(segment: int, median_frequency: float) -> dict:
+    return {model.SEGMENT: segment, "median_frequency": median_frequency}
+
+
+def test_repeat_splits_pair_one_time_and_repeat_buyers_alike_in_the_rest() -> None:
+    rows = [_segment(1, 9.0), _segment(2, 3.0), _segment(3, 1.0), _segment(4, 1.0)]
+    centres = {  # recency, frequency, monetary, avg_order_value, tenure (standardised)
+        1: [-1.0, 2.0, 2.0, 0.5, 1.0],  # champions
+        2: [0.2, 0.6, 0.4, 1.5, 0.5],  # occasional repeat buyers
+        3: [0.5, -0.9, -0.3, 1.4, -0.4],  # their one-time twins: 0.32 sd apart in recency and order value
+        4: [1.5, -0.9, -1.2, -1.5, 1.2],  # hibernating one-time buyers, unlike any repeat segment
+    }
+    splits = profiles.repeat_splits(rows, centres, MODEL_FEATURES)
+    assert [(s.one_time, s.repeat, round(s.distance, 3), s.alike_in) for s in splits] == [
+        (3, 2, 0.316, ("recency_days", "avg_order_value"))
+    ]
+    sentence = profiles.repeat_split_sentence(splits[0], {2: "Occasional", 3: "One-timers"})
+    assert sentence.startswith(
+        "Segments 2 (Occasional) and 3 (One-timers) look like one behaviour split by whether customers came "
+        "back: segment 3's median customer ordered once, segment 2's more often, and they are alike in "
+        "recency days, avg order value (centroids 0.32 standard deviations apart)."
+    )
+    # farther apart than the limit: no split; a customer table (no frequency): none
+    assert profiles.repeat_splits(rows, centres, MODEL_FEATURES, max_distance=0.3) == []
+    assert profiles.repeat_splits(rows, centres, ("age", "income", "score", "x", "y")) == []
