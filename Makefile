@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO   := data/generated/transactions.csv.gz
 BENCH_STAMP := $(VENV)/.bench-stamp
 BENCH_ARGS ?=
+PLANTED_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup check-java run history-demo test cluster-test connect-test lint package bench clean
+.PHONY: help setup check-java run history-demo test cluster-test connect-test lint package bench planted clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -83,6 +84,9 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 
 bench: setup $(BENCH_STAMP) ## side-by-side benchmark against the tutorial PySpark way and pandas + scikit-learn (bench/README.md)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+planted: setup ## the choice of k on every planted scenario, two seeds, against the truth (bench/results/planted.md; about 25 min)
+	$(BIN)/python bench/planted.py --output bench/results/planted.md $(PLANTED_ARGS)
 
 clean: ## remove generated data, outputs and build files (keeps .venv)
 	rm -rf output data/generated dist build *.egg-info .pytest_cache

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--truth", metavar="PATH", help="also write each customer's true behaviour as CSV")
     gen.add_argument("--planted", type=int, metavar="K", help="plant K well-separated behaviours (1 to 6)")
     gen.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="a planted scenario for the choice of k (segmentation/planted.py: k3..k8, unequal, overlap, "
+        "heavy_tail, one_time, repeat_split, customer_table); prints the settings to run it with",
+    )
+    gen.add_argument(
         "--periods",
         type=int,
         choices=(1, 2),
@@ -191,8 +197,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace) -> str:
-    from segmentation import generate
+    from segmentation import generate, planted
 
+    if args.scenario is not None:
+        if args.planted is not None or args.periods != 1:
+            raise ConfigError("--scenario: not with --planted or --periods 2")
+        spec = planted.scenario(args.scenario)
+        rows = planted.write(
+            args.output, args.scenario, customers=args.customers, seed=args.seed, truth_path=args.truth
+        )
+        what = "rows of a customer table" if spec.kind == "customers" else "lines"
+        settings = " ".join(f"--set '{s}'" for s in planted.settings(spec))
+        return (
+            f"wrote {rows} {what} for {args.customers} customers ({spec.planted} planted segments: {spec.hard}) "
+            f"to {args.output}; run it with {settings}"
+        )
     if args.periods == 2:
         if args.planted is not None:
             raise ConfigError("--planted: only for a one-period log (--periods 1)")

@@ -102,8 +102,8 @@ def generate(
     lines_mean = np.array([personas[p].lines_per_order for p in order_persona])
     scale = np.array([personas[p].quantity_scale for p in order_persona])
     orders = pd.DataFrame({"customer": order_customer, "ts": order_ts, "lines": lines_mean, "scale": scale})
-    log = _order_lines(orders, ids, countries, rng)
-    log = _finish(pd.concat([log, _cancellations(log, rng)], ignore_index=True), rng, dirty=dirty)
+    log = order_lines(orders, ids, countries, rng=rng)
+    log = finish(pd.concat([log, cancellations(log, rng)], ignore_index=True), rng, dirty=dirty)
     truth = pd.DataFrame({"CustomerID": ids.astype(str), "persona": [personas[p].name for p in persona_of]})
     return log, truth
 
@@ -172,9 +172,9 @@ def generate_periods(
         ],
         ignore_index=True,
     )
-    log = _order_lines(orders, ids, countries, rng)
+    log = order_lines(orders, ids, countries, rng=rng)
     until = pd.Series(pd.Timestamp(END), index=log.index).where(log["ts"] > end_1, end_1)  # its period's end
-    log = _finish(pd.concat([log, _cancellations(log, rng, until)], ignore_index=True), rng, dirty=dirty)
+    log = finish(pd.concat([log, cancellations(log, rng, until)], ignore_index=True), rng, dirty=dirty)
     return log, truth
 
 
@@ -225,8 +225,8 @@ def planted_moves(truth: pd.DataFrame) -> pd.DataFrame:
     return counts.sort_values("customers", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _order_lines(
-    orders: pd.DataFrame, ids: np.ndarray, countries: np.ndarray, rng: np.random.Generator
+def order_lines(
+    orders: pd.DataFrame, ids: np.ndarray, countries: np.ndarray, *, rng: np.random.Generator
 ) -> pd.DataFrame:
     """The lines of ``orders`` (``customer``, ``ts``, mean ``lines``, quantity ``scale``), one per product.
 
@@ -263,7 +263,7 @@ def _order_lines(
     return log.drop_duplicates(["InvoiceNo", "StockCode"]).reset_index(drop=True)
 
 
-def _finish(log: pd.DataFrame, rng: np.random.Generator, *, dirty: bool) -> pd.DataFrame:
+def finish(log: pd.DataFrame, rng: np.random.Generator, *, dirty: bool) -> pd.DataFrame:
     """Sorted by time, all columns as text in Online Retail's formats, dirty lines added if ``dirty``."""
     log = log.sort_values(["ts", "InvoiceNo"], kind="stable").reset_index(drop=True)
     log["InvoiceDate"] = _format_ts(log.pop("ts"))
@@ -274,7 +274,7 @@ def _finish(log: pd.DataFrame, rng: np.random.Generator, *, dirty: bool) -> pd.D
     return log[HEADER]
 
 
-def _cancellations(log: pd.DataFrame, rng: np.random.Generator, until: pd.Series | None = None) -> pd.DataFrame:
+def cancellations(log: pd.DataFrame, rng: np.random.Generator, until: pd.Series | None = None) -> pd.DataFrame:
     """About 3% of orders get a later cancellation of one of their lines, at the latest ``until`` (per line).
 
     Without ``until``, at the latest ``END``.
@@ -327,7 +327,7 @@ def write(
 ) -> int:
     """Write a gzip CSV log (and optionally the truth as CSV); return the number of data lines."""
     log, truth = generate(customers=customers, seed=seed, planted=planted)
-    return _write(path, log, truth, truth_path)
+    return write_log(path, log, truth, truth_path=truth_path)
 
 
 def write_periods(
@@ -335,10 +335,10 @@ def write_periods(
 ) -> int:
     """Write the two-period log as gzip CSV (and optionally its truth as CSV); return the number of data lines."""
     log, truth = generate_periods(customers=customers, seed=seed, period_days=period_days)
-    return _write(path, log, truth, truth_path)
+    return write_log(path, log, truth, truth_path=truth_path)
 
 
-def _write(path: str, log: pd.DataFrame, truth: pd.DataFrame, truth_path: str | None) -> int:
+def write_log(path: str, log: pd.DataFrame, truth: pd.DataFrame, *, truth_path: str | None) -> int:
     """The log as gzip CSV (no timestamp in the header, so the same log gives the same bytes), malformed lines last."""
     buffer = io.StringIO()
     log.to_csv(buffer, index=False, lineterminator="\n")
