@@ -80,10 +80,12 @@ def profile_segments(
     return SegmentProfiles(frame, tuple(r.asDict() for r in frame.collect()))
 
 
-# Features that follow from buying again: one-time and repeat buyers of one behaviour differ in these anyway.
+# Features that follow from buying again: one-time and repeat buyers of one behaviour differ in these anyway
+# (a one-time buyer's tenure is its recency). When they started buying is checked apart: see ``repeat_splits``.
 REPEAT_FEATURES = frozenset(
     ("frequency", "tenure_days", "monetary", "mean_days_between_orders", "active_months", "distinct_products")
 )
+SAME_START = 0.25  # a one-time segment's median tenure is at least this share of the repeat segment's
 
 
 @dataclass(frozen=True)
@@ -115,14 +117,18 @@ def repeat_splits(
 
     A segment whose median customer has one order is paired with the nearest segment whose median customer
     has more, measured between centroids (standardised model scale) on the model features that do not follow
-    from buying again (recency, order value, ...); a pair closer than ``max_distance`` standard deviations,
-    each the other's nearest, is such a split. None for a customer table or without those features.
+    from buying again (recency, order value, ...). It is such a split when the two are closer than
+    ``max_distance`` standard deviations, each the other's nearest, and started buying in the same period: the
+    one-time segment's median tenure is at least a quarter of the repeat segment's (brand-new customers with a
+    champion's basket are not champions who did not come back). None for a customer table.
     """
     other = [i for i, name in enumerate(features) if name not in REPEAT_FEATURES]
-    if "frequency" not in features or not other or not rows or "median_frequency" not in rows[0]:
+    needed = ("median_frequency", "median_tenure_days")
+    if "frequency" not in features or not other or not rows or any(c not in rows[0] for c in needed):
         return []
-    one_time = [int(r[SEGMENT]) for r in rows if r["median_frequency"] is not None and r["median_frequency"] <= 1]
-    repeat = [int(r[SEGMENT]) for r in rows if r["median_frequency"] is not None and r["median_frequency"] >= 2]
+    by_id = {int(r[SEGMENT]): r for r in rows if all(r[c] is not None for c in needed)}
+    one_time = [s for s, r in by_id.items() if r["median_frequency"] <= 1]
+    repeat = [s for s, r in by_id.items() if r["median_frequency"] >= 2]
 
     def apart(a: int, b: int) -> float:
         return math.sqrt(sum((centres[a][i] - centres[b][i]) ** 2 for i in other))
@@ -133,7 +139,8 @@ def repeat_splits(
             break
         b = min(repeat, key=lambda s: (apart(a, s), s))
         back = min(one_time, key=lambda s: (apart(s, b), s))
-        if back == a and apart(a, b) <= max_distance:
+        same_start = by_id[a]["median_tenure_days"] >= SAME_START * by_id[b]["median_tenure_days"]
+        if back == a and apart(a, b) <= max_distance and same_start:
             splits.append(RepeatSplit(a, b, apart(a, b), tuple(features[i] for i in other)))
     return splits
 

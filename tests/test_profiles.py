@@ -220,16 +220,16 @@ def test_report_sample_on_principal_components(spark: SparkSession) -> None:
 MODEL_FEATURES = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
 
 
-def _segment(segment: int, median_frequency: float) -> dict:
-    return {model.SEGMENT: segment, "median_frequency": median_frequency}
+def _segment(segment: int, median_frequency: float, median_tenure: float) -> dict:
+    return {model.SEGMENT: segment, "median_frequency": median_frequency, "median_tenure_days": median_tenure}
 
 
 def test_repeat_splits_pair_one_time_and_repeat_buyers_alike_in_the_rest() -> None:
-    rows = [_segment(1, 9.0), _segment(2, 3.0), _segment(3, 1.0), _segment(4, 1.0)]
+    rows = [_segment(1, 9.0, 350.0), _segment(2, 3.0, 170.0), _segment(3, 1.0, 110.0), _segment(4, 1.0, 300.0)]
     centres = {  # recency, frequency, monetary, avg_order_value, tenure (standardised)
         1: [-1.0, 2.0, 2.0, 0.5, 1.0],  # champions
-        2: [0.2, 0.6, 0.4, 1.5, 0.5],  # occasional repeat buyers
-        3: [0.5, -0.9, -0.3, 1.4, -0.4],  # their one-time twins: 0.32 sd apart in recency and order value
+        2: [0.2, 0.6, 0.4, 1.5, -0.5],  # occasional repeat buyers
+        3: [0.5, -0.9, -0.3, 1.4, -1.9],  # their one-time twins: 0.32 sd apart in recency and order value
         4: [1.5, -0.9, -1.2, -1.5, 1.2],  # hibernating one-time buyers, unlike any repeat segment
     }
     splits = profiles.repeat_splits(rows, centres, MODEL_FEATURES)
@@ -245,3 +245,8 @@ def test_repeat_splits_pair_one_time_and_repeat_buyers_alike_in_the_rest() -> No
     # farther apart than the limit: no split; a customer table (no frequency): none
     assert profiles.repeat_splits(rows, centres, MODEL_FEATURES, max_distance=0.3) == []
     assert profiles.repeat_splits(rows, centres, ("age", "income", "score", "x", "y")) == []
+    # brand-new one-time buyers with a champion's recency and basket did not start when champions did: no split
+    new = [_segment(1, 9.0, 350.0), _segment(5, 1.0, 7.0)]
+    alike = {1: [-1.0, 2.0, 2.0, 0.5, 1.0], 5: [-1.1, -0.9, -0.5, 0.6, -2.5]}
+    assert profiles.repeat_splits(new, alike, MODEL_FEATURES) == []
+    assert len(profiles.repeat_splits([new[0], _segment(5, 1.0, 200.0)], alike, MODEL_FEATURES)) == 1
