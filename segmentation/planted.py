@@ -310,6 +310,8 @@ def write(path: str, name: str, *, customers: int = 3000, seed: int = 7, truth_p
     """Write scenario ``name``: a gzip CSV log, or a customer table as CSV; return the number of data rows."""
     spec = scenario(name)
     if spec.kind == "customers":
+        if not path.endswith(".csv"):
+            raise ConfigError(f"--output: scenario {name} writes a plain CSV customer table; expected a .csv path")
         table, truth = customer_table(spec, customers, seed)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         table.to_csv(path, index=False)

@@ -381,7 +381,7 @@ def markdown(run: RunData, rows: Sequence[Mapping[str, Any]]) -> str:
 
 SILHOUETTE_NOTE = (
     "Silhouette values here are Spark's (ClusteringEvaluator), computed on squared Euclidean distances: they "
-    "run higher than the usual silhouette (scikit-learn's, on Euclidean distances) of the same segments. "
+    "usually run higher than the usual silhouette (scikit-learn's, on Euclidean distances) of the same segments. "
     "Compare them between values of k, not with figures from other tools."
 )
 
@@ -390,7 +390,8 @@ def choice_notes(manifest: Mapping[str, Any], names: Mapping[int, str]) -> list[
     """Notes under the chosen k: segments that split one behaviour into one-time and repeat buyers, and what
     the silhouette numbers are."""
     splits = [
-        profiles.RepeatSplit(**{**s, "alike_in": tuple(s["alike_in"])}) for s in manifest.get("repeat_splits", [])
+        profiles.RepeatSplit(int(s["one_time"]), int(s["repeat"]), float(s["distance"]), tuple(s["alike_in"]))
+        for s in manifest.get("repeat_splits", [])
     ]
     notes = [profiles.repeat_split_sentence(split, names) for split in splits]
     if manifest.get("sweep"):

@@ -4,14 +4,17 @@ The default rule (``combined``) weighs every criterion the sweep measures:
 
 1. leave out every k with an empty cluster, with a segment smaller than ``selection.min_segment_share`` of
    customers, or whose seeds agree less than ``selection.min_stability`` (adjusted Rand index);
-2. rank the remaining k by each criterion: silhouette (higher is better), Calinski-Harabasz (higher),
-   Davies-Bouldin (lower), stability (higher) and the elbow of the WSSSE curve (closer is better); values
-   equal as shown (3 decimals, stability 2) tie and share their ranks;
-3. take the k with the best mean rank; only a tie goes to the smaller k.
+2. each of five criteria puts first the remaining k where it is best: silhouette (highest), Calinski-Harabasz
+   (highest), Davies-Bouldin (lowest), stability (highest) and the elbow of the WSSSE curve (the nearest k);
+   values equal as shown (silhouette and Davies-Bouldin to 3 decimals, Calinski-Harabasz to a whole number,
+   stability to 2) tie, and the criterion then puts all of them first;
+3. the k put first by the most criteria wins; a tie goes to the better mean rank over the criteria (tied
+   values share their ranks), and only then to the smaller k.
 
-No single threshold on one metric decides, and ranks do not depend on a metric's scale: Spark's silhouette
-(on squared distances) and the usual one rank k alike where it matters. If no k is left after step 1, the
-elbow decides. Other rules: ``silhouette``, ``elbow``, ``calinski_harabasz``, ``davies_bouldin``, and a
+The smallest segment share is a condition (step 1), not a vote: larger k always have smaller segments, so as a
+vote it would only repeat parsimony. No single threshold on one metric decides, and votes and ranks do not
+depend on a metric's scale or on how far apart two values are. If no k is left after step 1, the elbow
+decides. Other rules: ``silhouette``, ``elbow``, ``calinski_harabasz``, ``davies_bouldin``, and a
 fixed ``model.k``.
 """
 
@@ -112,13 +115,16 @@ class Criterion:
         value = getattr(result, self.name)
         if value is None:
             return None
-        digits = {"silhouette": 3, "calinski_harabasz": 1, "davies_bouldin": 3, "stability": 2}[self.name]
+        digits = {"silhouette": 3, "calinski_harabasz": 0, "davies_bouldin": 3, "stability": 2}[self.name]
         return (-1 if self.name == "davies_bouldin" else 1) * round(float(value), digits)
 
     def shown(self, result: KResult, elbow: int | None) -> str:
+        """The criterion and its value at ``result``'s k, in words (Spark's silhouette says it is squared)."""
         if self.name == "elbow":
-            return f"the elbow (k={elbow})"
+            return f"the elbow (k={elbow})" if result.k == elbow else f"nearest the elbow (k={elbow})"
         value = float(getattr(result, self.name))
+        if self.name == "silhouette":
+            return f"silhouette ({value:.3f}, on squared distances)"
         text = (
             f"{value:,.0f}" if self.name == "calinski_harabasz" else f"{value:.{2 if self.name == 'stability' else 3}f}"
         )
@@ -132,6 +138,9 @@ CRITERIA = (
     Criterion("stability", "stability"),
     Criterion("elbow", "the elbow"),
 )
+
+
+UNMEASURED = {"elbow": "the elbow (the WSSSE curve has none)", "stability": "stability (one seed per k)"}
 
 
 def fractional_ranks(standings: dict[int, float]) -> dict[int, float]:
@@ -184,26 +193,38 @@ def _combined(
     ranks, used = mean_ranks(eligible, elbow)
     votes = {r.k: [c for c in used if c.standing(r, elbow) == _top(c, eligible, elbow)] for r in eligible}
     best = min(eligible, key=lambda r: (-len(votes[r.k]), round(ranks[r.k], 9), r.k))
-    reason = (
-        f"k={best.k}: {len(votes[best.k])} of {len(used)} criteria put it first"
-        f" ({_joined([c.shown(best, elbow) for c in votes[best.k]]) if votes[best.k] else 'none'})"
-        f" among the {len(eligible)} k in {span} with {checks}"
-    )
-    others = [_elsewhere(c, eligible, elbow) for c in used if c not in votes[best.k]]
-    if others:
-        reason += f"; not agreeing: {_joined(others)}"
-    level = [r.k for r in eligible if r.k != best.k and len(votes[r.k]) == len(votes[best.k])]
-    if level:
-        same = [k for k in level if round(ranks[k], 9) == round(ranks[best.k], 9)]
-        reason += (
-            f"; k={', '.join(map(str, level))} had as many, and k={best.k} the better mean rank ({ranks[best.k]:.2f})"
-            if not same
-            else f"; k={', '.join(map(str, same))} tied on votes and mean rank, the smaller k wins"
+    if len(eligible) == 1:
+        reason = f"k={best.k}: the only k in {span} with {checks}"
+    else:
+        reason = (
+            f"k={best.k}: {len(votes[best.k])} of {len(used)} criteria put it first"
+            f" ({_joined([c.shown(best, elbow) for c in votes[best.k]]) if votes[best.k] else 'none'})"
+            f" among the {len(eligible)} k in {span} with {checks}"
         )
+        others = [_elsewhere(c, eligible, elbow) for c in used if c not in votes[best.k]]
+        if others:
+            reason += f"; not agreeing: {_joined(others)}"
+        unmeasured = [UNMEASURED.get(c.name, f"{c.words} (not measured at every k)") for c in CRITERIA if c not in used]
+        if unmeasured:
+            reason += f"; not counted: {_joined(unmeasured)}"
+        reason += _tie_note(best.k, eligible, votes=votes, ranks=ranks)
     dropped = [f"k={r.k} ({' and '.join(problems(r))})" for r in results if problems(r)]
     if dropped:
         reason += f"; left out: {', '.join(dropped)}"
     return Choice(best.k, reason, elbow)
+
+
+def _tie_note(k: int, candidates: Sequence[KResult], *, votes: dict, ranks: dict[int, float]) -> str:
+    """The words on other k with as many votes as the chosen ``k``: beaten on mean rank, or tied and larger."""
+    level = [r.k for r in candidates if r.k != k and len(votes[r.k]) == len(votes[k])]
+    same = [j for j in level if round(ranks[j], 9) == round(ranks[k], 9)]
+    worse = [j for j in level if j not in same]
+    note = ""
+    if worse:
+        note += f"; k={', '.join(map(str, worse))} had as many, and k={k} the better mean rank ({ranks[k]:.2f})"
+    if same:
+        note += f"; k={', '.join(map(str, same))} tied on votes and mean rank, the smaller k wins"
+    return note
 
 
 def _top(criterion: Criterion, candidates: Sequence[KResult], elbow: int | None) -> float:

@@ -251,6 +251,9 @@ def metrics_table(results: Sequence[KResult], *, chosen: int, elbow: int | None)
             f"{_number(r.davies_bouldin, 3):>9} {_number(r.stability, 3):>10} {r.smallest_cluster_share:9.1%} "
             f"{r.non_empty_clusters:>6d}/{r.k}{mark}"
         )
+    lines.append(
+        "silhouette: Spark's ClusteringEvaluator, on squared Euclidean distances (usually above the usual one)"
+    )
     return lines
 
 

@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from segmentation import cli, generate, job, outputs, scoring, storage
+from segmentation.config import SelectionConfig
 from segmentation.errors import InputError
 
 from .conftest import ONLINE_RETAIL, job_config
@@ -93,7 +94,8 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert all(r["seeds"] == 3 and r["calinski_harabasz"] > 0 and r["davies_bouldin"] > 0 for r in sweep)
     assert all(-1.0 <= r["stability"] <= 1.0 and r["non_empty_clusters"] == r["k"] for r in sweep)
     chosen = next(r for r in sweep if r["chosen"])
-    assert chosen["smallest_cluster_share"] >= 0.02 and chosen["stability"] >= 0.8
+    rules = SelectionConfig()
+    assert chosen["smallest_cluster_share"] >= rules.min_segment_share and chosen["stability"] >= rules.min_stability
     profiles = spark.read.parquet(str(run / "profiles")).orderBy("segment").collect()
     assert sum(r["customers"] for r in profiles) == expected_customers
     assert sum(r["revenue_share"] for r in profiles) == pytest.approx(1.0)

@@ -71,14 +71,16 @@ def test_overlapping_behaviours_are_found_by_the_criteria_that_agree_and_with_th
 
 
 @pytest.mark.parametrize(
-    ("name", "lowest_ari"),
-    [("k8", 0.8), ("unequal", 0.85), ("customer_table", 0.9)],
+    ("name", "chosen", "lowest_ari"),
+    [("k6", {6}, 0.9), ("k8", {8}, 0.85), ("customer_table", {6}, 0.9), ("unequal", {5, 6}, 0.85)],
 )
-def test_hard_planted_scenarios(spark: SparkSession, tmp_path: Path, name: str, lowest_ari: float) -> None:
-    """Eight behaviours; shares from 30% down to 3%; a customer table with a categorical column."""
-    spec = planted.scenario(name)
+def test_hard_planted_scenarios(
+    spark: SparkSession, tmp_path: Path, name: str, chosen: set[int], lowest_ari: float
+) -> None:
+    """Six behaviours (the held-out failure: the retired rule took 7 here), eight, a customer table with a
+    categorical column: the planted k exactly. Shares from 30% down to 3%: the 3% behaviour may merge (k=5)."""
     result, ari, _ = run_scenario(spark, tmp_path, name)
-    assert abs(result.choice.k - spec.planted) <= 1, result.choice.reason
+    assert result.choice.k in chosen, result.choice.reason
     assert ari >= lowest_ari, (ari, result.choice.reason)
 
 
