@@ -85,6 +85,7 @@ def profile_segments(
 REPEAT_FEATURES = frozenset(
     ("frequency", "tenure_days", "monetary", "mean_days_between_orders", "active_months", "distinct_products")
 )
+SPLIT_DISTANCE = 0.5  # standard deviations between the two centroids on the features buying again does not set
 SAME_START = 0.25  # a one-time segment's median tenure is at least this share of the repeat segment's
 
 
@@ -111,14 +112,14 @@ def repeat_splits(
     centres: Mapping[int, Sequence[float]],
     features: Sequence[str],
     *,
-    max_distance: float = 1.0,
+    max_distance: float = SPLIT_DISTANCE,
 ) -> list[RepeatSplit]:
     """Pairs of segments that split one behaviour into one-time and repeat buyers.
 
     A segment whose median customer has one order is paired with the nearest segment whose median customer
     has more, measured between centroids (standardised model scale) on the model features that do not follow
     from buying again (recency, order value, ...). It is such a split when the two are closer than
-    ``max_distance`` standard deviations, each the other's nearest, and started buying in the same period: the
+    ``max_distance`` (half a) standard deviation, each the other's nearest, and started buying in the same period: the
     one-time segment's median tenure is at least a quarter of the repeat segment's (brand-new customers with a
     champion's basket are not champions who did not come back). None for a customer table.
     """

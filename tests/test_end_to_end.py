@@ -75,7 +75,9 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert manifest["counts"]["quarantined_by_reason"]["missing_customer_id"] == 135_080
     assert manifest["chosen_k"] == result.choice.k
     assert manifest["choice_reason"] == result.choice.reason
-    assert manifest["choice_reason"].startswith(f"k={result.choice.k}: ")
+    # the combined rule's choice on the real log, in one sentence: k=3, first on silhouette and stability
+    assert result.choice.k == 3
+    assert manifest["choice_reason"].startswith("k=3: 2 of 5 criteria put it first (silhouette (0.476, on squared")
     assert manifest["sweep_sample"] == {"used": False, "customers": expected_customers}
     names = [s["name"] for s in manifest["segments"]]
     assert len(set(names)) == len(names) == result.choice.k
