@@ -85,7 +85,7 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 bench: setup $(BENCH_STAMP) ## side-by-side benchmark against the tutorial PySpark way and pandas + scikit-learn (bench/README.md)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-planted: setup ## the choice of k on every planted scenario, two seeds, against the truth (bench/results/planted.md; about 25 min)
+planted: setup ## the choice of k on every planted scenario, two seeds, against the truth (bench/results/planted.md; about 15 min)
 	$(BIN)/python bench/planted.py --output bench/results/planted.md $(PLANTED_ARGS)
 
 clean: ## remove generated data, outputs and build files (keeps .venv)

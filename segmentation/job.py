@@ -77,7 +77,17 @@ class FinalModel:
 
 
 def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
-    """Run the whole job on ``spark`` and publish its outputs under ``cfg.output.path`` (see ``JobRun``)."""
+    """Run the whole job on ``spark`` and publish its outputs under ``cfg.output.path`` (see ``JobRun``).
+
+    The run's models are released on the way out, also after a failure (``sweep.release_dropped_models``).
+    """
+    try:
+        return _run(spark, cfg)
+    finally:
+        sweep.release_dropped_models()
+
+
+def _run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     key = privacy.load_key(cfg.privacy)
     tracking.check_available(cfg.mlflow)
     spec = model.feature_spec(cfg)

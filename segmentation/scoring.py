@@ -10,7 +10,7 @@ from typing import Any
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
-from segmentation import features, history, identity, manifest, model, outputs, privacy, profiles
+from segmentation import features, history, identity, manifest, model, outputs, privacy, profiles, sweep
 from segmentation.config import JobConfig, PrivacyConfig
 from segmentation.errors import ConfigError, InputError
 from segmentation.execution import JobRun, Published
@@ -34,8 +34,23 @@ def score(
     """Assign the customers of ``cfg.input`` to the segments of a published run, and publish them like a run.
 
     ``model_path`` is a published run folder, or an output root (then the run of ``model_as_of`` /
-    ``model_run_id``, or the one its ``latest`` file names).
+    ``model_run_id``, or the one its ``latest`` file names). The loaded models are released on the way out
+    (``sweep.release_dropped_models``).
     """
+    try:
+        return _score(spark, cfg, model_path, model_as_of=model_as_of, model_run_id=model_run_id)
+    finally:
+        sweep.release_dropped_models()
+
+
+def _score(
+    spark: SparkSession,
+    cfg: JobConfig,
+    model_path: str,
+    *,
+    model_as_of: dt.date | None,
+    model_run_id: str | None,
+) -> ScoreResult:
     try:
         model_store = outputs.open_run(spark, model_path)
         model_folder = outputs.resolve_run(model_store, model_as_of, model_run_id)

@@ -7,6 +7,7 @@ and the contingency table of the seeds' assignments (at most k^seeds rows).
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections import defaultdict
@@ -125,7 +126,11 @@ def fit_best(vectors_df: DataFrame, k: int, settings: ModelConfig) -> KMeansMode
     with executor_for(vectors_df, settings.sweep_parallelism) as pool:
         fits = [pool.submit(_fit, fit_input, k, seed, settings, None) for seed in seeds_for(settings)]
         models = [f.result() for f in fits]
-    return models[lowest_cost(models)]
+    best = models[lowest_cost(models)]
+    fits.clear()
+    models.clear()
+    release_dropped_models()
+    return best
 
 
 def lowest_cost(fits: Sequence[KMeansModel]) -> int:
@@ -291,4 +296,20 @@ def run_sweep(
             pool.submit(lambda k: measure(vectors_df, k, [f.result() for f in fits[k]], seeds=seeds), k) for k in ks
         ]
         pairs = [m.result() for m in measured]
-    return [result for result, _ in pairs], {result.k: model for result, model in pairs}
+    results, best = [result for result, _ in pairs], {result.k: model for result, model in pairs}
+    for held in (fits, measured, pairs):  # the futures and pairs hold the losing seeds' models
+        held.clear()
+    release_dropped_models()
+    return results, best
+
+
+def release_dropped_models() -> None:
+    """Free the fitted models nothing refers to any more, now, between Spark calls.
+
+    Over Spark Connect a model's ``__del__`` asks the server to drop it, with a gRPC call. Models caught in a
+    reference cycle are freed whenever Python's cyclic garbage collector happens to run, which can be in the
+    middle of another gRPC call on the same thread; that nested release then waits forever (seen with pyspark
+    4.3: a run hung in ``createDataFrame`` inside ``RemoteModelRef.release_ref``). Collecting here frees them
+    while no call is in flight. Cheap in classic Spark, where it frees nothing on the server.
+    """
+    gc.collect()
