@@ -349,3 +349,12 @@ def write_log(path: str, log: pd.DataFrame, truth: pd.DataFrame, *, truth_path: 
     if truth_path:
         truth.to_csv(truth_path, index=False)
     return len(log) + len(MALFORMED_LINES)
+
+
+def write_table(path: str, table: pd.DataFrame, truth: pd.DataFrame, *, truth_path: str | None) -> int:
+    """Write a customer table as plain CSV (and optionally the truth as CSV); return the number of rows."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    table.to_csv(path, index=False)
+    if truth_path:
+        truth.to_csv(truth_path, index=False)
+    return len(table)

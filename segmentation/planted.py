@@ -21,7 +21,6 @@ Each scenario draws customers from a few behaviours (``BEHAVIOURS``) in given sh
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -313,10 +312,6 @@ def write(path: str, name: str, *, customers: int = 3000, seed: int = 7, truth_p
         if not path.endswith(".csv"):
             raise ConfigError(f"--output: scenario {name} writes a plain CSV customer table; expected a .csv path")
         table, truth = customer_table(spec, customers, seed)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        table.to_csv(path, index=False)
-        if truth_path:
-            truth.to_csv(truth_path, index=False)
-        return len(table)
+        return generate.write_table(path, table, truth, truth_path=truth_path)
     log, truth = transactions(spec, customers, seed)
     return generate.write_log(path, log, truth, truth_path=truth_path)
