@@ -14,6 +14,8 @@
 # COMMAND ----------
 
 dbutils.widgets.text("input_path", "/Volumes/main/retail/landing/transactions/", "Input (file, folder or glob)")
+dbutils.widgets.text("input_table", "", "Or an input table or view (catalog.schema.name; empty: the files)")
+dbutils.widgets.text("where", "", "Lines to read: a SQL predicate (empty: all)")
 dbutils.widgets.text("output_path", "/Volumes/main/retail/segmentation/", "Output root (a volume)")
 dbutils.widgets.text("config", "../conf/databricks.yaml", "Config file (empty: the defaults)")
 dbutils.widgets.text("catalog", "main", "Catalog of the tables (empty: the session's current one)")
@@ -29,7 +31,10 @@ from segmentation import catalog, config, job
 
 widgets = {
     name: dbutils.widgets.get(name)
-    for name in ("input_path", "output_path", "config", "catalog", "database", "as_of", "k_min", "k_max", "run_id")
+    for name in (
+        *("input_path", "input_table", "where", "output_path", "config", "catalog", "database"),
+        *("as_of", "k_min", "k_max", "run_id"),
+    )
 }
 
 
@@ -47,10 +52,13 @@ overrides = [
 ]
 if widgets["as_of"]:
     overrides.append(f"features.as_of={widgets['as_of']}")
+if widgets["where"]:
+    overrides.append(f"input.where={text_or_null(widgets['where'])}")
 cfg = config.load(
     [widgets["config"]] if widgets["config"] else [],
     overrides,
-    input_path=widgets["input_path"],
+    input_path=None if widgets["input_table"] else widgets["input_path"],
+    input_table=widgets["input_table"] or None,
     output_path=widgets["output_path"],
 )
 result = job.run(spark, cfg)

@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--truth", metavar="PATH", help="also write each customer's true behaviour as CSV")
     gen.add_argument("--planted", type=int, metavar="K", help="plant K well-separated behaviours (1 to 6)")
     gen.add_argument(
+        "--shape",
+        choices=("online_retail", "cdnow"),
+        default="online_retail",
+        help="cdnow: a purchase log without invoices or products (customer, yyyyMMdd date, items, total) as CSV, "
+        "run with conf/examples/cdnow.yaml; an --output ending in .jsonl or .jsonl.gz writes JSON lines",
+    )
+    gen.add_argument(
         "--scenario",
         metavar="NAME",
         help="a planted scenario for the choice of k (segmentation/planted.py: k3..k8, unequal, overlap, "
@@ -92,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_job_options(parser: argparse.ArgumentParser, input_help: str, output_help: str) -> None:
     """--config, --input, --output, --set and the verbosity flags shared by run and score."""
     parser.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
-    parser.add_argument("--input", metavar="PATH", help=f"{input_help} (overrides input.path)")
+    inputs = parser.add_mutually_exclusive_group()
+    inputs.add_argument("--input", metavar="PATH", help=f"{input_help} (overrides input.path)")
+    inputs.add_argument(
+        "--input-table", metavar="NAME", help="a catalog table or view to read instead of files (input.table)"
+    )
     parser.add_argument("--output", metavar="PATH", help=f"{output_help} (overrides output.path)")
     parser.add_argument(
         "--remote",
@@ -221,6 +232,16 @@ def _generate(args: argparse.Namespace) -> str:
             f"wrote {lines} lines for {args.customers} customers over two periods to {args.output}; run it at as-of "
             f"{first.isoformat()} and {second.isoformat()} with features.window_days={generate.PERIOD_DAYS}"
         )
+    if args.shape == "cdnow":
+        if args.planted is not None or args.periods != 1:
+            raise ConfigError("--shape cdnow: not with --planted or --periods 2")
+        lines = generate.write_cdnow(args.output, customers=args.customers, seed=args.seed, truth_path=args.truth)
+        return f"wrote {lines} purchases of {args.customers} customers to {args.output}"
+    if args.output.lower().endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+        if args.planted is not None:
+            raise ConfigError("--planted: only for a CSV log")
+        lines = generate.write_json_lines(args.output, customers=args.customers, seed=args.seed, truth_path=args.truth)
+        return f"wrote {lines} JSON lines for {args.customers} customers to {args.output}"
     lines = generate.write(
         args.output, customers=args.customers, seed=args.seed, truth_path=args.truth, planted=args.planted
     )
@@ -247,7 +268,9 @@ def _history(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> str:
-    cfg = load(args.config, _overrides(args), input_path=args.input, output_path=args.output)
+    cfg = load(
+        args.config, _overrides(args), input_path=args.input, output_path=args.output, input_table=args.input_table
+    )
     from segmentation import job
 
     with _session(cfg, args.remote) as spark:
@@ -256,7 +279,9 @@ def _run(args: argparse.Namespace) -> str:
 
 
 def _score(args: argparse.Namespace) -> str:
-    cfg = load(args.config, _overrides(args), input_path=args.input, output_path=args.output)
+    cfg = load(
+        args.config, _overrides(args), input_path=args.input, output_path=args.output, input_table=args.input_table
+    )
     try:
         model_date = dt.date.fromisoformat(args.model_date) if args.model_date else None
     except ValueError:

@@ -13,6 +13,7 @@ import glob
 import os
 import re
 import types
+import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -76,15 +77,29 @@ class CsvOptions(_Frozen):
     multiline: Flag = False
 
 
-class ColumnMapping(_Frozen):
-    """Source column name for each canonical transaction column (Online Retail names by default)."""
+class NumberOptions(_Frozen):
+    """How numbers are written in text columns (CSV, JSON lines): ``1,25`` with ``decimal_separator: ","``;
+    ``1.234,5`` with ``thousands_separator: "."`` too. Typed (Parquet, table) columns are read as they are."""
 
-    customer_id: Text = "CustomerID"
-    invoice_id: Text = "InvoiceNo"
-    invoice_ts: Text = "InvoiceDate"
-    quantity: Text = "Quantity"
-    unit_price: Text = "UnitPrice"
-    product_id: Text = "StockCode"
+    decimal_separator: Literal[".", ","] = "."
+    thousands_separator: Literal[",", ".", " ", "'", "_"] | None = None
+
+
+class ColumnMapping(_Frozen):
+    """Source column name for each canonical transaction column (Online Retail names by default).
+
+    A line's money is ``unit_price`` times ``quantity``, or ``amount``: the line's total (then set
+    ``unit_price`` to null; ``quantity`` is optional). ``invoice_id``, ``product_id``, ``country`` and, with an
+    amount, ``quantity`` may be null: features that need a missing column are left out (``unavailable_features``).
+    """
+
+    customer_id: Text | None = "CustomerID"
+    invoice_id: Text | None = "InvoiceNo"
+    invoice_ts: Text | None = "InvoiceDate"
+    quantity: Text | None = "Quantity"
+    unit_price: Text | None = "UnitPrice"
+    amount: Text | None = None
+    product_id: Text | None = "StockCode"
     country: Text | None = "Country"
 
 
@@ -97,21 +112,75 @@ class CustomerTableOptions(_Frozen):
     log_columns: Texts = ()
 
 
+TABLE_NAME = r"^(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)){0,2}$"
+EPOCH_FORMATS = {"epoch_seconds": "s", "epoch_millis": "ms"}  # in input.timestamp_formats: epoch numbers as text
+ZONE_OFFSET = re.compile(r"^(?:UTC|GMT)?[+-]\d{2}:\d{2}$")
+
+
+def _known_zone(value: Any) -> Any:
+    """A region id (``Europe/Amsterdam``), ``UTC`` or an offset (``+01:00``); a ValueError names what is expected."""
+    if not isinstance(value, str) or ZONE_OFFSET.match(value) or value in ("UTC", "Z"):
+        return value
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"expected a time zone such as UTC, Europe/Amsterdam or +01:00, got {value!r}") from None
+    return value
+
+
 class InputConfig(_Frozen):
-    """Where the input is and how to read it."""
+    """Where the input is (files under ``path``, or a catalog ``table``) and how to read it."""
 
     kind: Literal["transactions", "customers"] = "transactions"
     path: Text | None = None
-    format: Literal["auto", "csv", "parquet"] = "auto"
+    table: str | None = _limit(
+        None,
+        "a table or view name: name, schema.name or catalog.schema.name (parts in `backticks` if needed)",
+        pattern=TABLE_NAME,
+    )
+    where: Text | None = None
+    format: Literal["auto", "csv", "parquet", "json"] = "auto"
     timestamp_formats: Texts = _limit(
-        ("M/d/yyyy H:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss"),
+        ("M/d/yyyy H:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd"),
         "at least one timestamp pattern",
         min_length=1,
     )
     integer_timestamp_unit: Literal["s", "ms", "us", "ns"] = "ns"
+    time_zone: Annotated[Text, AfterValidator(_known_zone)] = "UTC"
+    order_key: Literal["invoice", "timestamp", "line"] | None = None
     csv: CsvOptions = CsvOptions()
+    numbers: NumberOptions = NumberOptions()
     columns: ColumnMapping = ColumnMapping()
     customers: CustomerTableOptions = CustomerTableOptions()
+
+    @property
+    def source(self) -> str:
+        """The input as messages name it: its path, or its table name."""
+        return self.table if self.table is not None else self.path or ""
+
+    @property
+    def orders_by(self) -> str:
+        """What makes an order: ``invoice`` (the invoice id), ``timestamp`` (a customer's lines at one timestamp)
+        or ``line`` (each line): ``order_key``, or by default the invoice id when one is mapped."""
+        if self.order_key is not None:
+            return self.order_key
+        return "invoice" if self.columns.invoice_id is not None else "timestamp"
+
+    @property
+    def epoch_unit(self) -> str | None:
+        """The unit of epoch numbers written as text, from an ``epoch_seconds`` or ``epoch_millis`` format."""
+        return next((EPOCH_FORMATS[f] for f in self.timestamp_formats if f in EPOCH_FORMATS), None)
+
+
+def unavailable_features(inp: InputConfig) -> dict[str, str]:
+    """The transaction features the mapped columns cannot give, each with why (a feature is left out, never
+    filled with zeros that look like data)."""
+    columns, missing = inp.columns, {}
+    if columns.quantity is None:
+        missing["avg_items_per_order"] = "no quantity column (input.columns.quantity is null)"
+    if columns.product_id is None:
+        missing["distinct_products"] = "no product column (input.columns.product_id is null)"
+    return missing
 
 
 class QualityConfig(_Frozen):
@@ -286,12 +355,20 @@ def _rule_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
         yield "report.scatter_features", f"expected two feature names or none, got {list(scatter)}"
     if (priv.secret_scope is None) != (priv.secret_key is None):
         yield "privacy.secret_key", "set both privacy.secret_scope and privacy.secret_key, or neither"
+    yield from _input_problems(cfg.input)
     if cfg.input.kind == "transactions":
         known: Sequence[str] = TRANSACTION_FEATURES
         yield from _unknown("features.model_features", cfg.features.model_features, known)
         yield from _unknown("features.log_features", cfg.features.log_features, known)
         if not cfg.features.model_features:
             yield "features.model_features", "expected at least one feature"
+        yield from _mapping_problems(cfg.input)
+        missing = unavailable_features(cfg.input)
+        if cfg.features.model_features and all(f in missing for f in cfg.features.model_features):
+            why = "; ".join(f"{f}: {missing[f]}" for f in cfg.features.model_features)
+            yield "features.model_features", f"none of them can be computed from the mapped columns ({why})"
+        if model.order_by in missing:
+            yield "model.order_by", f"{model.order_by!r} cannot be computed: {missing[model.order_by]}"
     else:
         known = cust.numeric_columns
         if not cust.numeric_columns and not cust.categorical_columns:
@@ -301,6 +378,67 @@ def _rule_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
             yield "input.customers.categorical_columns", f"also listed as numeric: {sorted(overlap)}"
     if model.order_by is not None and model.order_by not in known:
         yield "model.order_by", f"expected one of the model's numeric features {sorted(known)}, got {model.order_by!r}"
+
+
+def _input_problems(inp: InputConfig) -> Iterator[tuple[str, str]]:
+    if inp.path is not None and inp.table is not None:
+        yield "input.table", f"expected input.path or input.table, not both (input.path is {inp.path!r})"
+    if inp.where is not None and ";" in inp.where:
+        yield "input.where", "expected one SQL predicate over the input's columns, without ';'"
+    if inp.numbers.thousands_separator == inp.numbers.decimal_separator:
+        yield (
+            "input.numbers.thousands_separator",
+            f"expected another character than the decimal separator ({inp.numbers.decimal_separator!r})",
+        )
+    if len({f for f in inp.timestamp_formats if f in EPOCH_FORMATS}) > 1:
+        yield "input.timestamp_formats", "expected epoch_seconds or epoch_millis, not both"
+
+
+def _mapping_problems(inp: InputConfig) -> Iterator[tuple[str, str]]:
+    """A column mapping from which the job cannot compute customers, time or money, refused before Spark starts."""
+    columns = inp.columns
+    if columns.customer_id is None:
+        yield (
+            "input.columns.customer_id",
+            "a transaction log needs a customer id column; map it to the column that holds one",
+        )
+    if columns.invoice_ts is None:
+        yield (
+            "input.columns.invoice_ts",
+            "a transaction log needs a date or timestamp column; map it to the column that holds one",
+        )
+    if columns.unit_price is None and columns.amount is None:
+        yield (
+            "input.columns.unit_price",
+            (
+                "no money column: map input.columns.unit_price (a unit price, times input.columns.quantity) or "
+                "input.columns.amount (the line's total)"
+            ),
+        )
+    if columns.unit_price is not None and columns.amount is not None:
+        yield (
+            "input.columns.amount",
+            (
+                f"input.columns.unit_price is mapped too ({columns.unit_price!r}); a line's money is its unit price "
+                "times its quantity, or its amount: set input.columns.unit_price to null to use the amount"
+            ),
+        )
+    if columns.unit_price is not None and columns.quantity is None:
+        yield (
+            "input.columns.quantity",
+            (
+                "a unit price needs a quantity to give the line's money; map input.columns.quantity, or map "
+                "input.columns.amount to the line's total instead"
+            ),
+        )
+    if inp.order_key == "invoice" and columns.invoice_id is None:
+        yield (
+            "input.order_key",
+            (
+                "orders by invoice need input.columns.invoice_id; set it, or order_key: timestamp (a customer's lines "
+                "at one timestamp are one order) or line (each line is an order)"
+            ),
+        )
 
 
 def _unknown(key: str, chosen: Sequence[str], allowed: Sequence[str]) -> Iterator[tuple[str, str]]:
@@ -372,10 +510,11 @@ def load(
     *,
     input_path: str | None = None,
     output_path: str | None = None,
+    input_table: str | None = None,
     check_paths: bool = True,
     paths_needed: bool = True,
 ) -> JobConfig:
-    """Build and validate a JobConfig from files, ``--set`` overrides and explicit paths (``paths_needed``
+    """Build and validate a JobConfig from files, ``--set`` overrides, explicit paths and table (``paths_needed``
     False: a command that only needs the session settings, such as ``report``)."""
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
@@ -384,10 +523,14 @@ def load(
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(values, origin, key, value, f"--set {key}")
-    if input_path is not None:
+    if input_path is not None:  # the command line's input replaces the files' (a path or a table)
         _set_dotted(values, origin, "input.path", input_path, "--input")
+        _set_dotted(values, origin, "input.table", None, "--input")
     if output_path is not None:
         _set_dotted(values, origin, "output.path", output_path, "--output")
+    if input_table is not None:
+        _set_dotted(values, origin, "input.table", input_table, "--input-table")
+        _set_dotted(values, origin, "input.path", None, "--input-table")
     try:
         cfg = JobConfig.model_validate(values)
     except ValidationError as exc:  # from None: pydantic's text would echo the value (a key put in a file)
@@ -478,6 +621,8 @@ def _explain(error: Mapping[str, Any]) -> tuple[str, str]:
     if kind == "literal_error":
         choices = ", ".join(re.findall(r"'([^']*)'", error["ctx"]["expected"]))
         return key, f"expected one of {choices}, got {value!r}"
+    if kind == "value_error" and isinstance(rule, ValueError):
+        return key, str(rule)
     if kind in _MESSAGES:
         return key, _MESSAGES[kind].format(value=value, type=type(value).__name__)
     field = _fields(loc[:-1]).get(loc[-1]) if loc else None
@@ -498,11 +643,13 @@ def _fields(loc: Sequence[Any]) -> dict[str, Any]:
 
 def _path_problems(cfg: JobConfig, check_paths: bool) -> Iterator[tuple[str, str]]:
     inp, out = cfg.input.path, cfg.output.path
-    if inp is None:
-        yield "input.path", "no input given; set input.path or pass --input PATH"
+    if inp is None and cfg.input.table is None:
+        yield "input.path", "no input given; set input.path or input.table, or pass --input PATH or --input-table NAME"
         return
     if out is None:
         yield "output.path", "no output folder given; set output.path or pass --output PATH"
+        return
+    if inp is None:  # a catalog table: read through the session's catalog, nothing to check here
         return
     for key, path in (("input.path", inp), ("output.path", out)):
         # local paths with '..' are resolved before they are compared; object stores do not resolve '..'

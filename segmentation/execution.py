@@ -114,6 +114,7 @@ class JobRun:
         """Stage ``read_validate``: read the input, write its lines to the work copy once, validate them there."""
         with self.stage("read_validate"):
             raw = sources.read_raw(self.spark, self.cfg.input)
+            validation.check_timestamp_sample(raw, self.cfg.input)
             lines = self.work_copy(validation.lines_for_copy(raw, self.cfg.input), "lines")
             return validation.validate(lines, self.cfg, today=utc_today(), keep=self.keep)
 

@@ -6,13 +6,14 @@ Every day count is measured against an explicit as-of date, never today's date.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segmentation import validation
-from segmentation.config import TRANSACTION_FEATURES, JobConfig
+from segmentation.config import TRANSACTION_FEATURES, JobConfig, unavailable_features
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ def feature_table(validated: validation.Validated, cfg: JobConfig) -> FeatureTab
     """The features of every customer with a clean line: computed for a log, as given for a customer table."""
     if cfg.input.kind == "customers":
         return FeatureTable(validation.clean_customers(validated.lines, cfg.input), None)
-    return FeatureTable(customer_features(validation.clean_lines(validated.lines), validated.as_of), "monetary")
+    clean = validation.clean_lines(validated.lines, cfg.input)
+    left_out = tuple(unavailable_features(cfg.input))
+    return FeatureTable(customer_features(clean, validated.as_of, left_out=left_out), "monetary")
 
 
 def _safe_ratio(numerator: Column, denominator: Column) -> Column:
@@ -53,12 +56,13 @@ def _distinct(values: Column) -> Column:
     return F.size(F.collect_set(values))
 
 
-def customer_features(clean_df: DataFrame, as_of: dt.date) -> DataFrame:
-    """One row per customer: the features in ``TRANSACTION_FEATURES`` (all doubles) and the customer id.
+def customer_features(clean_df: DataFrame, as_of: dt.date, *, left_out: Collection[str] = ()) -> DataFrame:
+    """One row per customer: the features in ``TRANSACTION_FEATURES`` (all doubles) but those ``left_out`` (the
+    input cannot give them: ``config.unavailable_features``), and the customer id.
 
-    Purchases are lines that are not returns; returns (negative quantity or a ``C`` invoice) are netted
-    into ``monetary`` and measured by ``return_rate`` (returned value / purchased value, at most 1).
-    Values are rounded to 6 decimals.
+    An order is a distinct ``order_id`` among the purchases. Purchases are lines that are not returns; returns
+    (negative quantity or amount, or a ``C`` invoice) are netted into ``monetary`` and measured by
+    ``return_rate`` (returned value / purchased value, at most 1). Values are rounded to 6 decimals.
     """
     purchase = ~F.col("is_return")
     day = F.to_date("invoice_ts")
@@ -67,7 +71,7 @@ def customer_features(clean_df: DataFrame, as_of: dt.date) -> DataFrame:
         F.min(F.when(purchase, day)).alias("first_purchase"),
         F.max(day).alias("last_seen"),
         F.min(day).alias("first_seen"),
-        _distinct(F.when(purchase, F.col("invoice_id"))).alias("orders"),
+        _distinct(F.when(purchase, F.col("order_id"))).alias("orders"),
         _money_sum(F.col("amount")).alias("net"),
         _money_sum(F.when(purchase, F.col("amount")).otherwise(0.0)).alias("gross"),
         _money_sum(F.when(~purchase, -F.col("amount")).otherwise(0.0)).alias("returned"),
@@ -96,4 +100,5 @@ def customer_features(clean_df: DataFrame, as_of: dt.date) -> DataFrame:
     assert tuple(features) == TRANSACTION_FEATURES
     # Money sums are rounded before any ratio, and every feature after: lines added up in another order
     # give the very same features.
-    return aggregated.select("customer_id", *[F.round(expr, 6).alias(name) for name, expr in features.items()])
+    kept = {name: expr for name, expr in features.items() if name not in left_out}
+    return aggregated.select("customer_id", *[F.round(expr, 6).alias(name) for name, expr in kept.items()])

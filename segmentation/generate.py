@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import json
 import os
 from dataclasses import dataclass
 
@@ -358,3 +359,98 @@ def write_table(path: str, table: pd.DataFrame, truth: pd.DataFrame, *, truth_pa
     if truth_path:
         truth.to_csv(truth_path, index=False)
     return len(table)
+
+
+# ---------------------------------------------------------------- other shapes of the same kind of data
+
+CDNOW_HEADER = ["user_id", "order_dt", "order_products", "order_amount"]
+CDNOW_START = pd.Timestamp("1997-01-01")
+CDNOW_END = pd.Timestamp("1998-06-30")
+# (share of customers, mean purchases after the first, mean CDs per purchase, mean price per CD)
+CDNOW_PERSONAS = {
+    "one_time": (0.50, 0.0, 1.5, 14.0),
+    "occasional": (0.35, 2.5, 2.0, 15.0),
+    "loyal": (0.15, 14.0, 3.5, 16.0),
+}
+
+
+def cdnow(customers: int = 2000, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A log shaped like the CDNOW purchase log and the truth (``user_id``, ``persona``).
+
+    One line per purchase: customer id, the day as ``yyyyMMdd``, the number of CDs and the purchase's dollar
+    value; no invoice, no product, no unit price. Every customer first buys in the first quarter of 1997 and
+    buys again (or not) until mid-1998; about 0.3% of lines have a value of 0, as in the real log.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(CDNOW_PERSONAS)
+    shares = np.array([CDNOW_PERSONAS[n][0] for n in names])
+    persona = rng.choice(len(names), size=customers, p=shares / shares.sum())
+    first = CDNOW_START + pd.to_timedelta(rng.integers(0, 90, size=customers), unit="D")
+    rows = []
+    span = (CDNOW_END - CDNOW_START).days
+    for customer, (kind, start) in enumerate(zip(persona, first, strict=True), start=1):
+        _, repeats, cds, price = CDNOW_PERSONAS[names[kind]]
+        days = [start]
+        later = rng.poisson(repeats)
+        if later:
+            offsets = np.sort(rng.integers(0, span - (start - CDNOW_START).days, size=later))
+            days += [start + pd.Timedelta(days=int(d)) for d in offsets]
+        for day in days:
+            items = 1 + rng.poisson(cds - 1)
+            value = round(float(items * price * rng.uniform(0.7, 1.3)), 2)
+            rows.append((customer, day.strftime("%Y%m%d"), items, value))
+    log = pd.DataFrame(rows, columns=CDNOW_HEADER)
+    log.loc[rng.random(len(log)) < 0.003, "order_amount"] = 0.0
+    log = log.sort_values(["order_dt", "user_id"], kind="stable").reset_index(drop=True)
+    truth = pd.DataFrame({"user_id": np.arange(1, customers + 1), "persona": [names[k] for k in persona]})
+    return log, truth
+
+
+def write_cdnow(path: str, customers: int = 2000, seed: int = 7, *, truth_path: str | None = None) -> int:
+    """Write a CDNOW-shaped log as plain CSV with a header (and optionally the truth); the number of lines."""
+    log, truth = cdnow(customers, seed)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    log.to_csv(path, index=False, lineterminator="\n")
+    if truth_path:
+        truth.to_csv(truth_path, index=False)
+    return len(log)
+
+
+MALFORMED_JSON_LINES = ('{"InvoiceNo": "581999", "StockCode": "22222", "Quantity": 3', "not json at all")
+
+
+def json_lines(log: pd.DataFrame) -> str:
+    """The log's lines as JSON objects, one per line, with numbers as JSON numbers where they read as numbers
+    (the customer id as an integer, as an export would write it), and ``MALFORMED_JSON_LINES`` last."""
+
+    def typed(value: str, kind: type) -> object:
+        try:
+            number = kind(float(value)) if kind is int else kind(value)
+        except ValueError:
+            return value if value != "" else None
+        return number
+
+    records = []
+    for row in log.itertuples(index=False):
+        record = dict(zip(log.columns, row, strict=True))
+        record["Quantity"] = typed(record["Quantity"], int)
+        record["UnitPrice"] = typed(record["UnitPrice"], float)
+        record["CustomerID"] = typed(record["CustomerID"], int)
+        records.append(json.dumps(record, ensure_ascii=False))
+    return "\n".join([*records, *MALFORMED_JSON_LINES]) + "\n"
+
+
+def write_json_lines(path: str, customers: int = 3000, seed: int = 7, *, truth_path: str | None = None) -> int:
+    """Write ``generate``'s log as JSON lines (gzip when ``path`` ends in ``.gz``); the number of lines."""
+    log, truth = generate(customers=customers, seed=seed)
+    text = json_lines(log).encode("utf-8")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as raw:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
+                handle.write(text)
+        else:
+            raw.write(text)
+    if truth_path:
+        truth.to_csv(truth_path, index=False)
+    return len(log) + len(MALFORMED_JSON_LINES)

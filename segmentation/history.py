@@ -38,7 +38,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segmentation import catalog, outputs, privacy, storage
-from segmentation.config import JobConfig
+from segmentation.config import InputConfig, JobConfig, unavailable_features
 from segmentation.errors import InputError
 from segmentation.identity import Identity, explain_changes
 from segmentation.model import CLUSTER, SEGMENT, VECTOR
@@ -262,8 +262,9 @@ def model_inputs(settings: Mapping[str, Any]) -> dict[str, Any]:
         c = settings["input"]["customers"]
         columns = ("numeric_columns", "categorical_columns", "log_columns")
         return {"kind": kind, **{name: list(c[name]) for name in columns}}
-    f = settings["features"]
-    return {"kind": kind, "model_features": list(f["model_features"]), "log_features": list(f["log_features"])}
+    f, left_out = settings["features"], unavailable_features(InputConfig.model_validate(settings["input"]))
+    used = [name for name in f["model_features"] if name not in left_out]  # as model.feature_spec uses them
+    return {"kind": kind, "model_features": used, "log_features": list(f["log_features"])}
 
 
 def check_comparable(baseline: Baseline, cfg: JobConfig) -> None:

@@ -310,7 +310,7 @@ def _check_enough_customers(customers: int, cfg: JobConfig) -> None:
     key = "model.k" if cfg.model.k else "model.k_min"
     if customers < needed:
         raise InputError(
-            f"{key}: the input {cfg.input.path!r} has {customers} valid customers, fewer than the {needed} "
+            f"{key}: the input {cfg.input.source!r} has {customers} valid customers, fewer than the {needed} "
             "segments asked for; nothing was published"
         )
 

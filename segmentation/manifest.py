@@ -15,7 +15,7 @@ from typing import Any
 import pyspark
 
 from segmentation import __version__
-from segmentation.config import JobConfig
+from segmentation.config import JobConfig, unavailable_features
 from segmentation.outputs import Staging
 from segmentation.timing import utc_timestamp
 from segmentation.validation import LineCounts
@@ -43,7 +43,14 @@ def build(
         "attempt_id": staging.attempt_id,
         "as_of_date": staging.as_of.isoformat(),
         "created_utc": utc_timestamp(),
-        "input": {"kind": cfg.input.kind, "path": cfg.input.path},
+        "input": {
+            "kind": cfg.input.kind,
+            "path": cfg.input.path,
+            "table": cfg.input.table,
+            "where": cfg.input.where,
+            "orders_by": cfg.input.orders_by if cfg.input.kind == "transactions" else None,
+            "features_left_out": unavailable_features(cfg.input) if cfg.input.kind == "transactions" else {},
+        },
         "counts": {**counts.as_dict(), "customers": customers},
         "cluster_to_segment": {str(k): v for k, v in sorted(mapping.items())},
         "segments": [

@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segmentation import naming
-from segmentation.config import JobConfig, ModelConfig
+from segmentation.config import JobConfig, ModelConfig, unavailable_features
 
 RAW_VECTOR = "features_raw"
 VECTOR = "features_scaled"
@@ -43,7 +43,8 @@ def feature_spec(cfg: JobConfig) -> FeatureSpec:
         opts = cfg.input.customers
         order_by = cfg.model.order_by or (opts.numeric_columns[0] if opts.numeric_columns else None)
         return FeatureSpec(opts.numeric_columns, opts.log_columns, opts.categorical_columns, order_by)
-    numeric = cfg.features.model_features
+    missing = unavailable_features(cfg.input)  # left out: the input cannot give them
+    numeric = tuple(f for f in cfg.features.model_features if f not in missing)
     log = tuple(f for f in numeric if f in cfg.features.log_features)
     return FeatureSpec(numeric, log, (), cfg.model.order_by or "monetary")
 

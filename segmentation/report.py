@@ -414,6 +414,30 @@ def _quality_lines(manifest: Mapping[str, Any]) -> list[str]:
         lines.append(f"Out of window: {out} (dated {_window_text(manifest)}; not quarantined).")
     lines.append("")
     lines += [f"- `{reason}`: {n}" for reason, n in sorted(counts["quarantined_by_reason"].items())]
+    return [*lines, "", *input_lines(manifest)]
+
+
+ORDERS_BY = {
+    "invoice": "an invoice",
+    "timestamp": "a customer's lines at one timestamp (no invoice ids)",
+    "line": "each line (no invoice ids)",
+}
+
+
+def input_lines(manifest: Mapping[str, Any]) -> list[str]:
+    """What was read (a table, and the predicate that selected lines), what an order is, and the features
+    the input could not give (left out of the model, not filled with zeros); runs before these have less."""
+    given, lines = manifest.get("input", {}), []
+    if given.get("table"):
+        lines.append(f"Input: the table {given['table']}.")
+    if given.get("where"):
+        lines.append(f"Lines read: those where {given['where']}.")
+    if given.get("orders_by"):
+        lines.append(f"An order is {ORDERS_BY[given['orders_by']]}.")
+    left_out = given.get("features_left_out") or {}
+    if left_out:
+        lines.append("Features the input cannot give, left out of the model and of every table:")
+        lines += [f"- `{name}`: {why}" for name, why in sorted(left_out.items())]
     return lines
 
 

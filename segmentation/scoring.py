@@ -11,7 +11,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from segmentation import features, history, identity, manifest, model, outputs, privacy, profiles, sweep
-from segmentation.config import JobConfig, PrivacyConfig
+from segmentation.config import JobConfig, PrivacyConfig, unavailable_features
 from segmentation.errors import ConfigError, InputError
 from segmentation.execution import JobRun, Published
 
@@ -134,6 +134,13 @@ def training_config(cfg: JobConfig, trained: dict[str, Any], model_folder: str) 
         customers = cfg.input.customers.model_copy(update=columns)
         return cfg.model_copy(update={"input": cfg.input.model_copy(update={"customers": customers})})
     used = {name: tuple(settings["features"][name]) for name in ("model_features", "log_features")}
+    missing = unavailable_features(cfg.input)
+    for feature in history.model_inputs(settings)["model_features"]:
+        if feature in missing:
+            raise InputError(
+                f"input.columns: the model in {model_folder!r} uses {feature}, which this input cannot give: "
+                f"{missing[feature]}"
+            )
     return cfg.model_copy(update={"features": cfg.features.model_copy(update=used)})
 
 

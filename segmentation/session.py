@@ -32,7 +32,9 @@ LOCAL_DEFAULTS: dict[str, str] = {"spark.sql.shuffle.partitions": "8"}
 # - a text timestamp that Spark's parser rejects is an invalid line to quarantine, not a job failure;
 # - pandas writes nanosecond timestamps, which Spark reads as integers (nanoseconds since the epoch) only
 #   with this setting; validation converts them.
+# - timestamps are parsed and days counted in UTC on any session: input.time_zone says what local times mean.
 JOB_SQL_SETTINGS: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
     "spark.sql.legacy.parquet.nanosAsLong": "true",
 }

@@ -1,7 +1,8 @@
-"""Reading the input (CSV or Parquet; file, folder or glob) into canonical column names.
+"""Reading the input (CSV, Parquet or JSON lines: file, folder or glob; or a catalog table or view) into
+canonical column names.
 
-This module is one of the three that touch storage. What it returns keeps the source's values
-untouched (CSV as text, Parquet as typed) so that validation can quarantine what does not parse.
+This module is one of the few that touch storage. What it returns keeps the source's values untouched (CSV and
+JSON lines as text, Parquet and tables as typed) so that validation can quarantine what does not parse.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import glob
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,6 +31,7 @@ TRANSACTION_COLUMNS = (
     "unit_price",
     "product_id",
     "country",
+    "amount",
 )
 CORRUPT = "_corrupt_record"
 SOURCE_FILE = "_source_file"
@@ -35,6 +39,8 @@ RAW_LINE = "_raw_line"
 SOURCE = "_source"
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+JSON_SUFFIXES = tuple(f"{s}{c}" for s in (".json", ".jsonl", ".ndjson") for c in ("", ".gz", ".bz2"))
+HEADER_SAMPLE = 1000  # JSON lines: the fields of this many first lines are the ones a mapping is checked against
 
 
 def quoted(name: str) -> Column:
@@ -43,7 +49,7 @@ def quoted(name: str) -> Column:
 
 
 def resolve_format(path: str, declared: str) -> str:
-    """``csv`` or ``parquet``: the declared format, or the one the file names suggest."""
+    """``csv``, ``parquet`` or ``json``: the declared format, or the one the file names suggest."""
     if declared != "auto":
         return declared
     names = [path]
@@ -57,27 +63,130 @@ def resolve_format(path: str, declared: str) -> str:
     lowered = [n.lower() for n in names]
     if all(n.endswith(PARQUET_SUFFIXES) for n in lowered):
         return "parquet"
-    if all(n.endswith(CSV_SUFFIXES) for n in lowered):
+    if all(n.endswith(JSON_SUFFIXES) for n in lowered):
+        return "json"
+    if all(n.endswith(CSV_SUFFIXES) and not n.endswith(JSON_SUFFIXES) for n in lowered):
         return "csv"
     raise InputError(
-        f"input.format: cannot tell whether {path!r} is CSV or Parquet from its file names; "
-        "set input.format to csv or parquet"
+        f"input.format: cannot tell whether {path!r} is CSV, Parquet or JSON lines from its file names; "
+        "set input.format to csv, parquet or json"
     )
 
 
 def read_raw(spark: SparkSession, cfg: InputConfig) -> DataFrame:
-    """The input as read, plus ``_source_file``, ``_corrupt_record``, ``_source`` and ``_raw_line`` (see below).
+    """The input as read, plus ``_source_file``, ``_corrupt_record``, ``_source`` and ``_raw_line`` (see below),
+    with only the lines ``input.where`` selects (and every malformed line, which it cannot judge).
 
-    Pandas' nanosecond timestamps in Parquet read as integers only under ``session.job_settings``, which every
-    run holds for its duration.
+    A catalog table's lines name the table as their source file. Pandas' nanosecond timestamps in Parquet read
+    as integers only under ``session.job_settings``, which every run holds for its duration.
     """
+    if cfg.table is not None:
+        read = _read_table(spark, cfg.table)
+        located = read.withColumns({CORRUPT: F.lit(None).cast("string"), SOURCE_FILE: F.lit(cfg.table)})
+        return with_raw_line(selected(located, cfg))
     assert cfg.path is not None
     fmt = resolve_format(cfg.path, cfg.format)
     if fmt == "csv":
-        raw = _read_csv(spark, cfg)
-        return with_raw_line(raw.withColumn(SOURCE_FILE, source_file(raw)))
-    raw = _read_parquet(spark, cfg.path)
-    return with_raw_line(raw.withColumns({CORRUPT: F.lit(None).cast("string"), SOURCE_FILE: source_file(raw)}))
+        read = _read_csv(spark, cfg)
+        located = read.withColumn(SOURCE_FILE, source_file(read))
+    elif fmt == "json":
+        read = _read_json(spark, cfg)
+        located = read.withColumn(SOURCE_FILE, source_file(read))
+    else:
+        read = _read_parquet(spark, cfg.path)
+        located = read.withColumns({CORRUPT: F.lit(None).cast("string"), SOURCE_FILE: source_file(read)})
+    return with_raw_line(selected(located, cfg))
+
+
+def selected(located: DataFrame, cfg: InputConfig) -> DataFrame:
+    """The lines ``input.where`` selects, and every malformed line; an invalid predicate is an ``InputError``.
+
+    The predicate sees the input's columns as read (text for CSV and JSON lines, typed for Parquet and tables);
+    a line for which it is null is not selected, as in SQL.
+    """
+    if cfg.where is None:
+        return located
+    predicate = F.expr(cfg.where)
+    start = f"input.where: {cfg.where!r} is not a predicate over the columns of {cfg.source!r}"
+    try:
+        kind = located.select(predicate.alias("_where")).schema["_where"].dataType  # analysed now, also over Connect
+    except Exception as exc:  # Py4J and Connect raise different types
+        raise InputError(f"{start}: {summary(exc)}") from None
+    if not isinstance(kind, T.BooleanType):
+        raise InputError(f"{start}: it gives {kind.simpleString()}, not true or false")
+    try:
+        chosen = located.filter(predicate | F.col(CORRUPT).isNotNull())
+        _ = chosen.schema  # a condition a filter cannot hold (an aggregate, a window) fails here
+    except Exception as exc:  # Py4J and Connect raise different types
+        raise InputError(f"{start}: {summary(exc)}") from None
+    return chosen
+
+
+def _read_table(spark: SparkSession, name: str) -> DataFrame:
+    """A catalog table or view, through the session's catalog."""
+    try:
+        table = spark.read.table(name)
+        _ = table.schema  # resolved now, also over Spark Connect
+    except Exception as exc:  # Py4J and Connect raise different types
+        raise InputError(f"input.table: cannot read the table or view {name!r}: {summary(exc)}") from None
+    if CORRUPT in table.columns or SOURCE_FILE in table.columns:
+        raise InputError(f"input.table: {name!r} has a column named {CORRUPT} or {SOURCE_FILE}, which this job adds")
+    return table
+
+
+def mapped_columns(cfg: InputConfig) -> list[tuple[str, str]]:
+    """The (config key, source column) pairs the job reads."""
+    if cfg.kind == "customers":
+        opts = cfg.customers
+        pairs = [("input.customers.id_column", opts.id_column)]
+        pairs += [("input.customers.numeric_columns", c) for c in opts.numeric_columns]
+        return pairs + [("input.customers.categorical_columns", c) for c in opts.categorical_columns]
+    return [
+        (f"input.columns.{canonical}", source)
+        for canonical in TRANSACTION_COLUMNS
+        if (source := getattr(cfg.columns, canonical)) is not None
+    ]
+
+
+def _read_json(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    """JSON lines: the mapped fields as text (numbers too: validation parses them) and the malformed lines.
+
+    Only the mapped fields are read (no schema inference, which would read every line once more); a mapped
+    field that none of the first ``HEADER_SAMPLE`` lines has is an error naming its key.
+    """
+    assert cfg.path is not None
+    try:
+        keys = (
+            spark.read.text(cfg.path)
+            .limit(HEADER_SAMPLE)
+            .select(F.explode(F.json_object_keys("value")).alias("key"))
+            .distinct()
+            .collect()
+        )
+    except Exception as exc:  # Py4J and Connect raise different types
+        raise InputError(f"input.path: cannot read {cfg.path!r} as JSON lines: {summary(exc)}") from None
+    fields = {row["key"] for row in keys}
+    if not fields:
+        raise InputError(f"input.path: {cfg.path!r} has no JSON object in its first {HEADER_SAMPLE} lines")
+    names = []
+    for key, name in mapped_columns(cfg):
+        if name not in fields:
+            raise InputError(
+                f"{key}: field {name!r} is in none of the first {HEADER_SAMPLE} lines of {cfg.path!r}; "
+                f"their fields are: {', '.join(sorted(fields))}"
+            )
+        names.append(name)
+    schema = T.StructType(
+        [T.StructField(name, T.StringType()) for name in dict.fromkeys(names)]
+        + [T.StructField(CORRUPT, T.StringType())]
+    )
+    return (
+        spark.read.schema(schema)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .option("encoding", cfg.csv.encoding)
+        .json(cfg.path)
+    )
 
 
 def source_file(read: DataFrame) -> Column:
@@ -112,7 +221,12 @@ def raw_line(source: Column | None = None) -> Column:
 
 def source_columns(raw_df: DataFrame) -> list[str]:
     """The input's own columns (without the ones this module adds)."""
-    return [c for c in raw_df.columns if c not in (CORRUPT, SOURCE_FILE, SOURCE, RAW_LINE)]
+    return source_columns_of(raw_df.columns)
+
+
+def source_columns_of(columns: Sequence[str]) -> list[str]:
+    """``columns`` without the ones this module adds."""
+    return [c for c in columns if c not in (CORRUPT, SOURCE_FILE, SOURCE, RAW_LINE)]
 
 
 def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
@@ -129,10 +243,8 @@ def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
         header = spark.read.options(**options).csv(cfg.path).columns
     except Exception as exc:  # Py4J and Connect raise different types
         raise InputError(f"input.path: cannot read {cfg.path!r} as CSV: {summary(exc)}") from None
-    if not header or len(set(header)) != len(header):
-        raise InputError(
-            f"input.path: {cfg.path!r} has no usable CSV header line (empty file, or repeated column names)"
-        )
+    if not header:
+        raise InputError(f"input.path: {cfg.path!r} has no usable CSV header line (an empty file?)")
     schema = T.StructType(
         [T.StructField(name, T.StringType()) for name in header] + [T.StructField(CORRUPT, T.StringType())]
     )
@@ -164,10 +276,8 @@ def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
             selected.append(F.lit(None).cast("string").alias(canonical))
             continue
         if source not in available:
-            raise InputError(
-                f"input.columns.{canonical}: column {source!r} not found in {cfg.path!r}; {_found(cfg, available)}"
-            )
-        _check_type(canonical, source, types[source], cfg.path)
+            _not_found(f"input.columns.{canonical}", source, cfg, raw_df.columns)
+        _check_type(canonical, source, types[source], cfg.source)
         selected.append(quoted(source).alias(canonical))
     return raw_df.select(*selected, SOURCE_FILE, CORRUPT, SOURCE, RAW_LINE)
 
@@ -185,13 +295,27 @@ def canonical_from_source(cfg: InputConfig) -> dict[str, Column]:
     }
 
 
+def _not_found(key: str, name: str, cfg: InputConfig, columns: Sequence[str]) -> NoReturn:
+    """The error for a mapped column the input does not have: one its header names twice (Spark then reads the
+    copies as ``<name><position>``), or one that is not there."""
+    repeats = [i for i, column in enumerate(columns) if column.lower() == f"{name}{i}".lower()]
+    if repeats:
+        positions = " and ".join(str(i + 1) for i in repeats)
+        raise InputError(
+            f"{key}: the column name {name!r} repeats in the header of {cfg.source!r} (columns {positions}); "
+            "each name must be there once: rename or drop the copies"
+        )
+    available = set(source_columns_of(columns))
+    raise InputError(f"{key}: column {name!r} not found in {cfg.source!r}; {_found(cfg, available)}")
+
+
 def _found(cfg: InputConfig, available: set[str]) -> str:
     """What the file has instead: its column names, unless none of the mapped ones is there.
 
     Then the "header" is probably a data line (a file without a header, the wrong delimiter, not a CSV file),
     and its values are not repeated in the message.
     """
-    mapped = {name for name in vars(cfg.columns).values() if name is not None}
+    mapped = {name for _, name in mapped_columns(cfg)}
     if not mapped & available:
         return (
             f"none of the mapped columns is in its header ({len(available)} columns); is it a CSV file with a "
@@ -210,6 +334,7 @@ ACCEPTED_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     ),
     "quantity": (TEXT_OR_NUMBER, "a number (or text holding one)"),
     "unit_price": (TEXT_OR_NUMBER, "a number (or text holding one)"),
+    "amount": (TEXT_OR_NUMBER, "a number (or text holding one)"),
     "product_id": (TEXT_OR_NUMBER, "text or a number"),
     "country": (TEXT_OR_NUMBER, "text"),
 }
@@ -229,13 +354,8 @@ def canonical_customers(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
     """Keep the id (as ``customer_id``) and the configured feature columns of a customer table."""
     available = set(source_columns(raw_df))
     opts = cfg.customers
-    wanted = [("input.customers.id_column", opts.id_column)]
-    wanted += [("input.customers.numeric_columns", c) for c in opts.numeric_columns]
-    wanted += [("input.customers.categorical_columns", c) for c in opts.categorical_columns]
-    for key, name in wanted:
+    for key, name in mapped_columns(cfg):
         if name not in available:
-            raise InputError(
-                f"{key}: column {name!r} not found in {cfg.path!r}; its columns are: {', '.join(sorted(available))}"
-            )
+            _not_found(key, name, cfg, raw_df.columns)
     features = [quoted(c).alias(c) for c in (*opts.numeric_columns, *opts.categorical_columns)]
     return raw_df.select(quoted(opts.id_column).alias("customer_id"), *features, SOURCE_FILE, CORRUPT, RAW_LINE)

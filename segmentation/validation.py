@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segmentation import sources
-from segmentation.config import InputConfig, JobConfig
+from segmentation.config import EPOCH_FORMATS, InputConfig, JobConfig, NumberOptions
 from segmentation.errors import InputError
 from segmentation.sources import CORRUPT, RAW_LINE, SOURCE, SOURCE_FILE, TRANSACTION_COLUMNS, raw_line
 
@@ -44,6 +45,7 @@ MISSING_INVOICE = "missing_invoice_id"
 INVALID_TIMESTAMP = "invalid_timestamp"
 INVALID_NUMBER = "invalid_number"
 NON_POSITIVE_PRICE = "non_positive_price"
+ZERO_AMOUNT = "zero_amount"
 AFTER_TODAY = "after_today"
 DUPLICATE_LINE = "duplicate_line"
 DUPLICATE_CUSTOMER = "duplicate_customer_id"
@@ -53,6 +55,7 @@ REASON = "reason"
 TS = "_ts"
 QTY = "_quantity"
 PRICE = "_unit_price"
+AMOUNT = "_amount"
 INTEGER_UNITS = {"s": F.timestamp_seconds, "ms": F.timestamp_millis, "us": F.timestamp_micros}
 # Above this many rows, the repeated hashes or the duplicate copies are joined by a shuffle, not broadcast.
 BROADCAST_ROWS = 1_000_000
@@ -158,7 +161,7 @@ def validate(
         if as_of is None:
             _no_dated_line(lines, cfg, today)
         period = Period.of(as_of, cfg.features.window_days, today)
-        labeled, text_columns = label_lines(lines, period, keep=keep), TRANSACTION_COLUMNS
+        labeled, text_columns = label_lines(lines, period, keep=keep), quarantine_columns(cfg.input)
     counts = count_lines(labeled)
     log.info(
         "lines in=%d clean=%d quarantined=%d out of window=%d %s",
@@ -168,14 +171,27 @@ def validate(
         counts.out_of_window,
         dict(counts.quarantined),
     )
-    check_quarantine_share(counts, cfg.quality.max_quarantine_share, cfg.input.path or "")
+    check_quarantine_share(
+        counts, cfg.quality.max_quarantine_share, cfg.input.source, explain=lambda: failure_hint(labeled, counts, cfg)
+    )
     return Validated(labeled, as_of, counts, tuple(text_columns))
+
+
+def quarantine_columns(cfg: InputConfig) -> tuple[str, ...]:
+    """The mapped columns the quarantine shows as text: the canonical ones, with ``amount`` only when mapped
+    (so a log with unit prices keeps the quarantine's columns as they were)."""
+    return tuple(c for c in TRANSACTION_COLUMNS if c != "amount" or cfg.columns.amount is not None)
 
 
 def _no_dated_line(lines_df: DataFrame, cfg: JobConfig, today: dt.date) -> None:
     """Fail for a log without one valid line dated up to ``today``: as too invalid, or as dated in the future."""
-    source = cfg.input.path or ""
-    check_quarantine_share(count_lines(lines_df), cfg.quality.max_quarantine_share, source)
+    source = cfg.input.source
+    check_quarantine_share(
+        count_lines(lines_df),
+        cfg.quality.max_quarantine_share,
+        source,
+        explain=lambda: failure_hint(lines_df, count_lines(lines_df), cfg),
+    )
     raise InputError(
         f"input.path: every line of {source!r} that passes the other checks is dated after today "
         f"({today.isoformat()}, UTC), so there is no as-of date to measure from; fix the dates or set features.as_of"
@@ -215,23 +231,71 @@ def customer_key(col: Column, data_type: T.DataType) -> Column:
     return F.when(text != "", text)
 
 
-def parsed_timestamp(col: Column, data_type: T.DataType, *, formats: Sequence[str], integer_unit: str) -> Column:
-    """A timestamp from a timestamp, date, integer (epoch in ``integer_unit``) or text column; null if not."""
-    if isinstance(data_type, T.TimestampType | T.TimestampNTZType | T.DateType):
+def parsed_timestamp(col: Column, data_type: T.DataType, cfg: InputConfig) -> Column:
+    """The local time of a line (a timestamp in the session's UTC that reads as the wall clock in
+    ``input.time_zone``), from a timestamp, date, integer (epoch in ``integer_timestamp_unit``) or text column
+    (``timestamp_formats``: patterns, or epoch numbers); null if it does not parse.
+
+    A local time (text without a zone, a timestamp without time zone, a date) is taken as it is; an instant (an
+    epoch, a timestamp, text with a zone) is shown in ``input.time_zone``.
+    """
+    if isinstance(data_type, T.TimestampNTZType | T.DateType):
         return col.cast("timestamp")
+    if isinstance(data_type, T.TimestampType):
+        return _local(col, cfg.time_zone)
     if isinstance(data_type, T.IntegralType):
-        if integer_unit == "ns":
-            return F.timestamp_micros(F.floor(col / F.lit(1000)))
-        return INTEGER_UNITS[integer_unit](col)
+        return _local(_epoch(col, cfg.epoch_unit or cfg.integer_timestamp_unit), cfg.time_zone)
     text = F.trim(col.cast("string"))
-    return F.coalesce(*[F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats])
+    parsed = []
+    for fmt in cfg.timestamp_formats:
+        if fmt in EPOCH_FORMATS:
+            epoch = F.when(text.rlike(r"^-?\d{1,18}$"), _epoch(text.cast("long"), EPOCH_FORMATS[fmt]))
+            parsed.append(_local(epoch, cfg.time_zone))
+        elif has_zone(fmt):
+            parsed.append(_local(F.try_to_timestamp(text, F.lit(fmt)), cfg.time_zone))
+        else:
+            parsed.append(F.try_to_timestamp(text, F.lit(fmt)))
+    return F.coalesce(*parsed)
 
 
-def parsed_number(col: Column, data_type: T.DataType) -> Column:
-    """A double from a numeric or text column; null when it does not parse."""
+def has_zone(pattern: str) -> bool:
+    """True for a datetime pattern with a zone or offset field (outside quoted text)."""
+    unquoted = re.sub(r"'[^']*'", "", pattern)
+    return any(letter in unquoted for letter in "VzOXxZ")
+
+
+# per unit, the largest epoch number read (about the year 5000): a larger one is not a date but would overflow
+EPOCH_LIMITS = {"s": 10**11, "ms": 10**14, "us": 10**17}
+
+
+def _epoch(col: Column, unit: str) -> Column:
+    """An epoch number in ``unit`` as a timestamp; null when it is too large to be a date."""
+    if unit == "ns":
+        return F.timestamp_micros(F.floor(col / F.lit(1000)))
+    return F.when(F.abs(col) < F.lit(EPOCH_LIMITS[unit]), INTEGER_UNITS[unit](col))
+
+
+def _local(instant: Column, zone: str) -> Column:
+    """An instant as the wall clock in ``zone`` (the session's zone is UTC while the job runs)."""
+    return instant if zone in ("UTC", "Z") else F.from_utc_timestamp(instant, zone)
+
+
+def parsed_number(col: Column, data_type: T.DataType, numbers: NumberOptions | None = None) -> Column:
+    """A double from a numeric or text column (``1,25`` with a decimal comma, ``1.234,5`` with a thousands
+    separator too: in groups of three digits); null when it does not parse."""
     if isinstance(data_type, T.NumericType):
         return col.cast("double")
-    return F.trim(col.cast("string")).try_cast("double")
+    text = F.trim(col.cast("string"))
+    if numbers is None or (numbers.decimal_separator == "." and numbers.thousands_separator is None):
+        return text.try_cast("double")
+    decimal, thousands = numbers.decimal_separator, numbers.thousands_separator
+    if thousands is not None:
+        grouped = rf"^[+-]?\d{{1,3}}(\{thousands}\d{{3}})+(\{decimal}\d*)?$"
+        ungrouped = F.regexp_replace(text, re.escape(thousands), "")
+        text = F.when(text.contains(thousands), F.when(text.rlike(grouped), ungrouped)).otherwise(text)
+    if decimal == ",":
+        text = F.when(~text.contains("."), F.regexp_replace(text, ",", "."))
+    return text.try_cast("double")
 
 
 def is_finite(col: Column) -> Column:
@@ -245,36 +309,44 @@ def is_finite(col: Column) -> Column:
 def with_line_reason(canonical_df: DataFrame, cfg: InputConfig) -> DataFrame:
     """Typed helper columns and the first per-line reason (null for a line that passes them all).
 
-    The canonical columns keep the source's values as text, for the quarantine.
+    The canonical columns keep the source's values as text, for the quarantine. A column the mapping leaves
+    out (null) is not checked: no invoice id, no quantity with an amount.
     """
     types = {f.name: f.dataType for f in canonical_df.schema.fields}
+    columns = cfg.columns
     customer = customer_key(F.col("customer_id"), types["customer_id"])
     invoice = F.trim(F.col("invoice_id").cast("string"))
-    ts = parsed_timestamp(
-        F.col("invoice_ts"), types["invoice_ts"], formats=cfg.timestamp_formats, integer_unit=cfg.integer_timestamp_unit
-    )
-    qty = parsed_number(F.col("quantity"), types["quantity"])
-    price = parsed_number(F.col("unit_price"), types["unit_price"])
+    ts = parsed_timestamp(F.col("invoice_ts"), types["invoice_ts"], cfg)
+    qty = parsed_number(F.col("quantity"), types["quantity"], cfg.numbers)
+    price = parsed_number(F.col("unit_price"), types["unit_price"], cfg.numbers)
+    amount = parsed_number(F.col("amount"), types["amount"], cfg.numbers)
     typed = canonical_df.select(
         *[F.col(c).cast("string").alias(c) for c in TRANSACTION_COLUMNS],
         customer.alias("_customer_key"),
         ts.alias(TS),
         qty.alias(QTY),
         price.alias(PRICE),
+        amount.alias(AMOUNT),
         SOURCE_FILE,
         CORRUPT,
         SOURCE,
         RAW_LINE,
         invoice.alias("_invoice_key"),
     )
-    reason = (
-        F.when(F.col(CORRUPT).isNotNull(), F.lit(MALFORMED))
-        .when(F.col("_customer_key").isNull(), F.lit(MISSING_CUSTOMER))
-        .when(F.col("_invoice_key").isNull() | (F.col("_invoice_key") == ""), F.lit(MISSING_INVOICE))
-        .when(F.col(TS).isNull(), F.lit(INVALID_TIMESTAMP))
-        .when(~is_finite(F.col(QTY)) | ~is_finite(F.col(PRICE)), F.lit(INVALID_NUMBER))
-        .when(F.col(PRICE) <= 0, F.lit(NON_POSITIVE_PRICE))
+    bad_number = F.lit(False)
+    for mapped, value in ((columns.quantity, QTY), (columns.unit_price, PRICE), (columns.amount, AMOUNT)):
+        if mapped is not None:
+            bad_number = bad_number | ~is_finite(F.col(value))
+    reason = F.when(F.col(CORRUPT).isNotNull(), F.lit(MALFORMED)).when(
+        F.col("_customer_key").isNull(), F.lit(MISSING_CUSTOMER)
     )
+    if columns.invoice_id is not None:
+        reason = reason.when(F.col("_invoice_key").isNull() | (F.col("_invoice_key") == ""), F.lit(MISSING_INVOICE))
+    reason = reason.when(F.col(TS).isNull(), F.lit(INVALID_TIMESTAMP)).when(bad_number, F.lit(INVALID_NUMBER))
+    if columns.amount is not None:
+        reason = reason.when(F.col(AMOUNT) == 0, F.lit(ZERO_AMOUNT))
+    else:
+        reason = reason.when(F.col(PRICE) <= 0, F.lit(NON_POSITIVE_PRICE))
     return typed.withColumn(REASON, reason)
 
 
@@ -382,16 +454,35 @@ def _with_duplicate_reason(df: DataFrame, keys: Sequence[str], code: str) -> Dat
     return df.withColumn(REASON, F.when(F.col(REASON).isNull() & (rank > 1), F.lit(code)).otherwise(F.col(REASON)))
 
 
-def clean_lines(labeled_df: DataFrame) -> DataFrame:
-    """The valid lines with canonical typed columns and the return flag and signed line amount."""
+def clean_lines(labeled_df: DataFrame, cfg: InputConfig) -> DataFrame:
+    """The valid lines with canonical typed columns, the return flag, the signed line amount and ``order_id``.
+
+    A return is a line with a negative quantity, a negative amount or a ``C`` invoice. ``order_id`` is what
+    makes an order (``input.orders_by``): the invoice, the line's timestamp (per customer) or the line itself.
+    Without a quantity column, ``quantity`` is null and items are not counted.
+    """
     invoice = F.col("_invoice_key")
-    is_return = F.upper(invoice).startswith("C") | (F.col(QTY) < 0)
-    amount = F.abs(F.col(QTY) * F.col(PRICE))
+    is_return = F.lit(False)
+    if cfg.columns.invoice_id is not None:
+        is_return = is_return | F.upper(invoice).startswith("C")
+    if cfg.columns.quantity is not None:
+        is_return = is_return | (F.col(QTY) < 0)
+    if cfg.columns.amount is not None:
+        is_return = is_return | (F.col(AMOUNT) < 0)
+        amount = F.abs(F.col(AMOUNT))
+    else:
+        amount = F.abs(F.col(QTY) * F.col(PRICE))
+    order = {
+        "invoice": invoice,
+        "timestamp": F.date_format(F.col(TS), "yyyy-MM-dd HH:mm:ss.SSSSSS"),
+        "line": F.col(LINE_ID).cast("string"),
+    }[cfg.orders_by]
     return labeled_df.filter(F.col(REASON).isNull()).select(
         F.col("_customer_key").alias("customer_id"),
         invoice.alias("invoice_id"),
+        order.alias("order_id"),
         F.col(TS).alias("invoice_ts"),
-        F.col(QTY).alias("quantity"),
+        (F.col(QTY) if cfg.columns.quantity is not None else F.lit(None).cast("double")).alias("quantity"),
         F.col(PRICE).alias("unit_price"),
         F.trim(F.col("product_id")).alias("product_id"),
         F.trim(F.col("country")).alias("country"),
@@ -420,23 +511,174 @@ def count_lines(labeled_df: DataFrame) -> LineCounts:
     return LineCounts(lines_in=lines_in, lines_clean=clean, quarantined=by_reason, out_of_window=out)
 
 
-def check_quarantine_share(counts: LineCounts, max_share: float, source: str) -> None:
-    """Fail, naming the key at fault, when too many lines in the window are quarantined or none of them is clean."""
+def check_quarantine_share(
+    counts: LineCounts, max_share: float, source: str, *, explain: Callable[[], str] = str
+) -> None:
+    """Fail, naming the key at fault, when too many lines in the window are quarantined or none of them is clean;
+    ``explain`` gives what is likely wrong when every line failed the same way (``failure_hint``)."""
     if counts.lines_in == 0:
         raise InputError(f"input.path: {source!r} holds no data lines")
-    if counts.quarantined_share > max_share or (counts.lines_clean == 0 and not counts.out_of_window):
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(counts.quarantined.items()))
-        in_window = " dated in the run's window" if counts.out_of_window else ""
+    reasons = ", ".join(f"{k}={v}" for k, v in sorted(counts.quarantined.items()))
+    in_window = " dated in the run's window" if counts.out_of_window else ""
+    lines = counts.lines_in - counts.out_of_window
+    if counts.lines_clean == 0 and not counts.out_of_window:
+        hint = explain()
         raise InputError(
-            f"quality.max_quarantine_share: {counts.quarantined_share:.1%} of the "
-            f"{counts.lines_in - counts.out_of_window} lines in {source!r}{in_window} were quarantined ({reasons}), "
-            f"above the allowed {max_share:.0%}; nothing was published"
+            f"quality.max_quarantine_share: none of the {lines} lines in {source!r} is valid: all were quarantined "
+            f"({reasons}){'; ' + hint if hint else ''}; nothing was published"
+        )
+    if counts.quarantined_share > max_share:
+        hint = explain()
+        raise InputError(
+            f"quality.max_quarantine_share: {counts.quarantined_share:.1%} of the {lines} lines in {source!r}"
+            f"{in_window} were quarantined ({reasons}), above the allowed {max_share:.0%}"
+            f"{'; ' + hint if hint else ''}; nothing was published"
         )
     if counts.lines_clean == 0:
         raise InputError(
             f"features.as_of: no valid line of {source!r} is dated in the run's window ({counts.out_of_window} "
             "lines are dated outside it); choose an as-of date and features.window_days that cover the data"
         )
+
+
+SHAPE_SAMPLE = 1000  # lines whose shapes are looked at to say what a column's values look like
+
+
+def value_shape(col: Column) -> Column:
+    """What a value looks like without what it is: every digit as ``9`` and every letter as ``a``."""
+    return F.regexp_replace(F.regexp_replace(F.trim(col.cast("string")), "[0-9]", "9"), "[A-Za-z]", "a")
+
+
+def common_shape(frame: DataFrame, column: str) -> str | None:
+    """The most common shape (``value_shape``) of ``column`` among the first lines of ``frame``."""
+    shapes = frame.select(value_shape(F.col(column)).alias("shape")).filter("shape IS NOT NULL AND shape != ''")
+    top = shapes.limit(SHAPE_SAMPLE).groupBy("shape").count().orderBy(F.desc("count"), "shape").first()
+    return top["shape"] if top is not None else None
+
+
+def failure_hint(labeled_df: DataFrame, counts: LineCounts, cfg: JobConfig) -> str:
+    """When every quarantined line has the same reason, which column and setting are likely wrong; else "".
+
+    The hint names columns, settings and value shapes (``value_shape``), never values.
+    """
+    if len(counts.quarantined) != 1 or cfg.input.kind != "transactions":
+        return ""
+    reason = next(iter(counts.quarantined))
+    inp, columns = cfg.input, cfg.input.columns
+    failed = labeled_df.filter(F.col(REASON) == reason)
+    if reason == INVALID_NUMBER:
+        return _number_hint(failed, inp)
+    if reason == INVALID_TIMESTAMP:
+        shape = common_shape(failed, "invoice_ts")
+        return (
+            f"column {columns.invoice_ts!r} (input.columns.invoice_ts) reads with none of the patterns in "
+            f"input.timestamp_formats ({', '.join(inp.timestamp_formats)})"
+            + (f"; its values look like {shape!r} (9: a digit, a: a letter)" if shape else "")
+        )
+    if reason == MALFORMED:
+        return (
+            "no line has the header's number of fields: check input.csv.delimiter, input.csv.quote, "
+            "input.csv.encoding and input.format"
+        )
+    if reason == MISSING_CUSTOMER:
+        return (
+            f"column {columns.customer_id!r} (input.columns.customer_id) is empty in every line; is it the right one?"
+        )
+    if reason == MISSING_INVOICE:
+        return (
+            f"column {columns.invoice_id!r} (input.columns.invoice_id) is empty in every line; if the log has no "
+            "invoice ids, set input.columns.invoice_id to null (input.order_key says what an order is then)"
+        )
+    if reason == NON_POSITIVE_PRICE:
+        return f"column {columns.unit_price!r} (input.columns.unit_price) is zero or negative in every line"
+    if reason == ZERO_AMOUNT:
+        return f"column {columns.amount!r} (input.columns.amount) is zero in every line; is it the right one?"
+    return ""
+
+
+def _number_hint(failed_df: DataFrame, inp: InputConfig) -> str:
+    """Which mapped number columns fail to read in every failed line, what their values look like, and the
+    number setting that would read them."""
+    columns = inp.columns
+    mapped = {
+        name: (key, value)
+        for name, key, value in (
+            (columns.quantity, "quantity", QTY),
+            (columns.unit_price, "unit_price", PRICE),
+            (columns.amount, "amount", AMOUNT),
+        )
+        if name is not None
+    }
+    failing = failed_df.agg(
+        *[F.count(F.when(~is_finite(F.col(value)), 1)).alias(key) for key, value in mapped.values()],
+        F.count("*").alias("lines"),
+    ).first()
+    if failing is None:
+        return ""
+    hints = []
+    for name, (key, _) in mapped.items():
+        if failing[key] != failing["lines"]:
+            continue
+        shape = common_shape(failed_df, key) or ""
+        hint = f"column {name!r} (input.columns.{key}) reads as a number in none of them"
+        if shape:
+            hint += f"; its values look like {shape!r} (9: a digit)"
+        hint += _separator_hint(shape, inp)
+        hints.append(hint)
+    return "; ".join(hints)
+
+
+def _separator_hint(shape: str, inp: InputConfig) -> str:
+    """The number setting a value of ``shape`` needs, if another than the one set."""
+    numbers = inp.numbers
+    if re.fullmatch(r"[+-]?9{1,3}(\.999)+,9*", shape):
+        return (
+            '; with a decimal comma and "." between thousands, set input.numbers.decimal_separator: "," and '
+            'input.numbers.thousands_separator: "."'
+        )
+    if re.fullmatch(r"[+-]?9+,9+", shape) and numbers.decimal_separator != ",":
+        return '; with a decimal comma, set input.numbers.decimal_separator: ","'
+    if re.fullmatch(r"[+-]?9{1,3}(,999)+(\.9*)?", shape) and numbers.thousands_separator != ",":
+        return '; with "," between thousands, set input.numbers.thousands_separator: ","'
+    return ""
+
+
+SAMPLE_LINES = 1000  # the first lines whose timestamps are checked before the whole input is read
+
+
+def check_timestamp_sample(raw_df: DataFrame, cfg: InputConfig) -> None:
+    """Fail before the whole input is read when most timestamps among the first lines give no date from 1971 to
+    2200 with the configured formats (1970 is where an epoch read in too small a unit lands): the error names the
+    column, the patterns (or unit) tried and the shape of the values, never a value."""
+    if cfg.kind != "transactions":
+        return
+    canonical = sources.canonical_transactions(raw_df, cfg)
+    data_type = canonical.schema["invoice_ts"].dataType
+    if isinstance(data_type, T.TimestampType | T.TimestampNTZType | T.DateType):
+        return
+    text = F.trim(F.col("invoice_ts").cast("string"))
+    sample = canonical.filter(F.col(CORRUPT).isNull() & text.isNotNull() & (text != "")).limit(SAMPLE_LINES)
+    parsed = parsed_timestamp(F.col("invoice_ts"), data_type, cfg)
+    plausible = parsed.isNotNull() & F.year(parsed).between(1971, 2200)
+    row = sample.agg(F.count("*").alias("lines"), F.count(F.when(plausible, 1)).alias("read")).first()
+    if row is None or not row["lines"] or row["read"] * 2 >= row["lines"]:
+        return
+    name, lines, unread = cfg.columns.invoice_ts, row["lines"], row["lines"] - row["read"]
+    shape = common_shape(sample, "invoice_ts")
+    looks = f"; its values look like {shape!r} (9: a digit, a: a letter)" if shape else ""
+    if isinstance(data_type, T.IntegralType):
+        unit = cfg.epoch_unit or cfg.integer_timestamp_unit
+        raise InputError(
+            f"input.integer_timestamp_unit: {unread} of the first {lines} values of the integer column {name!r} "
+            f"(input.columns.invoice_ts) in {cfg.source!r} are no date from 1971 to 2200 when read as epoch "
+            f"{unit}{looks}; set the unit they are in (s, ms, us or ns)"
+        )
+    raise InputError(
+        f"input.timestamp_formats: {unread} of the first {lines} values of column {name!r} "
+        f"(input.columns.invoice_ts) in {cfg.source!r} give no date from 1971 to 2200 with the patterns tried "
+        f"({', '.join(cfg.timestamp_formats)}){looks}; set input.timestamp_formats to their Spark datetime "
+        "pattern (such as yyyyMMdd or dd.MM.yyyy HH:mm), or epoch_seconds / epoch_millis"
+    )
 
 
 # ---------------------------------------------------------------- customer tables
@@ -446,7 +688,7 @@ def with_customer_reason(canonical_df: DataFrame, cfg: InputConfig) -> DataFrame
     """Reasons for a customer table: malformed, missing id, bad number, duplicate line, duplicate id."""
     types = {f.name: f.dataType for f in canonical_df.schema.fields}
     opts = cfg.customers
-    numbers = {c: parsed_number(F.col(c), types[c]) for c in opts.numeric_columns}
+    numbers = {c: parsed_number(F.col(c), types[c], cfg.numbers) for c in opts.numeric_columns}
     typed = canonical_df.select(
         customer_key(F.col("customer_id"), types["customer_id"]).alias("_customer_key"),
         F.col("customer_id").cast("string").alias("customer_id"),

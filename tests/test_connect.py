@@ -97,6 +97,45 @@ def test_spark_remote_environment_variable_selects_connect(tmp_path: Path, conne
     assert len(entry["matches"]) + len(entry["new"]) == 3 and (Path(folder) / "migration").is_dir()
 
 
+CATALOG_INPUT = """
+import sys
+from pyspark.sql import SparkSession
+from segmentation import config, job
+
+url, log, out = sys.argv[1:4]
+spark = SparkSession.builder.remote(url).getOrCreate()
+spark.read.csv(log, header=True).createOrReplaceTempView("connect_lines")  # a view in the server's catalog
+settings = ["input.table=connect_lines", "input.where=Country = 'United Kingdom'", "model.k=3"]
+print(job.run(spark, config.load([], settings, output_path=out)).run_folder)
+"""
+
+
+def test_a_catalog_view_with_a_predicate_over_spark_connect_equals_the_files(
+    spark: SparkSession, tmp_path: Path, connect_server: str
+) -> None:
+    log_frame, _ = generate.generate(customers=80, seed=14)  # no malformed lines: a view cannot hold them
+    log = tmp_path / "in" / "log.csv"
+    log.parent.mkdir()
+    log_frame.to_csv(log, index=False)
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
+    done = subprocess.run(
+        [sys.executable, "-c", CATALOG_INPUT, connect_server, str(log), str(tmp_path / "view_out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    over_connect = Path(done.stdout.strip().splitlines()[-1])
+    where = "input.where=Country = 'United Kingdom'"
+    local = job.run(spark, job_config(tmp_path, str(log), where, "model.k=3", output=str(tmp_path / "files_out")))
+    for name in ("segments", "features", "profiles"):
+        rows = [sorted(spark.read.parquet(str(f / name)).collect()) for f in (over_connect, Path(local.run_folder))]
+        assert rows[0] == rows[1], name
+    uk = int((log_frame["Country"] == "United Kingdom").sum())
+    assert json.loads((over_connect / "manifest.json").read_text())["counts"]["lines_in"] == uk
+
+
 RETRAIN = ("--baseline", "2011-12-09/main", "--set", "model.k=3", "--set", "model.seed=5")
 FORBIDDEN = re.compile(r"\.rdd\b|sparkContext|SparkContext|\._jvm|\._jdf|\._jsc|(?:import|from) py4j|\.toJSON\(")
 

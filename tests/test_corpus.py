@@ -96,6 +96,22 @@ RUN_CASES = {
         {"99052"},
         {"99051"},
     ),
+    "compact_dates_with_their_pattern": (
+        "compact_dates.csv",
+        ("input.timestamp_formats=[M/d/yyyy H:mm, yyyyMMdd]",),
+        3,
+        {},
+        {"99321", "99322", "99323"},
+        set(),
+    ),
+    "epoch_seconds_as_text": (
+        "epoch_seconds.csv",
+        ("input.timestamp_formats=[M/d/yyyy H:mm, epoch_seconds]",),
+        3,
+        {},
+        {"99331", "99332", "99333"},
+        set(),
+    ),
 }
 # lines counted as out of window (dated after the as-of date, before today); none for the other cases
 OUT_OF_WINDOW = {"dates_after_the_as_of_date": 2}
@@ -228,7 +244,43 @@ ERROR_CASES = {
         ["all_invalid.csv"],
         (),
         InputError,
-        ["quality.max_quarantine_share", "100.0% of the 5 lines", "all_invalid.csv", "missing_customer_id=1"],
+        ["quality.max_quarantine_share", "none of the 5 lines", "all_invalid.csv", "missing_customer_id=1"],
+    ),
+    "a_repeated_header_name": (
+        ["repeated_header.csv"],
+        (),
+        InputError,
+        ["input.columns.customer_id", "'CustomerID' repeats in the header", "repeated_header.csv", "columns 7 and 8"],
+    ),
+    "decimal_commas_without_the_setting": (
+        ["decimal_comma.csv"],
+        ("input.csv.delimiter=;",),
+        InputError,
+        [
+            "quality.max_quarantine_share: none of the 4 lines",
+            "decimal_comma.csv",
+            "(invalid_number=4)",
+            "column 'UnitPrice' (input.columns.unit_price) reads as a number in none of them",
+            "look like '9,99'",
+            'set input.numbers.decimal_separator: ","',
+        ],
+    ),
+    "compact_dates_without_their_pattern": (
+        ["compact_dates.csv"],
+        (),
+        InputError,
+        [
+            "input.timestamp_formats: 3 of the first 3 values of column 'InvoiceDate' (input.columns.invoice_ts)",
+            "compact_dates.csv",
+            "(M/d/yyyy H:mm, yyyy-MM-dd HH:mm:ss, yyyy-MM-dd'T'HH:mm:ss, yyyy-MM-dd)",
+            "look like '99999999'",
+        ],
+    ),
+    "epoch_seconds_read_as_milliseconds": (
+        ["epoch_seconds.csv"],
+        ("input.timestamp_formats=[epoch_millis]",),
+        InputError,
+        ["input.timestamp_formats: 3 of the first 3 values", "no date from 1971 to 2200", "(epoch_millis)"],
     ),
 }
 
@@ -242,6 +294,7 @@ def test_bad_files_give_a_clear_error_and_publish_nothing(spark: SparkSession, t
     message = str(raised.value)
     assert all(phrase in message for phrase in phrases), message
     assert not CORPUS_ID.search(message)
+    assert "allowed 0%" not in message  # a limit nobody set
     assert nothing_published(tmp_path / "out")
 
 

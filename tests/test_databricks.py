@@ -59,6 +59,7 @@ def test_the_notebook_runs_top_to_bottom_on_the_given_session(spark: SparkSessio
 
     declared = namespace["dbutils"].widgets.declared
     assert set(declared) >= {"input_path", "output_path", "catalog", "database", "k_min", "k_max", "run_id"}
+    assert (declared["input_table"], declared["where"]) == ("", "")  # files unless a table is given
     assert declared["output_path"].startswith("/Volumes/") and declared["input_path"].startswith("/Volumes/")
     result = namespace["result"]
     assert outputs.published_runs(storage.for_root(None, str(tmp_path / "out"))) == [(result.as_of, "main")]
