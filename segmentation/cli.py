@@ -235,6 +235,8 @@ def _generate(args: argparse.Namespace) -> str:
     if args.shape == "cdnow":
         if args.planted is not None or args.periods != 1:
             raise ConfigError("--shape cdnow: not with --planted or --periods 2")
+        if not args.output.lower().endswith((".csv", ".csv.gz")):
+            raise ConfigError(f"--output: a CDNOW-shaped log is written as CSV; name it .csv, not {args.output!r}")
         lines = generate.write_cdnow(args.output, customers=args.customers, seed=args.seed, truth_path=args.truth)
         return f"wrote {lines} purchases of {args.customers} customers to {args.output}"
     if args.output.lower().endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):

@@ -82,7 +82,7 @@ class NumberOptions(_Frozen):
     ``1.234,5`` with ``thousands_separator: "."`` too. Typed (Parquet, table) columns are read as they are."""
 
     decimal_separator: Literal[".", ","] = "."
-    thousands_separator: Literal[",", ".", " ", "'", "_"] | None = None
+    thousands_separator: Literal[",", ".", " ", "\u00a0", "\u202f", "'", "_"] | None = None  # also no-break spaces
 
 
 class ColumnMapping(_Frozen):
@@ -114,17 +114,32 @@ class CustomerTableOptions(_Frozen):
 
 TABLE_NAME = r"^(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)){0,2}$"
 EPOCH_FORMATS = {"epoch_seconds": "s", "epoch_millis": "ms"}  # in input.timestamp_formats: epoch numbers as text
-ZONE_OFFSET = re.compile(r"^(?:UTC|GMT)?[+-]\d{2}:\d{2}$")
+ZONE_OFFSET = re.compile(r"^(?:UTC|GMT)?[+-](\d{2}):(\d{2})$")
 
 
-def _known_zone(value: Any) -> Any:
-    """A region id (``Europe/Amsterdam``), ``UTC`` or an offset (``+01:00``); a ValueError names what is expected."""
-    if not isinstance(value, str) or ZONE_OFFSET.match(value) or value in ("UTC", "Z"):
+def _zone_text(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML reads an unquoted +10:00 as 600 (base 60)
+        raise ValueError(f"expected a time zone as text; write an offset in quotes, such as '+10:00' (got {value!r})")
+    return value
+
+
+def _known_zone(value: str) -> str:
+    """A region id (``Europe/Amsterdam``), ``UTC`` or an offset from -18:00 to +18:00 (Java's range), also after
+    ``UTC`` or ``GMT``; a ValueError names what is expected."""
+    expected = f"expected a time zone such as UTC, Europe/Amsterdam or +01:00, got {value!r}"
+    offset = ZONE_OFFSET.match(value)
+    if offset:
+        if int(offset[1]) * 60 + int(offset[2]) > 18 * 60 or int(offset[2]) > 59:
+            raise ValueError(expected)
         return value
+    if value in ("UTC", "Z"):
+        return value
+    if value in ("localtime", "posixrules", "Factory") or value.startswith(("posix/", "right/")):
+        raise ValueError(expected)  # files of the system's zone database that Java (Spark) does not know
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"expected a time zone such as UTC, Europe/Amsterdam or +01:00, got {value!r}") from None
+        raise ValueError(expected) from None
     return value
 
 
@@ -146,7 +161,7 @@ class InputConfig(_Frozen):
         min_length=1,
     )
     integer_timestamp_unit: Literal["s", "ms", "us", "ns"] = "ns"
-    time_zone: Annotated[Text, AfterValidator(_known_zone)] = "UTC"
+    time_zone: Annotated[Text, BeforeValidator(_zone_text), AfterValidator(_known_zone)] = "UTC"
     order_key: Literal["invoice", "timestamp", "line"] | None = None
     csv: CsvOptions = CsvOptions()
     numbers: NumberOptions = NumberOptions()
@@ -369,6 +384,9 @@ def _rule_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
             yield "features.model_features", f"none of them can be computed from the mapped columns ({why})"
         if model.order_by in missing:
             yield "model.order_by", f"{model.order_by!r} cannot be computed: {missing[model.order_by]}"
+        for name in scatter:
+            if name in missing:
+                yield "report.scatter_features", f"{name!r} cannot be computed: {missing[name]}"
     else:
         known = cust.numeric_columns
         if not cust.numeric_columns and not cust.categorical_columns:
@@ -649,7 +667,12 @@ def _path_problems(cfg: JobConfig, check_paths: bool) -> Iterator[tuple[str, str
     if out is None:
         yield "output.path", "no output folder given; set output.path or pass --output PATH"
         return
-    if inp is None:  # a catalog table: read through the session's catalog, nothing to check here
+    if inp is None:  # a catalog table: read through the session's catalog; only the output is checked here
+        if not is_local_path(out) and ".." in Path(urlparse(out).path).parts:
+            yield (
+                "output.path",
+                f"'..' is not allowed in a {urlparse(out).scheme}: path; give the full path instead of {out!r}",
+            )
         return
     for key, path in (("input.path", inp), ("output.path", out)):
         # local paths with '..' are resolved before they are compared; object stores do not resolve '..'

@@ -34,7 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from segmentation import catalog, outputs, session, sources, storage, validation
 from segmentation.config import JobConfig
 from segmentation.errors import RunFailed, SegmentationError, summary
-from segmentation.timing import StageTimer, utc_today
+from segmentation.timing import StageTimer, today_in
 from segmentation.validation import LineCounts, Validated
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class JobRun:
             raw = sources.read_raw(self.spark, self.cfg.input)
             validation.check_timestamp_sample(raw, self.cfg.input)
             lines = self.work_copy(validation.lines_for_copy(raw, self.cfg.input), "lines")
-            return validation.validate(lines, self.cfg, today=utc_today(), keep=self.keep)
+            return validation.validate(lines, self.cfg, today=today_in(self.cfg.input.time_zone), keep=self.keep)
 
     def stage(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Time the body as stage ``name`` (logged when it starts and ends; in the manifest's timings)."""

@@ -436,7 +436,7 @@ def input_lines(manifest: Mapping[str, Any]) -> list[str]:
         lines.append(f"An order is {ORDERS_BY[given['orders_by']]}.")
     left_out = given.get("features_left_out") or {}
     if left_out:
-        lines.append("Features the input cannot give, left out of the model and of every table:")
+        lines.append("Features the input cannot give (not computed, in no table and not in the model):")
         lines += [f"- `{name}`: {why}" for name, why in sorted(left_out.items())]
     return lines
 

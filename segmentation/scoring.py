@@ -133,9 +133,10 @@ def training_config(cfg: JobConfig, trained: dict[str, Any], model_folder: str) 
         columns = {name: tuple(needed[name]) for name in ("numeric_columns", "categorical_columns", "log_columns")}
         customers = cfg.input.customers.model_copy(update=columns)
         return cfg.model_copy(update={"input": cfg.input.model_copy(update={"customers": customers})})
-    used = {name: tuple(settings["features"][name]) for name in ("model_features", "log_features")}
+    trained_features = history.model_inputs(settings)["model_features"]  # those the training input could give
+    used = {"model_features": tuple(trained_features), "log_features": tuple(settings["features"]["log_features"])}
     missing = unavailable_features(cfg.input)
-    for feature in history.model_inputs(settings)["model_features"]:
+    for feature in trained_features:
         if feature in missing:
             raise InputError(
                 f"input.columns: the model in {model_folder!r} uses {feature}, which this input cannot give: "

@@ -90,8 +90,7 @@ def read_raw(spark: SparkSession, cfg: InputConfig) -> DataFrame:
         read = _read_csv(spark, cfg)
         located = read.withColumn(SOURCE_FILE, source_file(read))
     elif fmt == "json":
-        read = _read_json(spark, cfg)
-        located = read.withColumn(SOURCE_FILE, source_file(read))
+        located = _read_json(spark, cfg)
     else:
         read = _read_parquet(spark, cfg.path)
         located = read.withColumns({CORRUPT: F.lit(None).cast("string"), SOURCE_FILE: source_file(read)})
@@ -148,44 +147,50 @@ def mapped_columns(cfg: InputConfig) -> list[tuple[str, str]]:
     ]
 
 
-def _read_json(spark: SparkSession, cfg: InputConfig) -> DataFrame:
-    """JSON lines: the mapped fields as text (numbers too: validation parses them) and the malformed lines.
+# the mapped columns without which no line is valid: a JSON field for them must be in the first lines
+REQUIRED_KEYS = (
+    "input.columns.customer_id",
+    "input.columns.invoice_ts",
+    "input.columns.unit_price",
+    "input.columns.amount",
+    "input.customers.id_column",
+)
 
-    Only the mapped fields are read (no schema inference, which would read every line once more); a mapped
-    field that none of the first ``HEADER_SAMPLE`` lines has is an error naming its key.
+
+def _read_json(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    """JSON lines (UTF-8, one object per line; blank lines skipped), with ``_source_file``: the fields of the first
+    ``HEADER_SAMPLE`` lines and the mapped ones, as text (numbers too: validation parses them), and as
+    ``_corrupt_record`` the text of each line that is not a JSON object.
+
+    The fields come from a sample, not from schema inference, which would read every line once more. A required
+    mapped field (customer id, timestamp, money) that none of the sampled lines has is an error naming its key.
     """
     assert cfg.path is not None
     try:
+        lines = spark.read.text(cfg.path)
         keys = (
-            spark.read.text(cfg.path)
-            .limit(HEADER_SAMPLE)
-            .select(F.explode(F.json_object_keys("value")).alias("key"))
-            .distinct()
-            .collect()
+            lines.limit(HEADER_SAMPLE).select(F.explode(F.json_object_keys("value")).alias("key")).distinct().collect()
         )
     except Exception as exc:  # Py4J and Connect raise different types
         raise InputError(f"input.path: cannot read {cfg.path!r} as JSON lines: {summary(exc)}") from None
-    fields = {row["key"] for row in keys}
-    if not fields:
-        raise InputError(f"input.path: {cfg.path!r} has no JSON object in its first {HEADER_SAMPLE} lines")
-    names = []
-    for key, name in mapped_columns(cfg):
-        if name not in fields:
+    fields = sorted(row["key"] for row in keys)
+    mapped = mapped_columns(cfg)
+    for key, name in mapped:
+        if key in REQUIRED_KEYS and name not in fields:
+            found = {n for _, n in mapped} & set(fields)
+            listed = f"their fields are: {', '.join(fields)}" if found else f"they have {len(fields)} other fields"
             raise InputError(
-                f"{key}: field {name!r} is in none of the first {HEADER_SAMPLE} lines of {cfg.path!r}; "
-                f"their fields are: {', '.join(sorted(fields))}"
+                f"{key}: field {name!r} is in none of the first {HEADER_SAMPLE} lines of {cfg.path!r}; {listed}"
             )
-        names.append(name)
-    schema = T.StructType(
-        [T.StructField(name, T.StringType()) for name in dict.fromkeys(names)]
-        + [T.StructField(CORRUPT, T.StringType())]
-    )
-    return (
-        spark.read.schema(schema)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT)
-        .option("encoding", cfg.csv.encoding)
-        .json(cfg.path)
+    names = list(dict.fromkeys([*fields, *(name for _, name in mapped)]))
+    schema = T.StructType([T.StructField(name, T.StringType()) for name in names])
+    value = F.col("value")
+    parsed = F.from_json(value, schema)
+    malformed = F.json_object_keys(value).isNull()  # not JSON, or JSON but not an object
+    return lines.filter(F.trim(value) != "").select(
+        *[parsed.getField(name).alias(name) for name in names],
+        F.when(malformed, value).alias(CORRUPT),
+        source_file(lines).alias(SOURCE_FILE),
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
+import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,6 +46,22 @@ class StageTimer:
 def utc_today() -> dt.date:
     """The day it is now in UTC: the day the job runs (no valid line can be dated after it)."""
     return dt.datetime.now(dt.UTC).date()
+
+
+def zone_of(name: str) -> dt.tzinfo:
+    """A time zone by the names ``input.time_zone`` takes: a region id, ``UTC``/``Z``, or an offset such as
+    ``+01:00`` (also after ``UTC`` or ``GMT``)."""
+    offset = re.fullmatch(r"(?:UTC|GMT)?([+-])(\d{2}):(\d{2})", name)
+    if offset:
+        sign = 1 if offset[1] == "+" else -1
+        return dt.timezone(sign * dt.timedelta(hours=int(offset[2]), minutes=int(offset[3])))
+    return dt.UTC if name in ("UTC", "Z") else zoneinfo.ZoneInfo(name)
+
+
+def today_in(zone: str, now: dt.datetime | None = None) -> dt.date:
+    """The day it is now (or at ``now``, an aware time) in ``zone``: the day the job runs where the log's times are
+    local, after which no valid line can be dated."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(zone_of(zone)).date()
 
 
 def utc_timestamp() -> str:

@@ -172,7 +172,11 @@ def validate(
         dict(counts.quarantined),
     )
     check_quarantine_share(
-        counts, cfg.quality.max_quarantine_share, cfg.input.source, explain=lambda: failure_hint(labeled, counts, cfg)
+        counts,
+        cfg.quality.max_quarantine_share,
+        cfg.input.source,
+        explain=lambda: failure_hint(labeled, counts, cfg),
+        key=_input_key(cfg.input),
     )
     return Validated(labeled, as_of, counts, tuple(text_columns))
 
@@ -191,10 +195,12 @@ def _no_dated_line(lines_df: DataFrame, cfg: JobConfig, today: dt.date) -> None:
         cfg.quality.max_quarantine_share,
         source,
         explain=lambda: failure_hint(lines_df, count_lines(lines_df), cfg),
+        key=_input_key(cfg.input),
     )
     raise InputError(
-        f"input.path: every line of {source!r} that passes the other checks is dated after today "
-        f"({today.isoformat()}, UTC), so there is no as-of date to measure from; fix the dates or set features.as_of"
+        f"{_input_key(cfg.input)}: every line of {source!r} that passes the other checks is dated after today "
+        f"({today.isoformat()} in {cfg.input.time_zone}), so there is no as-of date to measure from; fix the dates "
+        "or set features.as_of"
     )
 
 
@@ -236,20 +242,34 @@ def parsed_timestamp(col: Column, data_type: T.DataType, cfg: InputConfig) -> Co
     ``input.time_zone``), from a timestamp, date, integer (epoch in ``integer_timestamp_unit``) or text column
     (``timestamp_formats``: patterns, or epoch numbers); null if it does not parse.
 
-    A local time (text without a zone, a timestamp without time zone, a date) is taken as it is; an instant (an
-    epoch, a timestamp, text with a zone) is shown in ``input.time_zone``.
+    A local time (text without a zone, a timestamp without time zone, a date, pandas' nanosecond integers) is
+    taken as it is; an instant (an epoch in s, ms or us, a timestamp, text with a zone) is shown in
+    ``input.time_zone``. An integer that gives no date after 1970 as an epoch is read as text with the patterns
+    (an integer ``20110601`` with ``yyyyMMdd``).
     """
     if isinstance(data_type, T.TimestampNTZType | T.DateType):
         return col.cast("timestamp")
     if isinstance(data_type, T.TimestampType):
         return _local(col, cfg.time_zone)
     if isinstance(data_type, T.IntegralType):
-        return _local(_epoch(col, cfg.epoch_unit or cfg.integer_timestamp_unit), cfg.time_zone)
+        unit = cfg.epoch_unit or cfg.integer_timestamp_unit
+        epoch = _epoch(col, unit)
+        instant = epoch if unit == "ns" else _local(epoch, cfg.time_zone)
+        patterns = [f for f in cfg.timestamp_formats if f not in EPOCH_FORMATS]
+        if not patterns:
+            return instant
+        return F.coalesce(F.when(F.year(epoch) > 1970, instant), _patterns(col.cast("string"), patterns, cfg))
     text = F.trim(col.cast("string"))
+    return _patterns(text, cfg.timestamp_formats, cfg)
+
+
+def _patterns(text: Column, formats: Sequence[str], cfg: InputConfig) -> Column:
+    """The first of ``formats`` (Spark patterns, or epoch formats for digits) that reads ``text``."""
+    whole = F.regexp_replace(text, r"\.0+$", "")  # an epoch written by pandas as a float: 1306922400.0
     parsed = []
-    for fmt in cfg.timestamp_formats:
+    for fmt in formats:
         if fmt in EPOCH_FORMATS:
-            epoch = F.when(text.rlike(r"^-?\d{1,18}$"), _epoch(text.cast("long"), EPOCH_FORMATS[fmt]))
+            epoch = F.when(whole.rlike(r"^-?\d{1,18}$"), _epoch(whole.cast("long"), EPOCH_FORMATS[fmt]))
             parsed.append(_local(epoch, cfg.time_zone))
         elif has_zone(fmt):
             parsed.append(_local(F.try_to_timestamp(text, F.lit(fmt)), cfg.time_zone))
@@ -511,13 +531,17 @@ def count_lines(labeled_df: DataFrame) -> LineCounts:
     return LineCounts(lines_in=lines_in, lines_clean=clean, quarantined=by_reason, out_of_window=out)
 
 
+def _input_key(inp: InputConfig) -> str:
+    return "input.table" if inp.table is not None else "input.path"
+
+
 def check_quarantine_share(
-    counts: LineCounts, max_share: float, source: str, *, explain: Callable[[], str] = str
+    counts: LineCounts, max_share: float, source: str, *, explain: Callable[[], str] = str, key: str = "input.path"
 ) -> None:
     """Fail, naming the key at fault, when too many lines in the window are quarantined or none of them is clean;
     ``explain`` gives what is likely wrong when every line failed the same way (``failure_hint``)."""
     if counts.lines_in == 0:
-        raise InputError(f"input.path: {source!r} holds no data lines")
+        raise InputError(f"{key}: {source!r} holds no data lines")
     reasons = ", ".join(f"{k}={v}" for k, v in sorted(counts.quarantined.items()))
     in_window = " dated in the run's window" if counts.out_of_window else ""
     lines = counts.lines_in - counts.out_of_window
@@ -545,8 +569,11 @@ SHAPE_SAMPLE = 1000  # lines whose shapes are looked at to say what a column's v
 
 
 def value_shape(col: Column) -> Column:
-    """What a value looks like without what it is: every digit as ``9`` and every letter as ``a``."""
-    return F.regexp_replace(F.regexp_replace(F.trim(col.cast("string")), "[0-9]", "9"), "[A-Za-z]", "a")
+    """What a value looks like without what it is: every digit as ``9``, every letter as ``a``, and any other
+    character but a space and ``. , : ; / - + ' _`` as ``?``."""
+    digits = F.regexp_replace(F.trim(col.cast("string")), r"\p{N}", "9")
+    letters = F.regexp_replace(digits, r"[\p{L}&&[^9]]", "a")
+    return F.regexp_replace(letters, r"[^9a .,:;/+'_-]", "?")
 
 
 def common_shape(frame: DataFrame, column: str) -> str | None:
@@ -557,13 +584,15 @@ def common_shape(frame: DataFrame, column: str) -> str | None:
 
 
 def failure_hint(labeled_df: DataFrame, counts: LineCounts, cfg: JobConfig) -> str:
-    """When every quarantined line has the same reason, which column and setting are likely wrong; else "".
+    """Which column and setting are likely wrong, when one reason has most of the quarantined lines; else "".
 
     The hint names columns, settings and value shapes (``value_shape``), never values.
     """
-    if len(counts.quarantined) != 1 or cfg.input.kind != "transactions":
+    if not counts.quarantined or cfg.input.kind != "transactions":
         return ""
-    reason = next(iter(counts.quarantined))
+    reason, lines = max(counts.quarantined.items(), key=lambda item: (item[1], item[0]))
+    if lines * 2 < counts.lines_quarantined:
+        return ""
     inp, columns = cfg.input, cfg.input.columns
     failed = labeled_df.filter(F.col(REASON) == reason)
     if reason == INVALID_NUMBER:
@@ -575,24 +604,26 @@ def failure_hint(labeled_df: DataFrame, counts: LineCounts, cfg: JobConfig) -> s
             f"input.timestamp_formats ({', '.join(inp.timestamp_formats)})"
             + (f"; its values look like {shape!r} (9: a digit, a: a letter)" if shape else "")
         )
-    if reason == MALFORMED:
+    if reason == MALFORMED and inp.table is None:
+        if sources.resolve_format(inp.path or "", inp.format) == "json":
+            return "lines that are not JSON objects: is it JSON lines (one object per line), in input.csv.encoding?"
         return (
-            "no line has the header's number of fields: check input.csv.delimiter, input.csv.quote, "
+            "rows without the header's number of fields: check input.csv.delimiter, input.csv.quote, "
             "input.csv.encoding and input.format"
         )
     if reason == MISSING_CUSTOMER:
         return (
-            f"column {columns.customer_id!r} (input.columns.customer_id) is empty in every line; is it the right one?"
+            f"column {columns.customer_id!r} (input.columns.customer_id) is empty in those lines; is it the right one?"
         )
     if reason == MISSING_INVOICE:
         return (
-            f"column {columns.invoice_id!r} (input.columns.invoice_id) is empty in every line; if the log has no "
+            f"column {columns.invoice_id!r} (input.columns.invoice_id) is empty in those lines; if the log has no "
             "invoice ids, set input.columns.invoice_id to null (input.order_key says what an order is then)"
         )
     if reason == NON_POSITIVE_PRICE:
-        return f"column {columns.unit_price!r} (input.columns.unit_price) is zero or negative in every line"
+        return f"column {columns.unit_price!r} (input.columns.unit_price) is zero or negative in those lines"
     if reason == ZERO_AMOUNT:
-        return f"column {columns.amount!r} (input.columns.amount) is zero in every line; is it the right one?"
+        return f"column {columns.amount!r} (input.columns.amount) is zero in those lines; is it the right one?"
     return ""
 
 
@@ -617,10 +648,13 @@ def _number_hint(failed_df: DataFrame, inp: InputConfig) -> str:
         return ""
     hints = []
     for name, (key, _) in mapped.items():
-        if failing[key] != failing["lines"]:
+        if failing[key] * 10 < failing["lines"] * 9:  # a column at fault fails in (nearly) all of them
             continue
         shape = common_shape(failed_df, key) or ""
-        hint = f"column {name!r} (input.columns.{key}) reads as a number in none of them"
+        hint = (
+            f"column {name!r} (input.columns.{key}) does not read as a number in {failing[key]} of the "
+            f"{failing['lines']} lines quarantined as {INVALID_NUMBER}"
+        )
         if shape:
             hint += f"; its values look like {shape!r} (9: a digit)"
         hint += _separator_hint(shape, inp)
@@ -635,6 +669,11 @@ def _separator_hint(shape: str, inp: InputConfig) -> str:
         return (
             '; with a decimal comma and "." between thousands, set input.numbers.decimal_separator: "," and '
             'input.numbers.thousands_separator: "."'
+        )
+    if re.fullmatch(r"[+-]?9{1,3},999", shape) and numbers.decimal_separator != ",":
+        return (
+            '; with a decimal comma, set input.numbers.decimal_separator: ","; with "," between thousands, '
+            'input.numbers.thousands_separator: ","'
         )
     if re.fullmatch(r"[+-]?9+,9+", shape) and numbers.decimal_separator != ",":
         return '; with a decimal comma, set input.numbers.decimal_separator: ","'

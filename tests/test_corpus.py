@@ -257,10 +257,11 @@ ERROR_CASES = {
         ("input.csv.delimiter=;",),
         InputError,
         [
-            "quality.max_quarantine_share: none of the 4 lines",
+            "quality.max_quarantine_share: none of the 5 lines",
             "decimal_comma.csv",
-            "(invalid_number=4)",
-            "column 'UnitPrice' (input.columns.unit_price) reads as a number in none of them",
+            "(invalid_number=4, missing_customer_id=1)",  # the hint is about the reason most lines have
+            "column 'UnitPrice' (input.columns.unit_price) does not read as a number in 4 of the 4 lines "
+            "quarantined as invalid_number",
             "look like '9,99'",
             'set input.numbers.decimal_separator: ","',
         ],
