@@ -191,7 +191,7 @@ def test_a_log_dated_only_after_today_is_refused(spark: SparkSession, validate: 
         ("1", "P", "a", "1", "12/1/2030 8:26", "1.0", "10", "UK", None),
         ("2", "P", "b", "1", "1/1/2031 0:00", "1.0", "10", "UK", None),
     ]
-    with pytest.raises(InputError, match=r"input\.path: every line of .* is dated after today \(2024-01-31, UTC\)"):
+    with pytest.raises(InputError, match=r"input\.path: every line of .* is dated after today \(2024-01-31 in UTC\)"):
         validate(raw_frame(spark, rows, COLUMNS))
     # an as-of date after today: the lines up to it are in, the ones after it are the lines dated "after today"
     counts = validate(raw_frame(spark, rows, COLUMNS), as_of=dt.date(2030, 12, 31)).counts

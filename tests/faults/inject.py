@@ -41,7 +41,7 @@ def fail_first_attempt(frame: DataFrame) -> DataFrame:
 def inject(fault: str) -> None:
     if fault == "task-once":
         original = features.customer_features
-        features.customer_features = lambda lines, as_of: fail_first_attempt(original(lines, as_of))
+        features.customer_features = lambda lines, as_of, **kw: fail_first_attempt(original(lines, as_of, **kw))
     elif fault == "hang-in-write":
         original_write = outputs.write_tables
 
