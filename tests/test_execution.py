@@ -15,9 +15,11 @@ import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 import segmentation
 from segmentation import cli, generate, job, session
+from segmentation.config import SparkConfig
 from segmentation.errors import InputError, RunFailed
 from segmentation.execution import JobRun
 
@@ -223,3 +225,47 @@ def test_without_persist_the_job_caches_nothing_and_gives_identical_results(
     manifests = [json.loads(Path(r.run_folder, "manifest.json").read_text()) for r in (uncached, cached)]
     assert manifests[0]["centroids"] == manifests[1]["centroids"] and manifests[0]["sweep"] == manifests[1]["sweep"]
     assert not (tmp_path / "plain" / "_work").exists()  # the copies went with the work folder
+
+
+def test_a_process_without_a_master_gets_local_mode_with_the_local_defaults() -> None:
+    master, conf = session.session_conf(SparkConfig(), under_spark_submit=False)
+    assert master == "local[*]"
+    assert (conf["spark.sql.shuffle.partitions"], conf["spark.ui.enabled"]) == ("8", "false")
+    assert conf["spark.driver.memory"] == session.local_driver_memory(session.physical_memory())
+    assert "spark.log.level" not in conf  # the log4j file sets it, without Spark's notice
+    options = conf["spark.driver.extraJavaOptions"]
+    assert "-XX:+UseParallelGC" in options and "blas.allowNative=false" in options
+    log4j = Path(re.search(r'"-Dlog4j2\.configurationFile=([^"]+)"', options).group(1))  # type: ignore[union-attr]
+    assert log4j.parent == Path(segmentation.__file__).parent
+    assert "rootLogger.level = warn" in log4j.read_text()
+    # an explicit local master gets the same; the config's own settings win over every default
+    given = SparkConfig(master="local[2]", conf={"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": 3})
+    master, conf = session.session_conf(given, under_spark_submit=False)
+    assert (master, conf["spark.driver.memory"], conf["spark.sql.shuffle.partitions"]) == ("local[2]", "8g", "3")
+
+
+def test_under_spark_submit_or_on_a_cluster_master_the_cluster_settings_stand() -> None:
+    master, conf = session.session_conf(SparkConfig(), under_spark_submit=True)
+    assert master is None
+    assert conf == session.SESSION_DEFAULTS
+    master, conf = session.session_conf(SparkConfig(master="spark://127.0.0.1:7077"), under_spark_submit=False)
+    assert master == "spark://127.0.0.1:7077" and conf == session.SESSION_DEFAULTS
+
+
+def test_a_local_driver_gets_4g_or_half_the_machine() -> None:
+    assert session.local_driver_memory(32 * 2**30) == "4g"
+    assert session.local_driver_memory(8 * 2**30) == "4g"
+    assert session.local_driver_memory(6 * 2**30) == "3072m"
+    assert session.local_driver_memory(2**29) == "512m"  # never under 512m
+    assert session.local_driver_memory(None) == "4g"
+
+
+def test_lines_read_by_fewer_tasks_than_cores_are_spread_over_every_core(spark: SparkSession) -> None:
+    cores = spark.sparkContext.defaultParallelism
+    assert cores >= 2
+    one_task = spark.range(1000).coalesce(1).withColumn("read_order", F.monotonically_increasing_id())
+    spread = session.spread(one_task)
+    assert spread.rdd.getNumPartitions() == cores
+    assert sorted(r["read_order"] for r in spread.collect()) == list(range(1000))  # ids from the reading order
+    many = spark.range(1000).repartition(cores + 1)
+    assert session.spread(many) is many
