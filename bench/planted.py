@@ -53,8 +53,8 @@ class SweepObserver:
         self.per_k: dict[int, tuple[float, float]] = {}
         self._original = sweep.run_sweep
 
-    def __call__(self, vectors_df, ks, settings):  # type: ignore[no-untyped-def]
-        results, fitted = self._original(vectors_df, ks, settings)
+    def __call__(self, vectors_df, ks, settings, **options):  # type: ignore[no-untyped-def]
+        results, fitted = self._original(vectors_df, ks, settings, **options)
         usual = planted.usual_silhouettes(vectors_df, fitted)
         self.per_k = {}
         for k, model in fitted.items():

@@ -171,8 +171,9 @@ def sweep_k(job: JobRun, feature_df: DataFrame, *, customers: int, spec: model.F
         swept_on = job.keep(model_input(sample, settings.sweep_max_customers, settings.customers_per_partition))
         sample_size = swept_on.count()
         log.info("the sweep runs on a seeded sample of %d of %d customers", sample_size, customers)
-    results, fitted = sweep.run_sweep(swept_on, ks, settings)
-    choice = selection.choose_k(results, job.cfg.selection, settings.k)
+    rules = job.cfg.selection
+    results, fitted = sweep.run_sweep(swept_on, ks, settings, in_contention=lambda r: selection.in_contention(r, rules))
+    choice = selection.choose_k(results, rules, settings.k)
     for line in sweep.metrics_table(results, chosen=choice.k, elbow=choice.elbow):
         log.info("sweep %s", line)
     log.info("chose %s", choice.reason)

@@ -30,6 +30,12 @@ class SweepProgress:
             log.info("sweep: fitting k=%d seed %d (fit %d of %d%s)", k, seed, self.started_fits + 1, self.total, eta)
             self.started_fits += 1
 
+    def expect(self, total_fits: int) -> None:
+        """Set how many fits there are in all, once it is known (the sweep's extra seeds go to the k in
+        contention only)."""
+        with self._lock:
+            self.total = total_fits
+
     def seconds_left(self) -> float | None:
         """The fits not yet started times the mean time per fit started so far (None before the first)."""
         if self.started_fits == 0:

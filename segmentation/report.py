@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from segmentation import outputs, profiles
+from segmentation import outputs, profiles, sweep
 from segmentation.errors import InputError
 from segmentation.storage import Storage
 
@@ -396,6 +396,9 @@ def choice_notes(manifest: Mapping[str, Any], names: Mapping[int, str]) -> list[
     notes = [profiles.repeat_split_sentence(split, names) for split in splits]
     if manifest.get("sweep"):
         notes.append(SILHOUETTE_NOTE)
+        seeds = sweep.seeds_note(manifest["sweep"])
+        if seeds:
+            notes.append(seeds[0].upper() + seeds[1:] + ".")
     return notes
 
 

@@ -170,16 +170,7 @@ def _combined(
     results: Sequence[KResult], usable: Sequence[KResult], rules: SelectionConfig, span: str, elbow: int | None
 ) -> Choice:
     def problems(r: KResult) -> list[str]:
-        found = []
-        if r.has_empty_cluster:
-            found.append("an empty cluster")
-        if r.smallest_cluster_share < rules.min_segment_share:
-            found.append(f"a segment of {r.smallest_cluster_share:.1%} of customers")
-        if r.stability is not None and r.stability < rules.min_stability:
-            found.append(f"a stability of {r.stability:.2f}")
-        if r.silhouette is None:
-            found.append("no silhouette")
-        return found
+        return _problems(r, rules)
 
     eligible = [r for r in results if not problems(r)]
     has_stability = any(r.stability is not None for r in results)
@@ -212,6 +203,33 @@ def _combined(
     if dropped:
         reason += f"; left out: {', '.join(dropped)}"
     return Choice(best.k, reason, elbow)
+
+
+def _problems(r: KResult, rules: SelectionConfig) -> list[str]:
+    """Why the combined rule leaves ``r``'s k out (empty if it does not)."""
+    found = []
+    if r.has_empty_cluster:
+        found.append("an empty cluster")
+    if r.smallest_cluster_share < rules.min_segment_share:
+        found.append(f"a segment of {r.smallest_cluster_share:.1%} of customers")
+    if r.stability is not None and r.stability < rules.min_stability:
+        found.append(f"a stability of {r.stability:.2f}")
+    if r.silhouette is None:
+        found.append("no silhouette")
+    return found
+
+
+def in_contention(first_fit: KResult, rules: SelectionConfig) -> bool:
+    """Whether a k may still be chosen after its first fit (one seed), so that its other seeds are worth fitting.
+
+    The combined rule can only choose a k that passes its conditions; one seed measures all but stability, so
+    a k that fails another condition is out (its best of several seeds might pass, where the lowest-cost fit
+    has no small segment: rare, and then the k is left out on its first fit). The single-metric rules choose
+    among the k without an empty cluster.
+    """
+    if rules.rule == "combined":
+        return not _problems(first_fit, rules)
+    return not first_fit.has_empty_cluster
 
 
 def _tie_note(k: int, candidates: Sequence[KResult], *, votes: dict, ranks: dict[int, float]) -> str:

@@ -11,7 +11,8 @@ import gc
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 
 from pyspark.ml.clustering import KMeansModel
@@ -259,7 +260,24 @@ def metrics_table(results: Sequence[KResult], *, chosen: int, elbow: int | None)
     lines.append(
         "silhouette: Spark's ClusteringEvaluator, on squared Euclidean distances (usually above the usual one)"
     )
+    note = seeds_note([r.as_row() for r in results])
+    if note:
+        lines.append(note)
     return lines
+
+
+def seeds_note(rows: Sequence[Mapping[str, object]]) -> str | None:
+    """Which k got every seed and which only the first, in words (None when every k got the same seeds)."""
+    counts = {int(row["k"]): int(row["seeds"]) for row in rows}  # type: ignore[call-overload]
+    most = max(counts.values(), default=1)
+    fewer = [k for k, n in counts.items() if n < most]
+    if not fewer:
+        return None
+    full = [k for k, n in counts.items() if n == most]
+    return (
+        f"seeds: every k was fitted with one seed first; the other {most - 1} went to the k still in contention "
+        f"(k={', '.join(map(str, full))}); k={', '.join(map(str, fewer))} show their one fit, without stability"
+    )
 
 
 METRICS_SCHEMA = (
@@ -277,9 +295,17 @@ def metrics_frame(spark: SparkSession, results: Sequence[KResult], *, chosen: in
 
 
 def run_sweep(
-    vectors_df: DataFrame, ks: Iterable[int], settings: ModelConfig
+    vectors_df: DataFrame,
+    ks: Iterable[int],
+    settings: ModelConfig,
+    *,
+    in_contention: Callable[[KResult], bool] | None = None,
 ) -> tuple[list[KResult], dict[int, KMeansModel]]:
-    """Fit every k with every seed on the (cached) standardised vectors; return the metrics and the best models.
+    """Fit every k on the (cached) standardised vectors; return the metrics and the best model of each k.
+
+    With ``in_contention``, every k is first fitted with the first seed only, and the other seeds go to the k
+    whose one-seed result ``in_contention`` keeps (the choice of k can only fall there); a k it leaves out keeps
+    its one-seed result (``seeds`` 1, no stability). Without it, every k gets every seed.
 
     ``model.sweep_parallelism`` fits run at once from a thread pool: Spark runs the jobs of several threads
     concurrently, and on small data a fit's time is mostly the fixed cost of its jobs, not work on the cores.
@@ -290,17 +316,54 @@ def run_sweep(
     progress = SweepProgress(len(ks) * len(seeds))
     fit_input = kmeans_input(vectors_df)
     with executor_for(vectors_df, settings.sweep_parallelism) as pool:
-        fits = {k: [pool.submit(_fit, fit_input, k, seed, settings, progress) for seed in seeds] for k in ks}
-        # queued after every fit, so a measurement waiting for its fits never holds a worker a fit needs
-        measured = [
-            pool.submit(lambda k: measure(vectors_df, k, [f.result() for f in fits[k]], seeds=seeds), k) for k in ks
-        ]
-        pairs = [m.result() for m in measured]
+        if in_contention is None or len(seeds) == 1:
+            first: dict[int, tuple[KResult, KMeansModel]] = {}
+            rest = ks
+        else:
+            first = _fit_and_measure(pool, fit_input, vectors_df, {k: [] for k in ks}, seeds[:1], settings, progress)
+            # none in contention: the rule falls back on the whole WSSSE curve, where every k counts
+            rest = [k for k in ks if in_contention(first[k][0])] or ks
+            progress.expect(len(ks) + len(rest) * (len(seeds) - 1))
+            log.info(
+                "sweep: more seeds (%s) for k=%s, the k still in contention after one seed",
+                ", ".join(map(str, seeds[1:])),
+                ", ".join(map(str, rest)) or "none",
+            )
+        kept = {k: [first[k][1]] if k in first else [] for k in rest}
+        done = _fit_and_measure(pool, fit_input, vectors_df, kept, seeds[1:] if first else seeds, settings, progress)
+    pairs = [done.get(k) or first[k] for k in ks]
     results, best = [result for result, _ in pairs], {result.k: model for result, model in pairs}
-    for held in (fits, measured, pairs):  # the futures and pairs hold the losing seeds' models
+    for held in (first, done, kept, pairs):  # they hold the losing seeds' models
         held.clear()
     release_dropped_models()
     return results, best
+
+
+def _fit_and_measure(
+    pool: Executor,
+    fit_input: DataFrame,
+    vectors_df: DataFrame,
+    fitted: Mapping[int, Sequence[KMeansModel]],
+    seeds: Sequence[int],
+    settings: ModelConfig,
+    progress: SweepProgress,
+) -> dict[int, tuple[KResult, KMeansModel]]:
+    """Fit each k of ``fitted`` with ``seeds``, after the models it already has, and measure all of them."""
+    if not fitted:
+        return {}
+    all_seeds = seeds_for(settings)[: len(next(iter(fitted.values()))) + len(seeds)]
+    fits = {k: [pool.submit(_fit, fit_input, k, seed, settings, progress) for seed in seeds] for k in fitted}
+    # queued after every fit, so a measurement waiting for its fits never holds a worker a fit needs
+    measured = {
+        k: pool.submit(
+            lambda k: measure(vectors_df, k, [*fitted[k], *(f.result() for f in fits[k])], seeds=all_seeds), k
+        )
+        for k in fitted
+    }
+    done = {k: m.result() for k, m in measured.items()}
+    fits.clear()
+    measured.clear()
+    return done
 
 
 def release_dropped_models() -> None:

@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
-from segmentation import model, selection
+from segmentation import model, selection, sweep
 from segmentation.config import ModelConfig, SelectionConfig
 from segmentation.errors import InputError
 from segmentation.sweep import KResult, adjusted_rand_index, calinski_harabasz, davies_bouldin, fit_best, run_sweep
@@ -319,3 +319,41 @@ def test_categorical_columns_enter_as_plain_indicators_after_the_standardised_nu
     assert rows["a"] == pytest.approx([(1.0 - 3.0) / spread, 0.0, 0.0, 1.0, 0.0, 0.0])
     assert rows["b"] == pytest.approx([(2.0 - 3.0) / spread, 0.0, 1.0, 0.0, 0.0, 0.0])
     assert rows["d"] == pytest.approx([(6.0 - 3.0) / spread, 1.0, 0.0, 0.0, 0.0, 0.0])
+
+
+def test_the_sweep_gives_the_other_seeds_only_to_the_k_in_contention(spark: SparkSession) -> None:
+    points = [(0.0, 0.0)] * 10 + [(10.0, 10.0)] * 10 + [(0.0, 10.0)] * 10
+    _, _, vectors = scaled_points(spark, points)
+    settings = ModelConfig(seed=1)
+    full, _ = run_sweep(vectors, [2, 3, 5], settings)
+    judged: list[tuple[int, int]] = []
+
+    def only_three(first_fit: KResult) -> bool:
+        judged.append((first_fit.k, first_fit.seeds))
+        return first_fit.k == 3
+
+    adaptive, models = run_sweep(vectors, [2, 3, 5], settings, in_contention=only_three)
+    assert sorted(judged) == [(2, 1), (3, 1), (5, 1)]  # judged on one seed each
+    assert adaptive[1] == full[1]  # k=3 got every seed: the same fits, the same metrics as the full sweep
+    assert [(r.k, r.seeds, r.seed, r.stability) for r in (adaptive[0], adaptive[2])] == [
+        (2, 1, 1, None),
+        (5, 1, 1, None),
+    ]
+    assert sorted(models) == [2, 3, 5]
+    assert sweep.seeds_note([r.as_row() for r in adaptive]) == (
+        "seeds: every k was fitted with one seed first; the other 2 went to the k still in contention (k=3); "
+        "k=2, 5 show their one fit, without stability"
+    )
+    assert sweep.seeds_note([r.as_row() for r in full]) is None
+    # none in contention: the rule falls back on the whole WSSSE curve, so every k gets every seed
+    fallback, _ = run_sweep(vectors, [2, 3], settings, in_contention=lambda first_fit: False)
+    assert [r.seeds for r in fallback] == [3, 3]
+
+
+def test_a_k_is_in_contention_while_the_rule_can_still_choose_it() -> None:
+    combined = SelectionConfig()
+    assert selection.in_contention(result(3, 0.5, stability=None), combined)
+    assert not selection.in_contention(result(3, 0.5, smallest=0.01, stability=None), combined)
+    assert not selection.in_contention(result(3, 0.5, non_empty=2, stability=None), combined)
+    assert selection.in_contention(result(3, 0.5, smallest=0.01, stability=None), SILHOUETTE_ONLY)
+    assert not selection.in_contention(result(3, None, non_empty=1, stability=None), SILHOUETTE_ONLY)

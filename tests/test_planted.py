@@ -50,8 +50,8 @@ def test_overlapping_behaviours_are_found_by_the_criteria_that_agree_and_with_th
     usual: dict[int, float] = {}
     original = sweep.run_sweep
 
-    def observed(vectors_df, ks, settings):  # type: ignore[no-untyped-def]
-        results, fitted = original(vectors_df, ks, settings)
+    def observed(vectors_df, ks, settings, **options):  # type: ignore[no-untyped-def]
+        results, fitted = original(vectors_df, ks, settings, **options)
         usual.update(planted.usual_silhouettes(vectors_df, fitted))
         return results, fitted
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import cli, generate, job, scoring
+from segmentation import cli, generate, job, report, scoring
 
 from .conftest import job_config
 from .test_report_render import Page
@@ -122,3 +122,14 @@ def test_a_scoring_run_gets_a_clear_refusal_not_a_crash(
     error = capsys.readouterr().err
     assert "this run was written by 'segmentation score'" in error and trained.run_folder in error
     assert not (Path(scored.run_folder) / "report.html").exists()
+
+
+def test_notes_under_the_chosen_k_say_what_the_silhouette_is_and_which_k_got_every_seed() -> None:
+    rows = [{"k": k, "seeds": 3 if k <= 4 else 1} for k in range(2, 7)]
+    notes = report.choice_notes({"sweep": rows}, {})
+    assert notes[0] == report.SILHOUETTE_NOTE
+    assert notes[1] == (
+        "Seeds: every k was fitted with one seed first; the other 2 went to the k still in contention "
+        "(k=2, 3, 4); k=5, 6 show their one fit, without stability."
+    )
+    assert report.choice_notes({"sweep": [{"k": 2, "seeds": 3}, {"k": 3, "seeds": 3}]}, {}) == [report.SILHOUETTE_NOTE]
