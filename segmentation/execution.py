@@ -115,7 +115,7 @@ class JobRun:
         with self.stage("read_validate"):
             raw = sources.read_raw(self.spark, self.cfg.input)
             validation.check_timestamp_sample(raw, self.cfg.input)
-            lines = self.work_copy(session.spread(validation.lines_for_copy(raw, self.cfg.input)), "lines")
+            lines = self.work_copy(validation.lines_for_copy(raw, self.cfg.input), "lines")
             return validation.validate(lines, self.cfg, today=today_in(self.cfg.input.time_zone), keep=self.keep)
 
     def stage(self, name: str) -> contextlib.AbstractContextManager[None]:

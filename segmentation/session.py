@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any, TypeVar
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from segmentation.config import SparkConfig
 
@@ -157,20 +157,6 @@ def job_settings(spark: SparkSession, settings: Mapping[str, str] = JOB_SQL_SETT
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
-
-
-def spread(frame: DataFrame) -> DataFrame:
-    """``frame`` in as many partitions as Spark has cores, when it comes in fewer (a gzip file is read by one
-    task); as it is otherwise, and over Spark Connect, which does not tell a plan's partitions.
-
-    For the work copy of a log's lines: every later pass over the copy then uses every core (Online Retail, one
-    gzip file: read_validate 14 s against 9 s on 2 cores). Rows move as whole rows, so nothing computed before
-    (line ids in reading order, hashes) changes.
-    """
-    if is_connect(frame):
-        return frame
-    cores = frame.sparkSession.sparkContext.defaultParallelism
-    return frame.repartition(cores) if frame.rdd.getNumPartitions() < cores else frame
 
 
 def is_connect(frame_or_session: object) -> bool:

@@ -15,7 +15,6 @@ import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 import segmentation
 from segmentation import cli, generate, job, session
@@ -258,14 +257,3 @@ def test_a_local_driver_gets_4g_or_half_the_machine() -> None:
     assert session.local_driver_memory(6 * 2**30) == "3072m"
     assert session.local_driver_memory(2**29) == "512m"  # never under 512m
     assert session.local_driver_memory(None) == "4g"
-
-
-def test_lines_read_by_fewer_tasks_than_cores_are_spread_over_every_core(spark: SparkSession) -> None:
-    cores = spark.sparkContext.defaultParallelism
-    assert cores >= 2
-    one_task = spark.range(1000).coalesce(1).withColumn("read_order", F.monotonically_increasing_id())
-    spread = session.spread(one_task)
-    assert spread.rdd.getNumPartitions() == cores
-    assert sorted(r["read_order"] for r in spread.collect()) == list(range(1000))  # ids from the reading order
-    many = spark.range(1000).repartition(cores + 1)
-    assert session.spread(many) is many
