@@ -31,6 +31,7 @@ class Measured:
     timed_out: bool
     stdout: str
     stderr_tail: str
+    over_memory: bool = False  # stopped when its tree's resident memory passed the limit
 
 
 def exe_of(process: psutil.Process) -> str | None:
@@ -82,8 +83,9 @@ def tree_rss(process: psutil.Process) -> int:
 class PeakSampler(threading.Thread):
     """Samples the tree's resident memory every 0.1 s and keeps the largest sum."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, limit_bytes: int | None = None) -> None:
         super().__init__(daemon=True)
+        self.limit_bytes, self.over_limit = limit_bytes, False
         try:
             self.process: psutil.Process | None = psutil.Process(pid)
         except psutil.Error:  # it ended at once
@@ -94,6 +96,11 @@ class PeakSampler(threading.Thread):
     def run(self) -> None:
         while self.process is not None and not self.done.is_set():
             self.peak = max(self.peak, tree_rss(self.process))
+            if self.limit_bytes is not None and self.peak > self.limit_bytes:
+                self.over_limit = True  # stop it before the machine runs out (the kernel would kill at random)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                return
             self.done.wait(SAMPLE_SECONDS)
 
     def stop(self) -> int:
@@ -131,15 +138,22 @@ def wait_group_gone(pgid: int, limit: float = 60.0) -> None:
 
 
 def run_measured(
-    command: Sequence[str], cwd: str, log_dir: Path, timeout: float, env: dict[str, str] | None = None
+    command: Sequence[str],
+    cwd: str,
+    log_dir: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    memory_limit_bytes: int | None = None,
 ) -> Measured:
-    """Run ``command``, its stdout and stderr into ``log_dir``; measure wall time and peak tree memory."""
+    """Run ``command``, its stdout and stderr into ``log_dir``; measure wall time and peak tree memory.
+
+    A tree whose resident memory passes ``memory_limit_bytes`` is killed and reported ``over_memory``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_dir / "stdout.txt", log_dir / "stderr.txt"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.monotonic()
         proc = subprocess.Popen(list(command), cwd=cwd, stdout=out, stderr=err, env=env, start_new_session=True)
-        sampler = PeakSampler(proc.pid)
+        sampler = PeakSampler(proc.pid, memory_limit_bytes)
         sampler.start()
         timed_out = False
         try:
@@ -151,4 +165,5 @@ def run_measured(
         peak = sampler.stop()
     wait_group_gone(proc.pid)
     returncode = proc.returncode if not timed_out else -9
-    return Measured(returncode, wall, peak, timed_out, out_path.read_text(errors="replace"), tail(err_path))
+    stdout, stderr = out_path.read_text(errors="replace"), tail(err_path)
+    return Measured(returncode, wall, peak, timed_out, stdout, stderr, over_memory=sampler.over_limit)

@@ -50,6 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work-dir", default="bench/work", help="run outputs and logs")
     parser.add_argument("--results-dir", default="bench/results")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per run")
+    parser.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=21.0,
+        help="stop a run whose process tree holds more resident memory than this (0: no limit); "
+        "the machine's memory less room for the system, so a run that cannot fit fails as 'over memory'",
+    )
     parser.add_argument("--keep-outputs", action="store_true", help="keep each run's output folder")
     parser.add_argument(
         "--from-runs",
@@ -138,7 +145,8 @@ def run_one(
     shutil.rmtree(output, ignore_errors=True)
     cmd = command(impl, inp.path, output, args.driver_memory, work)
     log.info("%s rep %d/%d %s: started", inp.name, rep, args.reps, impl)
-    measured = run_measured(cmd, str(REPO), work / "logs" / inp.name / f"{impl}-rep{rep}", args.timeout)
+    limit = int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else None
+    measured = run_measured(cmd, str(REPO), work / "logs" / inp.name / f"{impl}-rep{rep}", args.timeout, None, limit)
     run: dict[str, Any] = {
         "input": inp.name,
         "rep": rep,
@@ -147,6 +155,7 @@ def run_one(
         "command": cmd,
         "returncode": measured.returncode,
         "timed_out": measured.timed_out,
+        "over_memory": measured.over_memory,
         "wall_seconds": round(measured.wall_seconds, 3),
         "peak_rss_bytes": measured.peak_rss_bytes,
         "peak_rss_mb": round(measured.peak_rss_bytes / MB, 1),
