@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
+from segmentation import outputs
 from segmentation.session import local_driver_memory, physical_memory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,9 +76,8 @@ def read_segments(folder: Path | str) -> pd.DataFrame:
 
 
 def ours_outcome(output: Path, stdout: str) -> Outcome:
-    """Follow ``<output>/latest`` to the run folder; read its manifest and its segments table."""
-    relative = (output / "latest").read_text(encoding="utf-8").strip()
-    folder = Path(relative) if os.path.isabs(relative) else output / relative
+    """Follow ``<output>/latest`` to the run's committed attempt folder; read its manifest and its segments table."""
+    folder = Path(outputs.resolve_run(outputs.open_run(None, str(output))))
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     counts = manifest.get("counts", {})
     details = {"counts": counts, "sweep": manifest.get("sweep"), "choice_reason": manifest.get("choice_reason")}
