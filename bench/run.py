@@ -53,9 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--memory-limit-gb",
         type=float,
-        default=21.0,
-        help="stop a run whose process tree holds more resident memory than this (0: no limit); "
-        "the machine's memory less room for the system, so a run that cannot fit fails as 'over memory'",
+        default=round(psutil.virtual_memory().total / 2**30 - 2.5, 1),
+        help="stop a run whose process tree holds more resident memory than this (0: no limit); default: the "
+        "machine's memory less 2.5 GB for the system, so a run that cannot fit fails as 'over memory'",
     )
     parser.add_argument("--keep-outputs", action="store_true", help="keep each run's output folder")
     parser.add_argument(

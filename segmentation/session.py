@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
+from pathlib import PurePath
 from typing import Any, TypeVar
 
 from pyspark.sql import SparkSession
@@ -42,6 +43,7 @@ LOCAL_DEFAULTS: dict[str, str] = {
 }
 LOCAL_DRIVER_MEMORY_GB = 4
 LOG4J_FILE = "log4j2.properties"
+LOG4J_PROPERTY = "log4j2.configurationFile"
 # the JVM options of a local session: the throughput collector, and Spark's Java BLAS and LAPACK without first
 # trying native libraries (which print "JNI_OnLoad: dlopen(libblas.so.3) failed" where there are none)
 LOCAL_JAVA_OPTIONS = (
@@ -81,7 +83,7 @@ def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
         master, conf = session_conf(settings, under_spark_submit="PYSPARK_GATEWAY_PORT" in os.environ)
         if master:
             builder = builder.config("spark.master", master)
-        if is_local(master):  # local workers run this interpreter, with this job's packages
+        if master and master.startswith("local"):  # local workers (local-cluster too) run this interpreter
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         for key, value in conf.items():
             builder = builder.config(key, value)
@@ -105,20 +107,27 @@ def session_conf(settings: SparkConfig, *, under_spark_submit: bool) -> tuple[st
     """The master and the settings of a session this job creates (not over Spark Connect).
 
     ``settings.master`` if set; else local mode when this process starts its own JVM, and none (the launcher's)
-    under spark-submit. A local master adds ``LOCAL_DEFAULTS``, the driver memory and the quiet JVM logging.
-    The config's ``spark.conf`` wins over every default.
+    under spark-submit. A local master adds ``LOCAL_DEFAULTS``, the driver memory and the JVM options (with the
+    quiet logging of ``log4j2.properties``). The config's ``spark.conf`` wins over every default; one that sets
+    ``spark.driver.extraJavaOptions`` replaces those options, and Spark's log level is then set to WARN instead.
     """
     master = settings.master or (None if under_spark_submit else LOCAL_MASTER)
     defaults = dict(SESSION_DEFAULTS)
     if is_local(master):
-        del defaults["spark.log.level"]  # the log4j file sets it, without Spark's notice that it did
         defaults |= LOCAL_DEFAULTS
         defaults["spark.driver.memory"] = local_driver_memory(physical_memory())
-        log4j = resources.files("segmentation").joinpath(LOG4J_FILE)
-        defaults["spark.driver.extraJavaOptions"] = " ".join(
-            [*LOCAL_JAVA_OPTIONS, f'"-Dlog4j2.configurationFile={log4j}"']
-        )
-    return master, {**defaults, **{key: str(value) for key, value in settings.conf.items()}}
+        defaults["spark.driver.extraJavaOptions"] = " ".join([*LOCAL_JAVA_OPTIONS, *log4j_options()])
+    conf = {**defaults, **{key: str(value) for key, value in settings.conf.items()}}
+    if LOG4J_PROPERTY in conf.get("spark.driver.extraJavaOptions", "") and "spark.log.level" not in settings.conf:
+        del conf["spark.log.level"]  # the file sets it, without Spark's notice that it did
+    return master, conf
+
+
+def log4j_options() -> list[str]:
+    """The JVM option that points log4j at ``log4j2.properties`` (as a file URI: no quoting, any path), or none
+    when the package is not installed as files (a zip)."""
+    found = resources.files("segmentation").joinpath(LOG4J_FILE)
+    return [f"-D{LOG4J_PROPERTY}={found.as_uri()}"] if isinstance(found, PurePath) and found.is_file() else []
 
 
 def local_driver_memory(physical_bytes: int | None) -> str:

@@ -274,8 +274,9 @@ def seeds_note(rows: Sequence[Mapping[str, object]]) -> str | None:
     if not fewer:
         return None
     full = [k for k, n in counts.items() if n == most]
+    others = "the other seed" if most == 2 else f"the other {most - 1}"
     return (
-        f"seeds: every k was fitted with one seed first; the other {most - 1} went to the k still in contention "
+        f"seeds: every k was fitted with one seed first; {others} went to the k still in contention "
         f"(k={', '.join(map(str, full))}); k={', '.join(map(str, fewer))} show their one fit, without stability"
     )
 
@@ -303,9 +304,11 @@ def run_sweep(
 ) -> tuple[list[KResult], dict[int, KMeansModel]]:
     """Fit every k on the (cached) standardised vectors; return the metrics and the best model of each k.
 
-    With ``in_contention``, every k is first fitted with the first seed only, and the other seeds go to the k
-    whose one-seed result ``in_contention`` keeps (the choice of k can only fall there); a k it leaves out keeps
-    its one-seed result (``seeds`` 1, no stability). Without it, every k gets every seed.
+    With ``in_contention`` (and several k and seeds), every k is first fitted with the first seed only, and the
+    other seeds go to the k whose one-seed result ``in_contention`` keeps: the choice of k can only fall there.
+    A k it leaves out keeps its one-seed result (``seeds`` 1, no stability). When no k is left in contention,
+    before or after its other seeds, the rule falls back on the whole WSSSE curve, so every k then gets every
+    seed. Without ``in_contention``, every k gets every seed at once.
 
     ``model.sweep_parallelism`` fits run at once from a thread pool: Spark runs the jobs of several threads
     concurrently, and on small data a fit's time is mostly the fixed cost of its jobs, not work on the cores.
@@ -316,53 +319,63 @@ def run_sweep(
     progress = SweepProgress(len(ks) * len(seeds))
     fit_input = kmeans_input(vectors_df)
     with executor_for(vectors_df, settings.sweep_parallelism) as pool:
-        if in_contention is None or len(seeds) == 1:
-            first: dict[int, tuple[KResult, KMeansModel]] = {}
-            rest = ks
+
+        def more_seeds(
+            previous: dict[int, tuple[KResult, KMeansModel]], chosen: Sequence[int]
+        ) -> dict[int, tuple[KResult, KMeansModel]]:
+            fitted = {k: [previous[k][1]] for k in chosen}
+            return _fit_and_measure(pool, (fit_input, vectors_df), fitted, seeds[1:], settings, progress)
+
+        if in_contention is None or len(seeds) == 1 or len(ks) == 1:
+            done = _fit_and_measure(pool, (fit_input, vectors_df), {k: [] for k in ks}, seeds, settings, progress)
         else:
-            first = _fit_and_measure(pool, fit_input, vectors_df, {k: [] for k in ks}, seeds[:1], settings, progress)
-            # none in contention: the rule falls back on the whole WSSSE curve, where every k counts
-            rest = [k for k in ks if in_contention(first[k][0])] or ks
-            progress.expect(len(ks) + len(rest) * (len(seeds) - 1))
-            log.info(
-                "sweep: more seeds (%s) for k=%s, the k still in contention after one seed",
-                ", ".join(map(str, seeds[1:])),
-                ", ".join(map(str, rest)) or "none",
-            )
-        kept = {k: [first[k][1]] if k in first else [] for k in rest}
-        done = _fit_and_measure(pool, fit_input, vectors_df, kept, seeds[1:] if first else seeds, settings, progress)
-    pairs = [done.get(k) or first[k] for k in ks]
-    results, best = [result for result, _ in pairs], {result.k: model for result, model in pairs}
-    for held in (first, done, kept, pairs):  # they hold the losing seeds' models
-        held.clear()
+            done = _fit_and_measure(pool, (fit_input, vectors_df), {k: [] for k in ks}, seeds[:1], settings, progress)
+            contenders = [k for k in ks if in_contention(done[k][0])]
+            progress.expect(len(ks) + len(contenders or ks) * (len(seeds) - 1))
+            _log_seeds(seeds[1:], contenders, after="one seed")
+            done |= more_seeds(done, contenders or ks)
+            if contenders and not any(in_contention(done[k][0]) for k in contenders):
+                rest = [k for k in ks if k not in contenders]
+                progress.expect(len(ks) * len(seeds))
+                _log_seeds(seeds[1:], [], after="every seed for " + ", ".join(map(str, contenders)))
+                done |= more_seeds(done, rest)
+    results, best = [done[k][0] for k in ks], {k: done[k][1] for k in ks}
+    done.clear()  # the measured pairs held the losing seeds' models until here
     release_dropped_models()
     return results, best
 
 
+def _log_seeds(seeds: Sequence[int], contenders: Sequence[int], *, after: str) -> None:
+    more = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    if contenders:
+        log.info("sweep: %s for k=%s, the k still in contention after %s", more, ", ".join(map(str, contenders)), after)
+    else:
+        log.info("sweep: no k in contention after %s: %s for every k (the rule falls back on every k)", after, more)
+
+
 def _fit_and_measure(
     pool: Executor,
-    fit_input: DataFrame,
-    vectors_df: DataFrame,
+    frames: tuple[DataFrame, DataFrame],
     fitted: Mapping[int, Sequence[KMeansModel]],
     seeds: Sequence[int],
     settings: ModelConfig,
     progress: SweepProgress,
 ) -> dict[int, tuple[KResult, KMeansModel]]:
-    """Fit each k of ``fitted`` with ``seeds``, after the models it already has, and measure all of them."""
-    if not fitted:
-        return {}
-    all_seeds = seeds_for(settings)[: len(next(iter(fitted.values()))) + len(seeds)]
+    """Fit each k of ``fitted`` with ``seeds`` after the models it has (fitted with the seeds before them:
+    ``seeds_for(settings)`` in order), and measure all of its fits; ``frames`` are the fit input and the vectors.
+    """
+    fit_input, vectors_df = frames
     fits = {k: [pool.submit(_fit, fit_input, k, seed, settings, progress) for seed in seeds] for k in fitted}
+
+    def measured(k: int) -> tuple[KResult, KMeansModel]:
+        models = [*fitted[k], *(f.result() for f in fits[k])]
+        return measure(vectors_df, k, models, seeds=seeds_for(settings)[: len(models)])
+
     # queued after every fit, so a measurement waiting for its fits never holds a worker a fit needs
-    measured = {
-        k: pool.submit(
-            lambda k: measure(vectors_df, k, [*fitted[k], *(f.result() for f in fits[k])], seeds=all_seeds), k
-        )
-        for k in fitted
-    }
-    done = {k: m.result() for k, m in measured.items()}
+    futures = {k: pool.submit(measured, k) for k in fitted}
+    done = {k: future.result() for k, future in futures.items()}
     fits.clear()
-    measured.clear()
+    futures.clear()
     return done
 
 

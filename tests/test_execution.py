@@ -9,6 +9,7 @@ import inspect
 import json
 import pkgutil
 import re
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -234,21 +235,27 @@ def test_a_process_without_a_master_gets_local_mode_with_the_local_defaults() ->
     assert "spark.log.level" not in conf  # the log4j file sets it, without Spark's notice
     options = conf["spark.driver.extraJavaOptions"]
     assert "-XX:+UseParallelGC" in options and "blas.allowNative=false" in options
-    log4j = Path(re.search(r'"-Dlog4j2\.configurationFile=([^"]+)"', options).group(1))  # type: ignore[union-attr]
-    assert log4j.parent == Path(segmentation.__file__).parent
+    uri = re.search(r"-Dlog4j2\.configurationFile=(\S+)", options).group(1)  # type: ignore[union-attr]
+    log4j = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
+    assert uri.startswith("file:/") and log4j.parent == Path(segmentation.__file__).parent
     assert "rootLogger.level = warn" in log4j.read_text()
     # an explicit local master gets the same; the config's own settings win over every default
     given = SparkConfig(master="local[2]", conf={"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": 3})
     master, conf = session.session_conf(given, under_spark_submit=False)
     assert (master, conf["spark.driver.memory"], conf["spark.sql.shuffle.partitions"]) == ("local[2]", "8g", "3")
+    # the config's own JVM options replace the defaults' (the log4j file with them): Spark's level is WARN then
+    own = SparkConfig(conf={"spark.driver.extraJavaOptions": "-XX:+UseG1GC"})
+    _, conf = session.session_conf(own, under_spark_submit=False)
+    assert (conf["spark.driver.extraJavaOptions"], conf["spark.log.level"]) == ("-XX:+UseG1GC", "WARN")
 
 
 def test_under_spark_submit_or_on_a_cluster_master_the_cluster_settings_stand() -> None:
     master, conf = session.session_conf(SparkConfig(), under_spark_submit=True)
     assert master is None
     assert conf == session.SESSION_DEFAULTS
-    master, conf = session.session_conf(SparkConfig(master="spark://127.0.0.1:7077"), under_spark_submit=False)
-    assert master == "spark://127.0.0.1:7077" and conf == session.SESSION_DEFAULTS
+    for cluster in ("spark://127.0.0.1:7077", "local-cluster[2,1,1024]", "yarn"):
+        master, conf = session.session_conf(SparkConfig(master=cluster), under_spark_submit=False)
+        assert master == cluster and conf == session.SESSION_DEFAULTS
 
 
 def test_a_local_driver_gets_4g_or_half_the_machine() -> None:

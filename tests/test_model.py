@@ -325,7 +325,7 @@ def test_the_sweep_gives_the_other_seeds_only_to_the_k_in_contention(spark: Spar
     points = [(0.0, 0.0)] * 10 + [(10.0, 10.0)] * 10 + [(0.0, 10.0)] * 10
     _, _, vectors = scaled_points(spark, points)
     settings = ModelConfig(seed=1)
-    full, _ = run_sweep(vectors, [2, 3, 5], settings)
+    full, full_models = run_sweep(vectors, [2, 3, 5], settings)
     judged: list[tuple[int, int]] = []
 
     def only_three(first_fit: KResult) -> bool:
@@ -333,13 +333,15 @@ def test_the_sweep_gives_the_other_seeds_only_to_the_k_in_contention(spark: Spar
         return first_fit.k == 3
 
     adaptive, models = run_sweep(vectors, [2, 3, 5], settings, in_contention=only_three)
-    assert sorted(judged) == [(2, 1), (3, 1), (5, 1)]  # judged on one seed each
+    assert sorted(judged) == [(2, 1), (3, 1), (3, 3), (5, 1)]  # on one seed each, then k=3 on every seed
     assert adaptive[1] == full[1]  # k=3 got every seed: the same fits, the same metrics as the full sweep
     assert [(r.k, r.seeds, r.seed, r.stability) for r in (adaptive[0], adaptive[2])] == [
         (2, 1, 1, None),
         (5, 1, 1, None),
     ]
     assert sorted(models) == [2, 3, 5]
+    centres = [[list(c) for c in m[3].clusterCenters()] for m in (models, full_models)]
+    assert centres[0] == centres[1]  # the model of the seed reported
     assert sweep.seeds_note([r.as_row() for r in adaptive]) == (
         "seeds: every k was fitted with one seed first; the other 2 went to the k still in contention (k=3); "
         "k=2, 5 show their one fit, without stability"
@@ -348,6 +350,10 @@ def test_the_sweep_gives_the_other_seeds_only_to_the_k_in_contention(spark: Spar
     # none in contention: the rule falls back on the whole WSSSE curve, so every k gets every seed
     fallback, _ = run_sweep(vectors, [2, 3], settings, in_contention=lambda first_fit: False)
     assert [r.seeds for r in fallback] == [3, 3]
+    # in contention after one seed but not after all (here: stability measured): the others get theirs too
+    after_one, _ = run_sweep(vectors, [2, 3, 5], settings, in_contention=lambda r: r.k == 3 and r.stability is None)
+    assert [r.seeds for r in after_one] == [3, 3, 3]
+    assert after_one == full
 
 
 def test_a_k_is_in_contention_while_the_rule_can_still_choose_it() -> None:
