@@ -93,7 +93,7 @@ def get_spark(settings: SparkConfig, remote: str | None = None) -> SparkSession:
             spark.conf.set(key, str(value))
         log.info("connected to Spark %s over Spark Connect", spark.version)  # the URL may hold a token
     else:
-        log.info("started Spark %s (master %s)", spark.version, spark.sparkContext.master)
+        log.info("started Spark %s (master %s)", spark.version, spark.conf.get("spark.master", "unknown"))
     _created.append(spark)
     return spark
 
