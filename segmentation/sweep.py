@@ -277,7 +277,9 @@ def seeds_note(rows: Sequence[Mapping[str, object]]) -> str | None:
     others = "the other seed" if most == 2 else f"the other {most - 1}"
     return (
         f"seeds: every k was fitted with one seed first; {others} went to the k still in contention "
-        f"(k={', '.join(map(str, full))}); k={', '.join(map(str, fewer))} show their one fit, without stability"
+        f"(k={', '.join(map(str, full))}); k={', '.join(map(str, fewer))} "
+        + ("shows its one fit" if len(fewer) == 1 else "show their one fit")
+        + ", without stability"
     )
 
 

@@ -347,6 +347,11 @@ def test_the_sweep_gives_the_other_seeds_only_to_the_k_in_contention(spark: Spar
         "k=2, 5 show their one fit, without stability"
     )
     assert sweep.seeds_note([r.as_row() for r in full]) is None
+    one_left = [{"k": 2, "seeds": 2}, {"k": 3, "seeds": 1}]
+    assert sweep.seeds_note(one_left) == (
+        "seeds: every k was fitted with one seed first; the other seed went to the k still in contention (k=2); "
+        "k=3 shows its one fit, without stability"
+    )
     # none in contention: the rule falls back on the whole WSSSE curve, so every k gets every seed
     fallback, _ = run_sweep(vectors, [2, 3], settings, in_contention=lambda first_fit: False)
     assert [r.seeds for r in fallback] == [3, 3]
