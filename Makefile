@@ -54,12 +54,14 @@ history-demo: setup $(TWO_PERIODS) ## segments over time: one log at two as-of d
 	$(BIN)/segmentation run --config conf/local.yaml --input $(TWO_PERIODS) --output output/history \
 	  --set features.as_of=2011-12-09 --set features.window_days=182
 
-test: setup ## run the test suite
+test: lint ## the checks of make lint, then the test suite
 	$(BIN)/python -m pytest
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff (lint and format), mypy on segmentation/ and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 cluster-test: setup ## spark-submit the packaged job to a real standalone cluster on 127.0.0.1 (part of make test)
 	$(BIN)/python -m pytest tests/test_cluster.py

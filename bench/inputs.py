@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from segmentation.generate import generate
+from segmentation.demo.generate import generate
 
 log = logging.getLogger("bench")
 

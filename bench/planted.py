@@ -3,7 +3,7 @@
     .venv/bin/python bench/planted.py [--customers 3000] [--seeds 7,8] [--scenarios k6,unequal,...]
                                       [--k-max 10] [--output bench/results/planted.md]
 
-Each scenario is generated, then run by ``job.run`` with the defaults a user gets (``model.k_max`` 10, the
+Each scenario is generated, then run by ``segment.run`` with the defaults a user gets (``model.k_max`` 10, the
 combined rule), in one local Spark session. For each run it reports the planted k, the chosen k, the adjusted
 Rand index (ARI) of the published segments against the truth, the ARI the sweep's fit at the planted k would
 have had, the k the retired rule (the smallest k within 0.01 of the best silhouette) would have taken, and the
@@ -27,9 +27,12 @@ sys.path.insert(0, str(REPO))
 
 from pyspark.sql import SparkSession  # noqa: E402
 
-from segmentation import config, job, planted, selection, sweep  # noqa: E402
-from segmentation.model import CLUSTER  # noqa: E402
-from segmentation.sweep import KResult, adjusted_rand_index  # noqa: E402
+from segmentation import config  # noqa: E402
+from segmentation.demo import planted  # noqa: E402
+from segmentation.jobs import segment  # noqa: E402
+from segmentation.model import selection, sweep  # noqa: E402
+from segmentation.model.metrics import KResult, adjusted_rand_index  # noqa: E402
+from segmentation.model.pipeline import CLUSTER  # noqa: E402
 
 
 def retired_rule(results: list[KResult]) -> int | None:
@@ -86,7 +89,7 @@ def run_one(
         output_path=str(work / f"out-{name}-{seed}"),
     )
     started = time.perf_counter()
-    result = job.run(spark, cfg)
+    result = segment.run(spark, cfg)
     seconds = time.perf_counter() - started
     segments = spark.read.parquet(str(Path(result.run_folder) / "segments"))
     rows = (

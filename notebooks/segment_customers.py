@@ -27,7 +27,7 @@ dbutils.widgets.text("run_id", "main", "Run id (a re-run replaces it)")
 
 # COMMAND ----------
 
-from segmentation import catalog, config, job
+from segmentation import load_config, read_run_table, run
 
 widgets = {
     name: dbutils.widgets.get(name)
@@ -54,24 +54,20 @@ if widgets["as_of"]:
     overrides.append(f"features.as_of={widgets['as_of']}")
 if widgets["where"]:
     overrides.append(f"input.where={text_or_null(widgets['where'])}")
-cfg = config.load(
+cfg = load_config(
     [widgets["config"]] if widgets["config"] else [],
     overrides,
     input_path=None if widgets["input_table"] else widgets["input_path"],
     input_table=widgets["input_table"] or None,
     output_path=widgets["output_path"],
 )
-result = job.run(spark, cfg)
+result = run(spark, cfg)
 print(f"published {result.run_folder}")
 
 
 def run_table(name: str):
     """One table of the run just published: its partition of the catalog table, or its folder's Parquet."""
-    if cfg.output.catalog.enabled:
-        table = spark.table(catalog.table_name(cfg.output.catalog, name))
-        rows = table.where(catalog.partition_condition(result.as_of, result.run_id))
-        return rows.drop(catalog.AS_OF_DATE, catalog.RUN_ID)
-    return spark.read.parquet(f"{result.run_folder}/{name}")
+    return read_run_table(spark, cfg, as_of=result.as_of, run_folder=result.run_folder, table=name)
 
 
 # COMMAND ----------

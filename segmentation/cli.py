@@ -9,21 +9,22 @@ import argparse
 import contextlib
 import datetime as dt
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from pyspark.errors import PySparkException
 
-from segmentation import __version__
 from segmentation.config import load
 from segmentation.errors import ConfigError, RunFailed, SegmentationError, summary
+from segmentation.version import __version__
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from segmentation.config import JobConfig
-    from segmentation.execution import Published
+    from segmentation.runtime.context import RunSummary
 
 log = logging.getLogger("segmentation")
 
@@ -160,7 +161,7 @@ class LiveStatusHandler(CurrentStderrHandler):
         try:
             status = record.name == "segmentation.progress" or record.getMessage().endswith(": started")
             text = record.getMessage() if status else self.format(record)
-            self.stream.write("\r\x1b[K" + text + ("" if status else "\n"))
+            sys.stderr.write("\r\x1b[K" + text + ("" if status else "\n"))
             self.flush()
         except Exception:  # logging must never break the job
             self.handleError(record)
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace) -> str:
-    from segmentation import generate, planted
+    from segmentation.demo import generate, planted
 
     if args.scenario is not None:
         if args.planted is not None or args.periods != 1:
@@ -252,18 +253,19 @@ def _generate(args: argparse.Namespace) -> str:
 
 def _history(args: argparse.Namespace) -> str:
     """The committed runs under a local root (date, run id, kind, customers, baseline), or a table's files."""
-    from segmentation import history, outputs, storage
+    from segmentation.history import readers
+    from segmentation.publish import for_root, read_manifest
 
     if args.files:
-        return "\n".join(history.parquet_files(args.root, args.files, run_id=args.run_id))
-    store = storage.for_root(None, args.root)
+        return "\n".join(readers.parquet_files(args.root, args.files, run_id=args.run_id))
+    store = for_root(None, args.root)
     lines = []
-    for run in history.published(store, args.run_id):
-        m = outputs.read_manifest(store, run.folder)
-        base = (m.get("history") or {}).get("baseline")
-        against = f"{base['as_of_date']}/{base['run_id']}" if base else "-"
+    for run in readers.list_runs(store, args.run_id):
+        m = read_manifest(store, run.folder)
+        base = m.history.baseline if m.history else None
+        against = f"{base.as_of_date}/{base.run_id}" if base else "-"
         lines.append(
-            f"{run.as_of.isoformat()}  {run.run_id:<12} {m['kind']:<12} {m['counts']['customers']:>9} customers  "
+            f"{run.as_of.isoformat()}  {run.run_id:<12} {m.kind:<12} {m.counts.customers:>9} customers  "
             f"baseline {against:<22} {run.folder}"
         )
     return "\n".join(lines) or f"no published run under {args.root}"
@@ -273,10 +275,10 @@ def _run(args: argparse.Namespace) -> str:
     cfg = load(
         args.config, _overrides(args), input_path=args.input, output_path=args.output, input_table=args.input_table
     )
-    from segmentation import job
+    from segmentation.jobs import segment
 
     with _session(cfg, args.remote) as spark:
-        result = job.run(spark, cfg)
+        result = segment.run(spark, cfg)
     return summary_text(result, chosen=result.choice.reason, took=result.timings.get("total", 0.0))
 
 
@@ -288,10 +290,10 @@ def _score(args: argparse.Namespace) -> str:
         model_date = dt.date.fromisoformat(args.model_date) if args.model_date else None
     except ValueError:
         raise ConfigError(f"--model-date: expected a date like 2011-12-09, got {args.model_date!r}") from None
-    from segmentation import scoring
+    from segmentation.jobs import score
 
     with _session(cfg, args.remote) as spark:
-        result = scoring.score(spark, cfg, args.model, model_as_of=model_date, model_run_id=args.model_run_id)
+        result = score.score(spark, cfg, args.model, model_as_of=model_date, model_run_id=args.model_run_id)
     return summary_text(result, model=result.model_as_of)
 
 
@@ -307,27 +309,33 @@ def _report(args: argparse.Namespace) -> str:
 
 
 def _render_report(spark: SparkSession | None, path: str) -> str:
-    from segmentation import outputs, report
+    from segmentation import report
+    from segmentation.publish import for_root, resolve_run
+    from segmentation.publish.files import write_report
 
-    store = outputs.open_run(spark, path)
-    folder = outputs.resolve_run(store)
-    written = report.render(report.load(store, folder), store, folder)
+    store = for_root(spark, path)
+    folder = resolve_run(store)
+    written = write_report(store, folder, report.render(report.load(store, folder)))
     return f"report         {written['html']}\nmarkdown       {written['markdown']}"
 
 
 @contextlib.contextmanager
 def _session(cfg: JobConfig, remote: str | None) -> Iterator[SparkSession]:
-    """The session for one command: the active one, or one started here and stopped after (``session``)."""
-    from segmentation.session import get_spark, release
+    """The session for one command: the active one, or one started here and stopped after.
 
-    try:
-        spark = get_spark(cfg.spark, remote)
-    except PySparkException as exc:
-        raise RunFailed(f"cannot start or reach Spark: {summary(exc)}") from exc
-    try:
+    This program owns its process, so it sets what a local session's Python workers need in its environment
+    (``session.local_worker_environment``: this interpreter); the library itself sets no environment variable.
+    """
+    from segmentation.runtime.session import local_worker_environment, spark_session
+
+    for name, value in local_worker_environment(cfg.spark, remote).items():
+        os.environ.setdefault(name, value)
+    with contextlib.ExitStack() as opened:
+        try:
+            spark = opened.enter_context(spark_session(cfg.spark, remote))
+        except PySparkException as exc:
+            raise RunFailed(f"cannot start or reach Spark: {summary(exc)}") from exc
         yield spark
-    finally:
-        release(spark)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -339,7 +347,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def summary_text(
-    result: Published, *, chosen: str | None = None, model: dt.date | None = None, took: float | None = None
+    result: RunSummary, *, chosen: str | None = None, model: dt.date | None = None, took: float | None = None
 ) -> str:
     """A short human summary of a published run (``chosen``: the reason for k; ``model``: a scoring run's model)."""
     counts = result.counts

@@ -23,10 +23,11 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import catalog, manifest
 from segmentation.config import CatalogOutputConfig, JobConfig
 from segmentation.errors import RunFailed
-from segmentation.validation import LineCounts
+from segmentation.input.quarantine import LineCounts
+from segmentation.publish import catalog
+from segmentation.publish.manifest import SCORING, SEGMENTATION, HistorySection, Manifest, build
 
 DATABASE = "seg"
 JAN, FEB = dt.date(2024, 1, 31), dt.date(2024, 2, 29)
@@ -99,20 +100,21 @@ def frames(spark: SparkSession, version: int, *, fail: str | None = None) -> dic
     return made
 
 
-def run_manifest(spark: SparkSession, staging: catalog.CatalogStaging, version: int, kind: str) -> dict[str, Any]:
-    """The manifest ``manifest.build`` makes for such a run (the catalog staging has the fields it reads)."""
+def run_manifest(spark: SparkSession, staging: catalog.CatalogStaging, version: int, kind: str) -> Manifest:
+    """The manifest ``manifest.build`` makes for such a run."""
     counts = LineCounts(lines_in=10 * version, lines_clean=9 * version, quarantined={"bad_quantity": version})
-    extra = {"chosen_k": 2, "choice_reason": f"k=2 (version {version})"} if kind == manifest.SEGMENTATION else {}
-    return manifest.build(
-        kind,
-        staging,  # type: ignore[arg-type]
+    extra = {"chosen_k": 2, "choice_reason": f"k=2 (version {version})"} if kind == SEGMENTATION else {}
+    return build(
+        SEGMENTATION if kind == SEGMENTATION else SCORING,
         JobConfig(),
+        as_of=staging.as_of,
+        attempt_id=staging.attempt_id,
         spark_version=spark.version,
-        counts=counts,
-        customers=version + 2,
+        counts={**counts.as_dict(), "customers": version + 2},
         mapping={0: 0, 1: 1},
         profile_rows=[],
-        extra=extra,
+        history=HistorySection(),
+        **extra,
     )
 
 
@@ -123,7 +125,7 @@ def publish(
     run_id: str,
     tables: Mapping[str, DataFrame],
     version: int,
-    kind: str = manifest.SEGMENTATION,
+    kind: str = SEGMENTATION,
 ) -> str:
     """begin, stage, commit (discard on failure) as the job does; the attempt id."""
     staging = catalog.begin(spark, cfg, as_of=as_of, run_id=run_id)

@@ -12,7 +12,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import config, sources
+from segmentation import config
+from segmentation.input import sources
 
 REPO = Path(__file__).resolve().parents[1]
 # Spark's Python workers run this interpreter (the one with pyarrow and pandas), not whatever python3 is on PATH

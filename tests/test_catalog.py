@@ -10,15 +10,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from segmentation import catalog, manifest, outputs
 from segmentation.config import CatalogOutputConfig, JobConfig
 from segmentation.errors import ConfigError
-from segmentation.storage import LocalStorage
-from segmentation.validation import LineCounts
+from segmentation.input.quarantine import LineCounts
+from segmentation.publish import catalog
+from segmentation.publish.manifest import SCORING, SEGMENTATION, HistorySection, Manifest, build
 
 from .catalog_driver import FEB, JAN, RUNS_COLUMNS, TABLES, run_rows
 from .conftest import REPO
@@ -59,27 +59,27 @@ def test_helper_tables_are_stale_after_a_day_by_the_time_in_their_name() -> None
         catalog.helper_table(catalog.WORK_PREFIX, made, owner="has_underscore", name="lines")
 
 
-def _manifest(kind: str) -> dict[str, Any]:
-    staging = outputs.Staging(LocalStorage("/out"), as_of=JAN, run_id="main", attempt_id="0123456789ab", seen_commit=0)
+def _manifest(kind: Literal["segmentation", "scoring"]) -> Manifest:
     counts = LineCounts(
         lines_in=120, lines_clean=90, quarantined={"bad_quantity": 7, "no_customer": 3}, out_of_window=20
     )
-    extra = {"chosen_k": 4, "choice_reason": "k=4: best silhouette"} if kind == manifest.SEGMENTATION else {}
-    return manifest.build(
+    extra: dict[str, Any] = {"chosen_k": 4, "choice_reason": "k=4: best silhouette"} if kind == SEGMENTATION else {}
+    return build(
         kind,
-        staging,
         JobConfig(),
+        as_of=JAN,
+        attempt_id="0123456789ab",
         spark_version="4.3.0",
-        counts=counts,
-        customers=42,
+        counts={**counts.as_dict(), "customers": 42},
         mapping={0: 1, 1: 0},
         profile_rows=[],
-        extra=extra,
+        history=HistorySection(),
+        **extra,
     )
 
 
 def test_runs_row_of_a_segmentation_run() -> None:
-    built = _manifest(manifest.SEGMENTATION)
+    built = _manifest(SEGMENTATION)
     row = catalog.runs_row(built, model_path="/out/runs/as_of_date=2024-01-31/run_id=main/model")
     assert list(row) == [field.name for field in catalog.RUNS_SCHEMA.fields]
     assert isinstance(row.pop("committed_utc"), dt.datetime)
@@ -97,14 +97,14 @@ def test_runs_row_of_a_segmentation_run() -> None:
         "code_version": "0.1.0",
         "spark_version": "4.3.0",
         "config_json": json.dumps(JobConfig().to_dict()),
-        "manifest_json": json.dumps(built),
+        "manifest_json": json.dumps(built.to_json(), default=str),
         "as_of_date": JAN,
         "run_id": "main",
     }
 
 
 def test_runs_row_of_a_scoring_run_has_no_k() -> None:
-    row = catalog.runs_row(_manifest(manifest.SCORING), model_path=None)
+    row = catalog.runs_row(_manifest(SCORING), model_path=None)
     assert (row["kind"], row["chosen_k"], row["choice_reason"], row["model_path"]) == ("scoring", None, None, None)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from segmentation import generate
+from segmentation.demo import generate
 
 from .conftest import REPO
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, job, outputs, storage
+from segmentation.demo import generate
+from segmentation.jobs import segment
+from segmentation.publish import files, storage
 
 from .conftest import WHEEL, job_config
 from .spark_processes import SPARK_HOME, Processes, free_port, published, runtime_python, spark_env, wait_for
@@ -91,6 +93,6 @@ def test_spark_submit_to_a_standalone_cluster_equals_local_mode(
     executors = list(Path(cluster["folder"]).glob("work*/app-*/*/stderr"))  # type: ignore[arg-type]
     assert len({p.parent.parent.parent for p in executors}) == 2  # both workers ran executors for the job
 
-    local = job.run(spark, job_config(tmp_path, str(log), *SETTINGS, output=str(tmp_path / "local_out")))
-    run = Path(outputs.resolve_run(storage.for_root(None, str(out))))
+    local = segment.run(spark, job_config(tmp_path, str(log), *SETTINGS, output=str(tmp_path / "local_out")))
+    run = Path(files.resolve_run(storage.for_root(None, str(out))))
     assert published(spark, run) == published(spark, Path(local.run_folder))

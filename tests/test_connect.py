@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, job, outputs, storage
+from segmentation.demo import generate
+from segmentation.jobs import segment
+from segmentation.publish import files, storage
 
 from .conftest import REPO, job_config
 from .spark_processes import Processes, published, start_connect_server
@@ -52,8 +54,8 @@ def test_the_whole_job_over_spark_connect_equals_a_classic_run(
     assert "over Spark Connect" in done.stderr and connect_server not in done.stderr  # the URL is not logged
 
     monkeypatch.setenv("SEGMENTATION_ID_KEY", KEY)
-    local = job.run(spark, job_config(tmp_path, str(log), *SETTINGS, output=str(tmp_path / "local_out")))
-    run = Path(outputs.resolve_run(storage.for_root(None, str(out))))
+    local = segment.run(spark, job_config(tmp_path, str(log), *SETTINGS, output=str(tmp_path / "local_out")))
+    run = Path(files.resolve_run(storage.for_root(None, str(out))))
     assert published(spark, run) == published(spark, Path(local.run_folder))
 
 
@@ -91,8 +93,8 @@ def test_spark_remote_environment_variable_selects_connect(tmp_path: Path, conne
         timeout=600,
     )
     assert retrained.returncode == 0, retrained.stderr[-4000:]
-    folder = outputs.resolve_run(storage.for_root(None, str(tmp_path / "m")), run_id="retrain")
-    entry = json.loads((Path(folder) / outputs.MANIFEST).read_text())["history"]
+    folder = files.resolve_run(storage.for_root(None, str(tmp_path / "m")), run_id="retrain")
+    entry = json.loads((Path(folder) / files.MANIFEST).read_text())["history"]
     assert entry["baseline"]["run_id"] == "main" and entry["method"] == "centroid matching"
     assert len(entry["matches"]) + len(entry["new"]) == 3 and (Path(folder) / "migration").is_dir()
 
@@ -100,13 +102,13 @@ def test_spark_remote_environment_variable_selects_connect(tmp_path: Path, conne
 CATALOG_INPUT = """
 import sys
 from pyspark.sql import SparkSession
-from segmentation import config, job
+from segmentation import load_config, run
 
 url, log, out = sys.argv[1:4]
 spark = SparkSession.builder.remote(url).getOrCreate()
 spark.read.csv(log, header=True).createOrReplaceTempView("connect_lines")  # a view in the server's catalog
 settings = ["input.table=connect_lines", "input.where=Country = 'United Kingdom'", "model.k=3"]
-print(job.run(spark, config.load([], settings, output_path=out)).run_folder)
+print(run(spark, load_config([], settings, output_path=out)).run_folder)
 """
 
 
@@ -128,7 +130,7 @@ def test_a_catalog_view_with_a_predicate_over_spark_connect_equals_the_files(
     assert done.returncode == 0, done.stderr[-4000:]
     over_connect = Path(done.stdout.strip().splitlines()[-1])
     where = "input.where=Country = 'United Kingdom'"
-    local = job.run(spark, job_config(tmp_path, str(log), where, "model.k=3", output=str(tmp_path / "files_out")))
+    local = segment.run(spark, job_config(tmp_path, str(log), where, "model.k=3", output=str(tmp_path / "files_out")))
     for name in ("segments", "features", "profiles"):  # sums in another order differ in their last bits
         connect_rows, local_rows = [
             sorted(spark.read.parquet(str(f / name)).collect()) for f in (over_connect, Path(local.run_folder))
@@ -149,12 +151,12 @@ def test_the_library_uses_nothing_spark_connect_lacks() -> None:
     """Nothing Connect lacks, but in ``storage.HadoopStorage``, which ``storage.for_root`` uses only in a
     classic session (over Connect a root goes through the probe instead)."""
     found = [
-        f"{path.name}:{number}: {line.strip()}"
-        for path in sorted((REPO / "segmentation").glob("*.py"))
+        f"{path.relative_to(REPO / 'segmentation').as_posix()}:{number}: {line.strip()}"
+        for path in sorted((REPO / "segmentation").rglob("*.py"))
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if FORBIDDEN.search(line)
     ]
-    source = (REPO / "segmentation" / "storage.py").read_text()
+    source = (REPO / "segmentation" / "publish" / "storage.py").read_text()
     hadoop = source[source.index("class HadoopStorage") : source.index("class UnreachableStorage")]
-    assert [f for f in found if not (f.startswith("storage.py:") and f.split(": ", 1)[1] in hadoop)] == []
+    assert [f for f in found if not (f.startswith("publish/storage.py:") and f.split(": ", 1)[1] in hadoop)] == []
     assert "return _classic(spark, path)" in source and "if is_classic(spark):" in source

@@ -17,9 +17,11 @@ import pytest
 from pyspark.errors import AnalysisException
 from pyspark.sql import Row, SparkSession
 
-from segmentation import generate, job, sources
 from segmentation.config import InputConfig
+from segmentation.demo import generate
 from segmentation.errors import ConfigError
+from segmentation.input import sources
+from segmentation.jobs import segment
 
 from .conftest import job_config
 from .spark_processes import Processes, mount_namespace, start_connect_server
@@ -124,7 +126,7 @@ def test_a_files_output_the_client_cannot_reach_is_refused_before_any_work(
     root = unseen_server.folder / "files_out"
     cfg = job_config(tmp_path, str(shared_log), "model.k=3", output=str(root))
     with pytest.raises(ConfigError) as refused:
-        job.run(remote, cfg)
+        segment.run(remote, cfg)
     assert str(refused.value).startswith(f"output.path: '{root}' cannot be reached from this Spark Connect client")
     assert "use catalog tables (output.catalog.database)" in str(refused.value)
     assert not root.exists()  # the client's probe is gone ...
@@ -137,7 +139,7 @@ def test_catalog_tables_work_where_the_client_cannot_look(
 ) -> None:
     root = unseen_server.folder / "models"
     settings = ("model.k=3", "output.catalog.database=seg_unseen")
-    result = job.run(remote, job_config(tmp_path, str(shared_log), *settings, output=str(root)))
+    result = segment.run(remote, job_config(tmp_path, str(shared_log), *settings, output=str(root)))
     assert not root.exists()  # the model went to the server's disk; the client wrote nothing there
 
     counts = remote.sql("SELECT as_of_date, segment_name, count(*) AS n FROM seg_unseen.segments GROUP BY 1, 2")

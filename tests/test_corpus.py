@@ -20,8 +20,11 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from segmentation import cli, generate, job, outputs, storage
+from segmentation import cli
+from segmentation.demo import generate
 from segmentation.errors import ConfigError, InputError, RunFailed
+from segmentation.jobs import segment
+from segmentation.publish import files, storage
 
 from .conftest import REPO, job_config
 
@@ -56,7 +59,7 @@ def records(spark: SparkSession, path: Path, multiline: bool = False) -> int:
 
 
 def nothing_published(root: Path) -> bool:
-    return outputs.published_runs(storage.for_root(None, str(root))) == [] and not (root / "latest").exists()
+    return files.committed_runs(storage.for_root(None, str(root))) == [] and not (root / "latest").exists()
 
 
 # name: (corpus file, overrides, records read from it, quarantine reasons for its lines, customers kept, dropped)
@@ -124,7 +127,7 @@ def test_bad_lines_are_quarantined_and_the_run_is_correct(
     name, overrides, file_records, reasons, kept, dropped = RUN_CASES[case]
     caplog.set_level("DEBUG", logger="segmentation")
     folder = input_folder(tmp_path, base_log, name)
-    result = job.run(spark, job_config(tmp_path, folder, *FAST, *overrides, output=str(tmp_path / "x/../out")))
+    result = segment.run(spark, job_config(tmp_path, folder, *FAST, *overrides, output=str(tmp_path / "x/../out")))
 
     multiline = "input.csv.multiline=true" in overrides
     assert records(spark, CORPUS / name, multiline) == file_records
@@ -136,7 +139,7 @@ def test_bad_lines_are_quarantined_and_the_run_is_correct(
     assert Counter(r["reason"] for r in quarantine.collect()) == Counter(reasons)
     customers = {r["customer_id"] for r in spark.read.parquet(str(run / "segments")).collect()}
     assert kept <= customers and not dropped & customers
-    assert outputs.published_runs(storage.for_root(None, str(tmp_path / "out"))) == [(result.as_of, "main")]
+    assert files.committed_runs(storage.for_root(None, str(tmp_path / "out"))) == [(result.as_of, "main")]
     assert not CORPUS_ID.search(caplog.text)  # logs name counts, files and columns, not customers
 
 
@@ -146,7 +149,7 @@ def test_a_mistyped_future_year_does_not_move_the_as_of_date(
     # without features.as_of the as-of date is the latest valid date, but never after the day the job runs:
     # the line dated 2031 is quarantined (after today) instead of making every customer's recency 20 years long
     folder = input_folder(tmp_path, base_log, "dates_after_as_of.csv")
-    result = job.run(spark, job_config(tmp_path, folder, *FAST))
+    result = segment.run(spark, job_config(tmp_path, folder, *FAST))
     assert result.as_of == dt.date(2012, 5, 1)  # the latest line dated before today
     late = spark.read.parquet(str(Path(result.run_folder) / "quarantine")).filter("reason = 'after_today'")
     assert [r["invoice_ts"] for r in late.collect()] == ["1/1/2031 10:00"]
@@ -162,13 +165,13 @@ def test_an_extreme_spender_does_not_get_a_segment_of_its_own(
     spark: SparkSession, tmp_path: Path, base_log: Path
 ) -> None:
     folder = input_folder(tmp_path, base_log, "extreme_spend.csv")  # one customer, one line of 1e9
-    capped = job.run(spark, job_config(tmp_path, folder, "model.k=4", output=str(tmp_path / "capped")))
+    capped = segment.run(spark, job_config(tmp_path, folder, "model.k=4", output=str(tmp_path / "capped")))
     assert segment_size_of(spark, capped.run_folder, "99071") > 1
     features = spark.read.parquet(str(Path(capped.run_folder) / "features")).filter("customer_id = '99071'")
     assert features.first()["monetary"] == pytest.approx(1e9)  # outputs keep the real value; only the model caps
 
     # the same data without the cap: the extreme customer is a segment of one (what the cap prevents)
-    raw = job.run(
+    raw = segment.run(
         spark, job_config(tmp_path, folder, "model.k=4", "model.outlier_fence_iqr=0", output=str(tmp_path / "raw"))
     )
     assert segment_size_of(spark, raw.run_folder, "99071") == 1
@@ -182,7 +185,7 @@ def test_ansi_mode_on_and_off_give_the_same_result(spark: SparkSession, tmp_path
     try:
         for ansi in ("true", "false"):
             spark.conf.set("spark.sql.ansi.enabled", ansi)
-            runs[ansi] = job.run(spark, job_config(tmp_path, folder, *FAST, output=str(tmp_path / f"ansi_{ansi}")))
+            runs[ansi] = segment.run(spark, job_config(tmp_path, folder, *FAST, output=str(tmp_path / f"ansi_{ansi}")))
     finally:
         spark.conf.set("spark.sql.ansi.enabled", before)
     on, off = Path(runs["true"].run_folder), Path(runs["false"].run_folder)
@@ -291,7 +294,7 @@ def test_bad_files_give_a_clear_error_and_publish_nothing(spark: SparkSession, t
     files, overrides, error, phrases = ERROR_CASES[case]
     path = CORPUS / files[0]
     with pytest.raises(error) as raised:
-        job.run(spark, job_config(tmp_path, str(path), *overrides))
+        segment.run(spark, job_config(tmp_path, str(path), *overrides))
     message = str(raised.value)
     assert all(phrase in message for phrase in phrases), message
     assert not CORPUS_ID.search(message)
@@ -302,7 +305,7 @@ def test_bad_files_give_a_clear_error_and_publish_nothing(spark: SparkSession, t
 def test_a_parquet_column_of_the_wrong_type_names_the_key(spark: SparkSession, tmp_path: Path) -> None:
     path = parquet_file(tmp_path, "typed/wrong.parquet", Quantity=[True, False])
     with pytest.raises(InputError, match=r"input\.columns\.quantity: column 'Quantity' in .*wrong\.parquet.* boolean"):
-        job.run(spark, job_config(tmp_path, str(path)))
+        segment.run(spark, job_config(tmp_path, str(path)))
     assert nothing_published(tmp_path / "out")
 
 
@@ -310,7 +313,7 @@ def test_parquet_files_that_disagree_on_a_type_name_the_file(spark: SparkSession
     parquet_file(tmp_path, "mixed/a.parquet")
     parquet_file(tmp_path, "mixed/b.parquet", Quantity=["2", "3"])  # text where a.parquet has integers
     with pytest.raises(RunFailed) as raised:
-        job.run(spark, job_config(tmp_path, str(tmp_path / "mixed")))
+        segment.run(spark, job_config(tmp_path, str(tmp_path / "mixed")))
     message = str(raised.value)
     assert "stage read_validate failed" in message and "b.parquet" in message and "[Quantity]" in message, message
     assert "nothing was published" in message and not CORPUS_ID.search(message)
@@ -320,7 +323,7 @@ def test_parquet_files_that_disagree_on_a_type_name_the_file(spark: SparkSession
 def test_a_parquet_file_read_as_csv_does_not_echo_its_bytes(spark: SparkSession, tmp_path: Path) -> None:
     path = parquet_file(tmp_path, "typed/data.parquet")
     with pytest.raises(InputError) as raised:
-        job.run(spark, job_config(tmp_path, str(path), "input.format=csv"))
+        segment.run(spark, job_config(tmp_path, str(path), "input.format=csv"))
     message = str(raised.value)
     assert "input.columns.customer_id" in message and "data.parquet" in message
     assert "none of the mapped columns is in its header" in message and "PAR1" not in message

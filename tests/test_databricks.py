@@ -12,7 +12,10 @@ import yaml
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from segmentation import config, generate, job, outputs, storage
+from segmentation import config
+from segmentation.demo import generate
+from segmentation.jobs import segment
+from segmentation.publish import files, storage
 
 from .conftest import REPO, WHEEL
 
@@ -62,7 +65,7 @@ def test_the_notebook_runs_top_to_bottom_on_the_given_session(spark: SparkSessio
     assert (declared["input_table"], declared["where"]) == ("", "")  # files unless a table is given
     assert declared["output_path"].startswith("/Volumes/") and declared["input_path"].startswith("/Volumes/")
     result = namespace["result"]
-    assert outputs.published_runs(storage.for_root(None, str(tmp_path / "out"))) == [(result.as_of, "main")]
+    assert files.committed_runs(storage.for_root(None, str(tmp_path / "out"))) == [(result.as_of, "main")]
     assert spark.range(1).count() == 1  # the session is still alive
 
     # the notebook's run equals the library's on the same input and settings, and it shows that run's tables
@@ -72,7 +75,7 @@ def test_the_notebook_runs_top_to_bottom_on_the_given_session(spark: SparkSessio
         input_path=str(log),
         output_path=str(tmp_path / "library"),
     )
-    library = job.run(spark, cfg)
+    library = segment.run(spark, cfg)
     assert (result.choice, result.segment_sizes, result.segment_names) == (
         library.choice,
         library.segment_sizes,

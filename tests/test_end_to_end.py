@@ -18,9 +18,12 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import cli, generate, job, outputs, scoring, storage
+from segmentation import cli
 from segmentation.config import SelectionConfig
+from segmentation.demo import generate
 from segmentation.errors import InputError
+from segmentation.jobs import score, segment
+from segmentation.publish import files, storage
 
 from .conftest import ONLINE_RETAIL, job_config
 
@@ -44,7 +47,7 @@ def partition_values(folder: Path, name: str) -> list[str]:
 )
 def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
     cfg = job_config(tmp_path, str(ONLINE_RETAIL))
-    result = job.run(spark, cfg)
+    result = segment.run(spark, cfg)
     counts = result.counts
 
     assert counts.lines_in == 541_909
@@ -146,8 +149,8 @@ def test_renamed_columns_by_config_only_give_the_same_segments(spark: SparkSessi
         "input.columns.customer_id=Customer ID",
     ]
     fixed = ["model.k_min=3", "model.k_max=5"]
-    first = job.run(spark, job_config(tmp_path, str(original), *fixed, output=str(tmp_path / "a")))
-    second = job.run(spark, job_config(tmp_path, str(other), *fixed, *mapping, output=str(tmp_path / "b")))
+    first = segment.run(spark, job_config(tmp_path, str(original), *fixed, output=str(tmp_path / "a")))
+    second = segment.run(spark, job_config(tmp_path, str(other), *fixed, *mapping, output=str(tmp_path / "b")))
 
     assert second.customers == first.customers
     assert second.choice == first.choice
@@ -186,7 +189,7 @@ def test_customer_table_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
         "features.as_of=2024-01-31",
         "model.k_max=7",
     ]
-    result = job.run(spark, job_config(tmp_path, str(table), *settings))
+    result = segment.run(spark, job_config(tmp_path, str(table), *settings))
     assert result.counts.lines_in == 251
     assert dict(result.counts.quarantined) == {"missing_customer_id": 1}
     assert result.customers == 250
@@ -211,7 +214,7 @@ def test_customer_table_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
     assert nearest(25, 80) == "Low annual income, high spending score"
     assert nearest(55, 50) == "Average customers"
 
-    with_gender = job.run(
+    with_gender = segment.run(
         spark,
         job_config(
             tmp_path,
@@ -233,18 +236,18 @@ def snapshot(folder: Path) -> list[tuple[Path, int, int]]:
 def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
     out = tmp_path / "out"
     latest = out / "latest"
-    first = job.run(spark, job_config(tmp_path, str(small_log), "model.k=4", "features.as_of=2011-12-09"))
+    first = segment.run(spark, job_config(tmp_path, str(small_log), "model.k=4", "features.as_of=2011-12-09"))
     assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
-    other_date = job.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-11-30"))
+    other_date = segment.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-11-30"))
     assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"  # a backfill does not move latest
-    other_id = job.run(
+    other_id = segment.run(
         spark, job_config(tmp_path, str(small_log), "model.k=2", "features.as_of=2011-12-09", "output.run_id=trial")
     )
     assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=trial\n"
     assert (first.choice.k, other_date.choice.k, other_id.choice.k) == (4, 3, 2)
     untouched = {Path(r.run_folder): snapshot(Path(r.run_folder)) for r in (other_date, other_id)}
 
-    rerun = job.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-12-09"))
+    rerun = segment.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-12-09"))
     assert rerun.choice.k == 3 and Path(rerun.run_folder).parent == Path(first.run_folder).parent
     assert not Path(first.run_folder).exists()  # the replaced attempt is removed once the new one is committed
     assert sorted(p.name for p in (Path(rerun.run_folder).parent / "_commits").iterdir()) == [
@@ -253,7 +256,7 @@ def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, sm
     ]
     assert partition_values(Path(rerun.run_folder) / "segments", "segment") == ["1", "2", "3"]
     assert {folder: snapshot(folder) for folder in untouched} == untouched
-    assert outputs.published_runs(storage.for_root(None, str(out))) == [
+    assert files.committed_runs(storage.for_root(None, str(out))) == [
         (dt.date(2011, 11, 30), "main"),
         (dt.date(2011, 12, 9), "main"),
         (dt.date(2011, 12, 9), "trial"),
@@ -291,14 +294,14 @@ def test_too_many_bad_lines_publish_nothing(spark: SparkSession, tmp_path: Path)
     with gzip.open(path, "wt") as handle:
         handle.write(",".join(generate.HEADER) + "\n" + good + bad * 3)
     with pytest.raises(InputError, match=r"quality\.max_quarantine_share: 75\.0% of the 4 lines"):
-        job.run(spark, job_config(tmp_path, str(path)))
+        segment.run(spark, job_config(tmp_path, str(path)))
     assert not (tmp_path / "out" / "runs").exists() and not (tmp_path / "out" / "latest").exists()
 
 
 def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
-    trained = job.run(spark, job_config(tmp_path, str(small_log), "model.k_min=3", "model.k_max=5"))
+    trained = segment.run(spark, job_config(tmp_path, str(small_log), "model.k_min=3", "model.k_max=5"))
     cfg = job_config(tmp_path, str(small_log), output=str(tmp_path / "scored"))
-    scored = scoring.score(spark, cfg, trained.output_root)
+    scored = score.score(spark, cfg, trained.output_root)
     assert scored.model_as_of == trained.as_of == scored.as_of
     assert scored.customers == trained.customers
     assert scored.segment_names == trained.segment_names
@@ -306,7 +309,7 @@ def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, t
     after = spark.read.parquet(str(Path(scored.run_folder) / "segments"))
     assert_df_equality(before, after, ignore_row_order=True, ignore_column_order=True)
     assert (Path(scored.run_folder) / "_SUCCESS").exists()
-    assert scoring.score(spark, cfg, trained.run_folder).segment_sizes == scored.segment_sizes  # a run folder works
+    assert score.score(spark, cfg, trained.run_folder).segment_sizes == scored.segment_sizes  # a run folder works
 
     customers_cfg = job_config(
         tmp_path,
@@ -316,20 +319,20 @@ def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, t
         output=str(tmp_path / "wrong"),
     )
     with pytest.raises(InputError, match=r"input\.kind: the model in .* was trained on a transactions input"):
-        scoring.score(spark, customers_cfg, trained.output_root)
+        score.score(spark, customers_cfg, trained.output_root)
 
     shutil.rmtree(Path(trained.run_folder).parent / "_commits")  # as if the run had never committed
     with pytest.raises(InputError, match="this attempt is not the committed run of its date and run id"):
-        scoring.score(spark, cfg, trained.run_folder)
+        score.score(spark, cfg, trained.run_folder)
     with pytest.raises(InputError, match="no committed attempt, so this run is incomplete"):
-        scoring.score(spark, cfg, trained.output_root)  # through latest
+        score.score(spark, cfg, trained.output_root)  # through latest
     with pytest.raises(InputError, match=r"no published run for as-of date 2011-12-09"):
-        scoring.score(spark, cfg, trained.output_root, model_as_of=trained.as_of)
+        score.score(spark, cfg, trained.output_root, model_as_of=trained.as_of)
 
 
 def test_sweep_on_a_sample_then_final_fit_on_everyone(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
     settings = ["model.k_min=3", "model.k_max=4", "model.sweep_max_customers=200", "model.seeds=2"]
-    result = job.run(spark, job_config(tmp_path, str(small_log), *settings))
+    result = segment.run(spark, job_config(tmp_path, str(small_log), *settings))
     manifest = json.loads((Path(result.run_folder) / "manifest.json").read_text())
     assert manifest["sweep_sample"]["used"] is True
     assert 120 < manifest["sweep_sample"]["customers"] < 280

@@ -18,10 +18,13 @@ from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
 
 import segmentation
-from segmentation import cli, generate, job, session
+from segmentation import cli
 from segmentation.config import SparkConfig
+from segmentation.demo import generate
 from segmentation.errors import InputError, RunFailed
-from segmentation.execution import JobRun
+from segmentation.jobs import segment
+from segmentation.runtime import session
+from segmentation.runtime.context import RunContext as JobRun
 
 from .conftest import REPO, job_config
 
@@ -62,11 +65,11 @@ def test_job_settings_hold_during_the_body_and_are_restored_after(spark: SparkSe
 def test_a_run_gives_the_session_its_own_settings_back(
     spark: SparkSession, tmp_path: Path, tiny_log: Path, notebook_settings
 ) -> None:  # type: ignore[no-untyped-def]
-    result = job.run(spark, job_config(tmp_path, str(tiny_log), "model.k=2"))
+    result = segment.run(spark, job_config(tmp_path, str(tiny_log), "model.k=2"))
     assert result.choice.k == 2
     assert settings_now(spark) == ("EXCEPTION", None)
     with pytest.raises(InputError, match=r"quality\.max_quarantine_share"):  # a failed run restores them too
-        job.run(spark, job_config(tmp_path, str(tiny_log), "model.k=2", "quality.max_quarantine_share=0.0"))
+        segment.run(spark, job_config(tmp_path, str(tiny_log), "model.k=2", "quality.max_quarantine_share=0.0"))
     assert settings_now(spark) == ("EXCEPTION", None)
 
 
@@ -106,7 +109,7 @@ def test_a_bug_surfaces_as_a_bug_on_the_command_line(
     def broken(spark: SparkSession, cfg: object) -> None:
         raise KeyError("cluster_to_segment")
 
-    monkeypatch.setattr(job, "run", broken)
+    monkeypatch.setattr(segment, "run", broken)
     argv = ["run", "--input", str(tiny_log), "--output", str(tmp_path / "out")]
     assert cli.main(argv) == cli.EXIT_BUG
     error = capsys.readouterr().err
@@ -145,17 +148,17 @@ def test_the_error_family_sets_the_exit_codes(
 
 def public_functions() -> list[tuple[str, object]]:
     found = []
-    for info in pkgutil.iter_modules(segmentation.__path__):
-        module = __import__(f"segmentation.{info.name}", fromlist=["_"])
+    for info in pkgutil.walk_packages(segmentation.__path__, "segmentation."):
+        module = __import__(info.name, fromlist=["_"])
         for name, value in vars(module).items():
             if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
                 continue
             if inspect.isfunction(value):
-                found.append((f"{info.name}.{name}", value))
+                found.append((f"{module.__name__}.{name}", value))
             elif inspect.isclass(value):
                 methods = inspect.getmembers(value, inspect.isfunction)
                 own = [(m, f) for m, f in methods if f.__qualname__.startswith(f"{name}.") and not m.startswith("_")]
-                found += [(f"{info.name}.{name}.{m}", f) for m, f in own]
+                found += [(f"{module.__name__}.{name}.{m}", f) for m, f in own]
     return found
 
 
@@ -171,15 +174,17 @@ def test_public_functions_take_at_most_three_positional_parameters() -> None:
 
 def test_scoring_shares_steps_with_the_job_through_the_modules_that_own_them() -> None:
     importers = []
-    for path in sorted((REPO / "segmentation").glob("*.py")):
+    package = REPO / "segmentation"
+    for path in sorted(package.rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "segmentation" and node.names:
-                if any(alias.name == "job" for alias in node.names):
-                    importers.append(path.name)
-            elif isinstance(node, ast.ImportFrom) and node.module == "segmentation.job":
-                importers.append(path.name)
-    assert importers == ["cli.py"]  # only the command line runs the job; nothing borrows its helpers
+            if isinstance(node, ast.ImportFrom) and node.module == "segmentation.jobs" and node.names:
+                if any(alias.name == "segment" for alias in node.names):
+                    importers.append(path.relative_to(package).as_posix())
+            elif isinstance(node, ast.ImportFrom) and node.module == "segmentation.jobs.segment":
+                importers.append(path.relative_to(package).as_posix())
+    # only the command line and the public API run the job; nothing borrows its helpers
+    assert importers == ["__init__.py", "cli.py"]
 
 
 def test_no_input_file_functions_unity_catalog_lacks() -> None:
@@ -200,14 +205,14 @@ def test_without_persist_the_job_caches_nothing_and_gives_identical_results(
 ) -> None:
     """``spark.persist: false`` (serverless compute allows no cache): frames go to the work folder instead."""
     settings = ("model.k_min=2", "model.k_max=4", "model.seeds=2")
-    cached = job.run(spark, job_config(tmp_path, str(tiny_log), *settings, output=str(tmp_path / "cached")))
+    cached = segment.run(spark, job_config(tmp_path, str(tiny_log), *settings, output=str(tmp_path / "cached")))
     persisted: list[str] = []
     for method in ("persist", "cache"):
         original = getattr(DataFrame, method)
         monkeypatch.setattr(
             DataFrame, method, lambda self, *a, _m=method, _o=original, **k: persisted.append(_m) or _o(self, *a, **k)
         )
-    uncached = job.run(
+    uncached = segment.run(
         spark, job_config(tmp_path, str(tiny_log), *settings, "spark.persist=false", output=str(tmp_path / "plain"))
     )
     assert persisted == []
@@ -237,7 +242,7 @@ def test_a_process_without_a_master_gets_local_mode_with_the_local_defaults() ->
     assert "-XX:+UseParallelGC" in options and "blas.allowNative=false" in options
     uri = re.search(r"-Dlog4j2\.configurationFile=(\S+)", options).group(1)  # type: ignore[union-attr]
     log4j = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
-    assert uri.startswith("file:/") and log4j.parent == Path(segmentation.__file__).parent
+    assert uri.startswith("file:/") and log4j.parent == Path(segmentation.__file__).parent / "runtime"
     assert "rootLogger.level = warn" in log4j.read_text()
     # an explicit local master gets the same; the config's own settings win over every default
     given = SparkConfig(master="local[2]", conf={"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": 3})

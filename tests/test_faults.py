@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, outputs, storage
+from segmentation.demo import generate
+from segmentation.publish import files, storage
 
 from .conftest import REPO
 
@@ -77,7 +78,7 @@ def fault_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def committed(out: Path, run_id: str) -> Path:
     """The committed attempt folder of as-of 2011-12-09 and ``run_id`` under ``out``."""
     run = out / "runs" / "as_of_date=2011-12-09" / f"run_id={run_id}"
-    return Path(outputs.resolve_run(storage.for_root(None, str(run))))
+    return Path(files.resolve_run(storage.for_root(None, str(run))))
 
 
 def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path, fault_log: Path) -> None:
@@ -124,7 +125,7 @@ def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path,
     assert (out / "latest").read_text() == latest_now
     assert committed(out, "main") == published_main  # readers still get the published run, whole
     store = storage.for_root(None, str(out))
-    assert outputs.read_manifest(store, outputs.resolve_run(store))["run_id"] == "retried"
+    assert files.read_manifest(store, files.resolve_run(store))["run_id"] == "retried"
 
     # 5. the next run removes the killed attempt and replaces run "main": same answer as run 1
     again = run("none", fault_log, out, "local[2]", "--run-id", "main")

@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.config import TRANSACTION_FEATURES
-from segmentation.features import customer_features
+from segmentation.features.table import customer_features
 
 CLEAN_SCHEMA = (
     "customer_id string, invoice_id string, invoice_ts timestamp, quantity double, unit_price double, "

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segmentation import generate
+from segmentation.demo import generate
 
 
 def digest(frame: pd.DataFrame) -> str:

@@ -18,8 +18,12 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, history, job, outputs, scoring, sources
+from segmentation.demo import generate
 from segmentation.errors import InputError
+from segmentation.history import migration, readers
+from segmentation.input import sources
+from segmentation.jobs import score, segment
+from segmentation.publish import files, storage
 
 from .conftest import job_config
 
@@ -28,7 +32,7 @@ DATES = ("2011-12-07", "2011-12-08", "2011-12-09")
 
 
 def manifest(run_folder: str) -> dict[str, Any]:
-    return json.loads((Path(run_folder) / outputs.MANIFEST).read_text())
+    return json.loads((Path(run_folder) / files.MANIFEST).read_text())
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +42,8 @@ def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[
     log = tmp / "planted.csv.gz"
     generate.write(str(log), customers=160, seed=11, planted=4)
 
-    def run(name: str, *overrides: str) -> job.RunResult:
-        return job.run(
+    def run(name: str, *overrides: str) -> segment.RunResult:
+        return segment.run(
             spark, job_config(tmp, str(log), "model.k=4", "model.seeds=1", *overrides, output=str(tmp / "out"))
         )
 
@@ -63,8 +67,8 @@ def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def test_a_first_run_has_no_baseline_and_later_ones_compare_with_the_date_before(runs: dict[str, Any]) -> None:
     first = manifest(runs[DATES[0]].run_folder)["history"]
     assert first["baseline"] is None and first["migration"] == []
-    empty = pd.read_parquet(Path(runs[DATES[0]].run_folder) / history.MIGRATION)  # the table, without rows
-    assert empty.empty and list(empty.columns) == history.MIGRATION_SCHEMA.names
+    empty = pd.read_parquet(Path(runs[DATES[0]].run_folder) / migration.MIGRATION)  # the table, without rows
+    assert empty.empty and list(empty.columns) == migration.MIGRATION_SCHEMA.names
     for before, day in itertools.pairwise(DATES):
         entry = manifest(runs[day].run_folder)["history"]
         assert (entry["baseline"]["as_of_date"], entry["baseline"]["run_id"]) == (before, "main")
@@ -87,7 +91,7 @@ def test_ids_and_names_are_kept_when_nothing_changed_but_the_seed_and_partitioni
     assert all(r["share_of_from"] == 1.0 for r in entry["migration"])
     segments = spark.read.parquet(str(Path(again.run_folder) / "segments"))
     assert segments.filter("previous_segment IS NULL OR previous_segment != segment").count() == 0
-    table = spark.read.parquet(str(Path(again.run_folder) / history.MIGRATION)).orderBy("from_segment").collect()
+    table = spark.read.parquet(str(Path(again.run_folder) / migration.MIGRATION)).orderBy("from_segment").collect()
     assert [(r["from_segment"], r["to_segment"], r["customers"]) for r in table] == [
         (s, s, n) for s, n in sorted(base.segment_sizes.items())
     ]
@@ -144,14 +148,14 @@ def test_scoring_with_the_frozen_model_publishes_the_same_history_outputs(
         runs["tmp"], str(runs["log"]), f"features.as_of={DATES[-1]}", "output.run_id=scored",
         f"history.baseline={DATES[-1]}/main", output=str(runs["root"]),
     )  # fmt: skip
-    scored = scoring.score(spark, cfg, trained.run_folder)
+    scored = score.score(spark, cfg, trained.run_folder)
     entry = manifest(scored.run_folder)["history"]
     assert entry["method"] == "frozen model" and entry["baseline"]["run_id"] == "main"
     assert {(r["from_segment"], r["to_segment"]) for r in entry["migration"]} == {(s, s) for s in trained.segment_names}
     segments = spark.read.parquet(str(Path(scored.run_folder) / "segments"))
     assert segments.columns == spark.read.parquet(str(Path(trained.run_folder) / "segments")).columns
     assert segments.filter("previous_segment IS NULL OR previous_segment != segment").count() == 0
-    assert (Path(scored.run_folder) / history.MIGRATION).is_dir()
+    assert (Path(scored.run_folder) / migration.MIGRATION).is_dir()
 
 
 def expected_history(runs: dict[str, Any]) -> pd.DataFrame:
@@ -165,13 +169,13 @@ def test_history_across_three_dates_reads_from_spark_pandas_and_duckdb(
 ) -> None:
     root, expected = str(runs["root"]), expected_history(runs).reset_index(drop=True)
 
-    frame = history.read(spark, root, run_id="main")
+    frame = readers.read(spark, root, run_id="main")
     assert set(frame.columns) >= {"customer_id", "segment", "segment_name", "previous_segment", "as_of_date", "run_id"}
     from_spark = frame.groupBy("as_of_date", "segment").count().toPandas()
     from_spark = from_spark.rename(columns={"count": "customers"}).sort_values(["as_of_date", "segment"])
     pd.testing.assert_frame_equal(from_spark.reset_index(drop=True), expected, check_dtype=False)
 
-    from_pandas = history.read_pandas(root, run_id="main")
+    from_pandas = readers.read_pandas(root, run_id="main")
     counted = from_pandas.groupby(["as_of_date", "segment"]).size().reset_index(name="customers")
     pd.testing.assert_frame_equal(counted, expected, check_dtype=False)
     # a customer's previous_segment on one date is its segment on the date before
@@ -181,7 +185,7 @@ def test_history_across_three_dates_reads_from_spark_pandas_and_duckdb(
     assert (second["previous_segment"].astype("Int64") == wide.loc[second.index, first_date].astype("Int64")).all()
 
     duckdb = pytest.importorskip("duckdb")
-    files = history.parquet_files(root, "segments", run_id="main")
+    files = readers.parquet_files(root, "segments", run_id="main")
     counted = duckdb.sql(
         "SELECT CAST(as_of_date AS DATE) AS as_of_date, CAST(segment AS INTEGER) AS segment, count(*) AS customers "
         f"FROM read_parquet({files!r}, hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
@@ -191,7 +195,7 @@ def test_history_across_three_dates_reads_from_spark_pandas_and_duckdb(
 
 
 def test_all_run_ids_are_in_the_history(spark: SparkSession, runs: dict[str, Any]) -> None:
-    ids = {r["run_id"] for r in history.read(spark, str(runs["root"])).select("run_id").distinct().collect()}
+    ids = {r["run_id"] for r in readers.read(spark, str(runs["root"])).select("run_id").distinct().collect()}
     assert ids >= {"main", "reseeded", "merged", "split"}
 
 
@@ -226,7 +230,7 @@ def test_a_bad_baseline_is_refused_naming_it_before_any_work(
         f"history.baseline={baseline}", *overrides, output=str(runs["root"]),
     )  # fmt: skip
     with pytest.raises(InputError, match=r"history\.baseline|privacy") as caught:
-        job.run(spark, cfg)
+        segment.run(spark, cfg)
     assert expected in str(caught.value) and baseline.split("/")[0] in str(caught.value)
     assert not (runs["root"] / "runs" / "as_of_date=2011-12-09" / "run_id=refused").exists()
 
@@ -236,10 +240,10 @@ def test_a_named_baseline_that_is_this_run_itself_is_refused_once_the_as_of_date
 ) -> None:
     # no features.as_of: the date comes from the data (2011-12-09), and run id main of that date is this run
     cfg = job_config(runs["tmp"], str(runs["log"]), "history.baseline=2011-12-09", output=str(runs["root"]))
-    before = outputs.resolve_run(outputs.open_run(None, str(runs["root"])), dt.date(2011, 12, 9), "main")
+    before = files.resolve_run(storage.for_root(None, str(runs["root"])), dt.date(2011, 12, 9), "main")
     with pytest.raises(InputError, match="'2011-12-09' is this run itself"):
-        job.run(spark, cfg)
-    assert outputs.resolve_run(outputs.open_run(None, str(runs["root"])), dt.date(2011, 12, 9), "main") == before
+        segment.run(spark, cfg)
+    assert files.resolve_run(storage.for_root(None, str(runs["root"])), dt.date(2011, 12, 9), "main") == before
 
 
 def test_a_baseline_that_was_never_committed_is_refused(
@@ -253,4 +257,4 @@ def test_a_baseline_that_was_never_committed_is_refused(
         "history.baseline=2011-12-01", output=str(runs["root"]),
     )  # fmt: skip
     with pytest.raises(InputError, match="no committed attempt"):
-        job.run(spark, cfg)
+        segment.run(spark, cfg)

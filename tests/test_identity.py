@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from segmentation import history, identity, report, storage
-from segmentation.config import JobConfig
+from segmentation.history import identity, migration
+from segmentation.publish import storage
+from segmentation.publish.manifest import Manifest
+from segmentation.publish.publishers import FilePublisher
+from segmentation.report import text
+
+from .manifests import manifest, raw_manifest
 
 
 def brute_force_cost(cost: list[list[float]]) -> float:
@@ -119,7 +124,7 @@ FLOWS = [
 
 
 def test_migration_rows_give_shares_of_the_from_segment_and_directions() -> None:
-    rows = history.migration_rows(
+    rows = migration.migration_rows(
         FLOWS, names={1: "Champions", 2: "At risk"}, baseline_names={1: "Champions", 2: "At risk"},
         values={1: 500.0, 2: 50.0},
     )  # fmt: skip
@@ -134,23 +139,22 @@ def test_migration_rows_give_shares_of_the_from_segment_and_directions() -> None
 
 
 def test_the_report_says_the_largest_moves_in_words() -> None:
-    rows = history.migration_rows(
+    rows = migration.migration_rows(
         FLOWS, names={1: "Champions", 2: "At risk"}, baseline_names={1: "Champions", 2: "At risk"},
         values={1: 500.0, 2: 50.0},
     )  # fmt: skip
-    manifest = {"history": {"migration": rows}}
-    assert history_sentences(manifest) == [
+    assert history_sentences(manifest(history={"migration": rows})) == [
         "20 Champions (20%) moved to At risk, carrying 15% of last period's revenue.",
         "15 At risk (75%) became inactive (no purchase in this run), carrying 4% of last period's revenue.",
         "7 customers new since the baseline joined At risk.",
         "5 At risk (25%) moved to Champions, carrying 1% of last period's revenue.",
     ]
-    no_baseline = report.history_lines({"history": {"baseline": None}})
+    no_baseline = text.history_lines(manifest(history={"baseline": None}))
     assert "no baseline" in no_baseline[0]
 
 
-def history_sentences(manifest: dict) -> list[str]:
-    return report.movement_sentences(manifest)
+def history_sentences(run: Manifest) -> list[str]:
+    return text.movement_sentences(run)
 
 
 def test_the_ids_used_by_every_published_run_of_the_run_id_are_counted(tmp_path: Path) -> None:
@@ -163,9 +167,15 @@ def test_the_ids_used_by_every_published_run_of_the_run_id_are_counted(tmp_path:
         (run / "_commits").mkdir()
         (run / "_commits" / "00000001.json").write_text(json.dumps({"attempt_id": "a1"}))
 
-    published("2011-12-01", "main", {"segments": [{"segment": 1}, {"segment": 2}]})
-    published("2011-12-08", "main", {"segments": [{"segment": 2}], "history": {"max_segment_id": 9}})
-    published("2011-12-08", "other", {"segments": [{"segment": 40}]})
-    store = storage.for_root(None, str(tmp_path))
-    assert sorted(history._ids_used(None, JobConfig(), store, "main")) == [2, 9]
-    assert history.max_segment_id({"segments": [{"segment": 3}], "history": {"max_segment_id": 2}}) == 3
+    def segments(*ids: int) -> list[dict]:
+        return [{"segment": s, "name": f"s{s}", "customers": 1, "customer_share": 0.5} for s in ids]
+
+    def with_segments(*ids: int, history: dict | None = None) -> dict:
+        return {**raw_manifest(), "segments": segments(*ids), "history": history}
+
+    published("2011-12-01", "main", with_segments(1, 2))
+    published("2011-12-08", "main", with_segments(2, history={"max_segment_id": 9}))
+    published("2011-12-08", "other", with_segments(40))
+    files = FilePublisher(None, storage.for_root(None, str(tmp_path)), "main")  # type: ignore[arg-type]
+    assert sorted(m.max_segment_id for m in files.manifests("main")) == [2, 9]
+    assert manifest(segments=segments(3), history={"max_segment_id": 2}).max_segment_id == 3

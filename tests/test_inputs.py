@@ -20,9 +20,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segmentation import cli, config, features, generate, job, sources, timing, validation
+from segmentation import cli, config
 from segmentation.config import ColumnMapping, InputConfig, NumberOptions, unavailable_features
+from segmentation.demo import generate
 from segmentation.errors import InputError
+from segmentation.features.table import customer_features
+from segmentation.input import diagnostics, duplicates, parsing, rules, sources
+from segmentation.input import validate as validation
+from segmentation.input.clean import clean_lines
+from segmentation.jobs import segment
+from segmentation.runtime import timing
 
 from .conftest import REPO, job_config, raw_frame
 
@@ -53,7 +60,7 @@ def test_a_cdnow_shaped_log_runs_by_configuration_alone(spark: SparkSession, tmp
     path = tmp_path / "cdnow.csv"
     generate.write_cdnow(str(path), customers=400, seed=5)
     cfg = config.load([CDNOW_CONFIG], FIXED_K, input_path=str(path), output_path=str(tmp_path / "out"))
-    result = job.run(spark, cfg)
+    result = segment.run(spark, cfg)
 
     # independently, in pandas: zero-value purchases are quarantined, exact copies of a line too; an order is a
     # customer's purchases on one day (the log has no invoice ids)
@@ -106,8 +113,8 @@ def purchases(customer_key: str = "cust", order_key: str | None = "timestamp") -
 def customer_row(spark: SparkSession, rows: list[tuple], cfg: InputConfig) -> dict:
     raw = raw_frame(spark, rows, ["cust", "day", "items", "total"])
     lines = validation.with_line_keys(validation.with_line_reason(sources.canonical_transactions(raw, cfg), cfg))
-    clean = validation.clean_lines(lines, cfg)
-    return features.customer_features(clean, dt.date(2011, 6, 30), left_out=unavailable_features(cfg)).first()
+    clean = clean_lines(lines, cfg)
+    return customer_features(clean, dt.date(2011, 6, 30), left_out=unavailable_features(cfg)).first()
 
 
 def test_without_invoices_an_order_is_a_timestamp_or_a_line_and_a_negative_total_is_a_return(
@@ -138,8 +145,8 @@ def test_an_amount_without_quantity_leaves_items_out_and_zero_and_bad_amounts_ar
     lines = validation.with_line_reason(sources.canonical_transactions(raw, cfg), cfg)
     assert [r["reason"] for r in lines.orderBy("customer_id").collect()] == [None, "zero_amount", "invalid_number"]
     assert set(unavailable_features(cfg)) == {"avg_items_per_order", "distinct_products"}
-    clean = validation.clean_lines(lines.withColumn(validation.LINE_ID, F.lit(1)), cfg)
-    row = features.customer_features(clean, dt.date(2011, 6, 30), left_out=unavailable_features(cfg)).first()
+    clean = clean_lines(lines.withColumn(duplicates.LINE_ID, F.lit(1)), cfg)
+    row = customer_features(clean, dt.date(2011, 6, 30), left_out=unavailable_features(cfg)).first()
     assert row["monetary"] == 10.0 and "avg_items_per_order" not in row
 
 
@@ -171,7 +178,7 @@ def test_a_catalog_view_and_the_same_lines_as_files_give_identical_outputs(
     log.to_csv(files, index=False)
     typed_view(spark, log, "retail_lines")
 
-    from_files = job.run(spark, job_config(tmp_path, str(files), *FIXED_K, output=str(tmp_path / "files")))
+    from_files = segment.run(spark, job_config(tmp_path, str(files), *FIXED_K, output=str(tmp_path / "files")))
     argv = ["run", "--config", str(REPO / "conf/base.yaml"), "--input-table", "retail_lines"]
     assert cli.main([*argv, "--output", str(tmp_path / "table"), "--set", FIXED_K[0]]) == 0  # the active session
     capsys.readouterr()
@@ -229,8 +236,8 @@ def test_json_lines_give_the_outputs_of_the_same_lines_as_csv(spark: SparkSessio
     written = generate.write_json_lines(str(json_path), customers=80, seed=3)
     assert sources.resolve_format(str(json_path), "auto") == "json"
 
-    as_csv = job.run(spark, job_config(tmp_path, str(csv_path), *FIXED_K, output=str(tmp_path / "o_csv")))
-    as_json = job.run(spark, job_config(tmp_path, str(json_path), *FIXED_K, output=str(tmp_path / "o_json")))
+    as_csv = segment.run(spark, job_config(tmp_path, str(csv_path), *FIXED_K, output=str(tmp_path / "o_csv")))
+    as_json = segment.run(spark, job_config(tmp_path, str(json_path), *FIXED_K, output=str(tmp_path / "o_json")))
     assert_same_outputs(spark, as_csv.run_folder, as_json.run_folder)
     csv_reasons, json_reasons = reasons(spark, as_csv.run_folder), reasons(spark, as_json.run_folder)
     assert (csv_reasons.pop("malformed_row"), json_reasons.pop("malformed_row")) == (3, 2)  # as written
@@ -289,8 +296,8 @@ def test_a_semicolon_file_with_decimal_commas_gives_the_outputs_of_its_twin(
         'input.numbers.decimal_separator=","',
         'input.numbers.thousands_separator="."',
     )
-    one = job.run(spark, job_config(tmp_path, str(plain), *FIXED_K, output=str(tmp_path / "o1")))
-    two = job.run(spark, job_config(tmp_path, str(semicolon), *FIXED_K, *eu_settings, output=str(tmp_path / "o2")))
+    one = segment.run(spark, job_config(tmp_path, str(plain), *FIXED_K, output=str(tmp_path / "o1")))
+    two = segment.run(spark, job_config(tmp_path, str(semicolon), *FIXED_K, *eu_settings, output=str(tmp_path / "o2")))
     assert_same_outputs(spark, one.run_folder, two.run_folder)
     assert reasons(spark, one.run_folder) == reasons(spark, two.run_folder)
 
@@ -310,7 +317,7 @@ def test_numbers_with_a_decimal_comma_and_thousands_separators(
 ) -> None:
     numbers = NumberOptions(decimal_separator=decimal, thousands_separator=thousands)  # type: ignore[arg-type]
     frame = spark.createDataFrame([(v,) for v in values], "v string")
-    parsed = frame.select("v", validation.parsed_number(F.col("v"), T.StringType(), numbers).alias("n")).collect()
+    parsed = frame.select("v", rules.parsed_number(F.col("v"), T.StringType(), numbers).alias("n")).collect()
     assert {r["v"]: r["n"] for r in parsed} == values
 
 
@@ -320,7 +327,7 @@ def test_numbers_with_a_decimal_comma_and_thousands_separators(
 def parse(spark: SparkSession, values: list, data_type: T.DataType, **settings: object) -> list:
     frame = spark.createDataFrame([(v,) for v in values], T.StructType([T.StructField("v", data_type)]))
     cfg = InputConfig(**settings)  # type: ignore[arg-type]
-    return [r["t"] for r in frame.select(validation.parsed_timestamp(F.col("v"), data_type, cfg).alias("t")).collect()]
+    return [r["t"] for r in frame.select(rules.parsed_timestamp(F.col("v"), data_type, cfg).alias("t")).collect()]
 
 
 def test_timestamps_as_dates_compact_days_and_epochs(spark: SparkSession) -> None:
@@ -346,7 +353,7 @@ def test_timestamps_as_dates_compact_days_and_epochs(spark: SparkSession) -> Non
 def test_value_shapes_hide_every_letter_digit_and_symbol(spark: SparkSession) -> None:
     values = ["Müller", "12,5", "2011-06-01 10:00", "a€b", "١٢"]
     frame = spark.createDataFrame([(v,) for v in values], "v string")
-    shapes = [r["s"] for r in frame.select(validation.value_shape(F.col("v")).alias("s")).collect()]
+    shapes = [r["s"] for r in frame.select(diagnostics.value_shape(F.col("v")).alias("s")).collect()]
     assert shapes == ["aaaaaa", "99,9", "9999-99-99 99:99", "a?a", "99"]
 
 
@@ -371,7 +378,7 @@ def test_the_time_zone_applies_to_instants_and_leaves_local_times_as_they_are(sp
     pandas_ns = 1306922400 * 10**9  # pandas' timestamps without a zone: local times, not shifted
     assert parse(spark, [pandas_ns], T.LongType(), **zone) == [instant]
     assert parse(spark, [1306922400], T.LongType(), integer_timestamp_unit="s", **zone) == [noon]
-    assert validation.has_zone("yyyy-MM-dd'T'HH:mm:ssXXX") and not validation.has_zone("yyyy-MM-dd'Z'")
+    assert parsing.has_zone("yyyy-MM-dd'T'HH:mm:ssXXX") and not parsing.has_zone("yyyy-MM-dd'Z'")
 
 
 # ---------------------------------------------------------------- the README's example

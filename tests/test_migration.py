@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, history, job
+from segmentation.demo import generate
+from segmentation.history import migration
+from segmentation.jobs import segment as segment_job
 
 from .conftest import job_config
 
@@ -40,9 +42,9 @@ def two_periods(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
             tmp, str(log), f"features.as_of={as_of.isoformat()}", f"features.window_days={generate.PERIOD_DAYS}",
             f"model.k={k}", "model.seeds=1",
         )  # fmt: skip
-        found[name] = job.run(spark, cfg)
+        found[name] = segment_job.run(spark, cfg)
         found[f"{name}_segments"] = spark.read.parquet(str(Path(found[name].run_folder) / "segments")).toPandas()
-    found["migration"] = spark.read.parquet(str(Path(found["second"].run_folder) / history.MIGRATION)).toPandas()
+    found["migration"] = spark.read.parquet(str(Path(found["second"].run_folder) / migration.MIGRATION)).toPandas()
     found["manifest"] = json.loads((Path(found["second"].run_folder) / "manifest.json").read_text())
     return found
 

@@ -10,10 +10,11 @@ from chispa import assert_df_equality
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
-from segmentation import model, selection, sweep
 from segmentation.config import ModelConfig, SelectionConfig
 from segmentation.errors import InputError
-from segmentation.sweep import KResult, adjusted_rand_index, calinski_harabasz, davies_bouldin, fit_best, run_sweep
+from segmentation.model import pipeline, selection, sweep_text
+from segmentation.model.metrics import adjusted_rand_index
+from segmentation.model.sweep import KResult, calinski_harabasz, davies_bouldin, fit_best, run_sweep
 
 SILHOUETTE_ONLY = SelectionConfig(rule="silhouette")
 
@@ -51,13 +52,13 @@ def test_segment_order_ranks_by_mean_then_size_then_label() -> None:
         {"cluster": 3, "customers": 20, "order_value": 5.0},
         {"cluster": 4, "customers": 1, "order_value": None},
     ]
-    assert model.segment_order(stats) == {1: 1, 2: 2, 3: 3, 0: 4, 4: 5}
-    assert model.segment_order(list(reversed(stats))) == model.segment_order(stats)
+    assert pipeline.segment_order(stats) == {1: 1, 2: 2, 3: 3, 0: 4, 4: 5}
+    assert pipeline.segment_order(list(reversed(stats))) == pipeline.segment_order(stats)
 
 
 def test_with_segment_maps_labels(spark: SparkSession) -> None:
     frame = spark.createDataFrame([("a", 0), ("b", 1), ("c", 2), ("d", None)], "customer_id string, cluster int")
-    got = model.with_segment(frame, {0: 3, 1: 1, 2: 2})
+    got = pipeline.with_segment(frame, {0: 3, 1: 1, 2: 2})
     expected = spark.createDataFrame(
         [("a", 0, 3), ("b", 1, 1), ("c", 2, 2), ("d", None, None)], "customer_id string, cluster int, segment int"
     )
@@ -226,8 +227,8 @@ def scaled_points(spark: SparkSession, points: list[tuple[float, float]]):
     frame = spark.createDataFrame(
         [(str(i), x, y) for i, (x, y) in enumerate(points)], "customer_id string, x double, y double"
     )
-    spec = model.FeatureSpec(numeric=("x", "y"), log=(), categorical=(), order_by="x")
-    prep = model.fit_preprocessing(frame, spec, fence_iqr=0.0, max_share=0.05)
+    spec = pipeline.FeatureSpec(numeric=("x", "y"), log=(), categorical=(), order_by="x")
+    prep = pipeline.fit_preprocessing(frame, spec, fence_iqr=0.0, max_share=0.05)
     return frame, prep, prep.transform(frame)
 
 
@@ -251,7 +252,7 @@ def test_fit_best_keeps_the_lowest_cost_seed(spark: SparkSession) -> None:
     _, _, vectors = scaled_points(spark, points)
     settings = ModelConfig(seed=5, seeds=4, init_mode="random", max_iter=1)
     costs = [
-        model.kmeans(4, settings, seed=seed).fit(vectors.select(model.VECTOR)).summary.trainingCost
+        pipeline.kmeans(4, settings, seed=seed).fit(vectors.select(pipeline.VECTOR)).summary.trainingCost
         for seed in range(5, 9)
     ]
     assert len(set(costs)) > 1
@@ -262,34 +263,34 @@ def test_full_model_scores_new_customers_like_training(spark: SparkSession, tmp_
     points = [(float(i % 3), float(i % 3) * 2 + 0.01 * i) for i in range(60)]
     frame, prep, vectors = scaled_points(spark, points)
     fitted = fit_best(vectors, 3, ModelConfig(seed=3))
-    full = model.full_model(prep, fitted)
+    full = pipeline.full_model(prep, fitted)
     full.write().overwrite().save(str(tmp_path / "m"))
     loaded = PipelineModel.load(str(tmp_path / "m"))
-    before = full.transform(frame).select("customer_id", model.CLUSTER)
-    after = loaded.transform(frame).select("customer_id", model.CLUSTER)
+    before = full.transform(frame).select("customer_id", pipeline.CLUSTER)
+    after = loaded.transform(frame).select("customer_id", pipeline.CLUSTER)
     assert_df_equality(before, after, ignore_row_order=True)
-    assert before.select(model.CLUSTER).distinct().count() == 3
+    assert before.select(pipeline.CLUSTER).distinct().count() == 3
 
 
 def test_outlier_caps_are_tukey_far_out_fences_on_the_model_scale() -> None:
     # raw scale: quartiles 2 and 6, IQR 4, fences 2 - 12 and 6 + 12
-    assert model.cap_bounds(2.0, 6.0, logged=False, fence_iqr=3.0) == pytest.approx((-10.0, 18.0))
+    assert pipeline.cap_bounds(2.0, 6.0, logged=False, fence_iqr=3.0) == pytest.approx((-10.0, 18.0))
     # logged: fences at log1p(q1) - 3 IQR and log1p(q3) + 3 IQR, mapped back to the raw scale
-    low, high = model.cap_bounds(99.0, 999.0, logged=True, fence_iqr=3.0)
+    low, high = pipeline.cap_bounds(99.0, 999.0, logged=True, fence_iqr=3.0)
     log_iqr = math.log(1000) - math.log(100)
     assert math.log1p(high) == pytest.approx(math.log(1000) + 3 * log_iqr)  # 1e9 spend is capped near 1e6
     assert high == pytest.approx(1e6 - 1, rel=1e-6)
     assert math.copysign(math.log1p(abs(low)), low) == pytest.approx(math.log(100) - 3 * log_iqr)
-    assert model.cap_bounds(0.0, 0.0, logged=True, fence_iqr=3.0) == (-math.inf, math.inf)  # no spread: no cap
+    assert pipeline.cap_bounds(0.0, 0.0, logged=True, fence_iqr=3.0) == (-math.inf, math.inf)  # no spread: no cap
 
 
 def test_capped_values_reach_the_model_clipped_and_the_saved_model_keeps_the_caps(spark: SparkSession) -> None:
     values = [float(v) for v in range(1, 9)] + [1e9]
     frame = spark.createDataFrame([(str(i), v) for i, v in enumerate(values)], "customer_id string, m double")
-    spec = model.FeatureSpec(numeric=("m",), log=("m",), categorical=(), order_by="m")
-    caps = model.outlier_caps(frame, spec, fence_iqr=3.0, max_share=0.05)
+    spec = pipeline.FeatureSpec(numeric=("m",), log=("m",), categorical=(), order_by="m")
+    caps = pipeline.outlier_caps(frame, spec, fence_iqr=3.0, max_share=0.05)
     assert caps["m"][1] < 1e5  # quartiles 3 and 7 on log scale: the fence is far below 1e9
-    prep = model.fit_preprocessing(frame, spec, fence_iqr=3.0, max_share=0.05)
+    prep = pipeline.fit_preprocessing(frame, spec, fence_iqr=3.0, max_share=0.05)
     seen = {r["customer_id"]: r["m__model"] for r in prep.transform(frame).collect()}
     assert seen["8"] == pytest.approx(math.log1p(caps["m"][1]))
     assert seen["0"] == pytest.approx(math.log1p(1.0))  # ordinary values pass unchanged
@@ -300,8 +301,8 @@ def test_a_group_beyond_a_fence_is_a_behaviour_not_outliers(spark: SparkSession)
     # but 20% of customers, so that side is not capped; the single 1e6 value above the upper fence is
     values = [1.0] * 20 + [300.0 + i for i in range(79)] + [1e6]
     frame = spark.createDataFrame([(str(i), v) for i, v in enumerate(values)], "customer_id string, t double")
-    spec = model.FeatureSpec(numeric=("t",), log=("t",), categorical=(), order_by="t")
-    low, high = model.outlier_caps(frame, spec, fence_iqr=3.0, max_share=0.05)["t"]
+    spec = pipeline.FeatureSpec(numeric=("t",), log=("t",), categorical=(), order_by="t")
+    low, high = pipeline.outlier_caps(frame, spec, fence_iqr=3.0, max_share=0.05)["t"]
     assert low == -math.inf and high < 1e5
 
 
@@ -310,9 +311,9 @@ def test_categorical_columns_enter_as_plain_indicators_after_the_standardised_nu
         [("a", 1.0, "store"), ("b", 2.0, "online"), ("c", 3.0, "store"), ("d", 6.0, "app")],
         "customer_id string, spend double, channel string",
     )
-    spec = model.FeatureSpec(numeric=("spend",), log=(), categorical=("channel",), order_by="spend")
-    fitted = model.fit_preprocessing(frame, spec, fence_iqr=0, max_share=0.05)
-    rows = {r["customer_id"]: list(r[model.VECTOR]) for r in fitted.transform(frame).collect()}
+    spec = pipeline.FeatureSpec(numeric=("spend",), log=(), categorical=("channel",), order_by="spend")
+    fitted = pipeline.fit_preprocessing(frame, spec, fence_iqr=0, max_share=0.05)
+    rows = {r["customer_id"]: list(r[pipeline.VECTOR]) for r in fitted.transform(frame).collect()}
     spread = math.sqrt(sum((v - 3.0) ** 2 for v in (1.0, 2.0, 3.0, 6.0)) / 3)  # Spark's sample deviation
     # spend standardised; then app, online, store (alphabetical) as 0/1, and two slots kept for unseen values
     # (StringIndexer's and OneHotEncoder's handleInvalid="keep")
@@ -342,13 +343,13 @@ def test_the_sweep_gives_the_other_seeds_only_to_the_k_in_contention(spark: Spar
     assert sorted(models) == [2, 3, 5]
     centres = [[list(c) for c in m[3].clusterCenters()] for m in (models, full_models)]
     assert centres[0] == centres[1]  # the model of the seed reported
-    assert sweep.seeds_note([r.as_row() for r in adaptive]) == (
+    assert sweep_text.seeds_note({r.k: r.seeds for r in adaptive}) == (
         "seeds: every k was fitted with one seed first; the other 2 went to the k still in contention (k=3); "
         "k=2, 5 show their one fit, without stability"
     )
-    assert sweep.seeds_note([r.as_row() for r in full]) is None
-    one_left = [{"k": 2, "seeds": 2}, {"k": 3, "seeds": 1}]
-    assert sweep.seeds_note(one_left) == (
+    assert sweep_text.seeds_note({r.k: r.seeds for r in full}) is None
+    one_left = {2: 2, 3: 1}
+    assert sweep_text.seeds_note(one_left) == (
         "seeds: every k was fitted with one seed first; the other seed went to the k still in contention (k=2); "
         "k=3 shows its one fit, without stability"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segmentation import model, naming
+from segmentation.model import naming, pipeline
 
 
 @pytest.mark.parametrize(
@@ -70,11 +70,11 @@ class FittedCentres:
 
 def test_a_customer_table_s_names_read_its_numeric_features_not_its_one_hot_dimensions() -> None:
     # two numeric features, then one-hot Gender (Female, Male): the category shares are not levels to name
-    spec = model.FeatureSpec(
+    spec = pipeline.FeatureSpec(
         numeric=("Annual Income (k$)", "Spending Score (1-100)"), log=(), categorical=("Gender",), order_by=None
     )
     clusterer = FittedCentres([[1.3, -1.1, 0.9, 0.1], [-0.8, 1.2, 0.0, 1.0], [0.1, 0.2, 5.0, -5.0]])
-    names = model.segment_names(clusterer, {0: 2, 1: 1, 2: 3}, spec, kind="customers")
+    names = pipeline.segment_names(clusterer, {0: 2, 1: 1, 2: 3}, spec, kind="customers")
     assert names == {
         1: "Low annual income, high spending score",
         2: "High annual income, low spending score",

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import job, planted, selection, sweep
 from segmentation.config import SelectionConfig
-from segmentation.sweep import adjusted_rand_index
+from segmentation.demo import planted
+from segmentation.jobs import segment
+from segmentation.model import selection, sweep
+from segmentation.model.metrics import adjusted_rand_index
 
 from .conftest import job_config
 
@@ -38,7 +40,7 @@ def run_scenario(spark: SparkSession, tmp_path: Path, name: str, *overrides: str
     data = tmp_path / ("table.csv" if spec.kind == "customers" else "log.csv.gz")
     truth = tmp_path / "truth.csv"
     planted.write(str(data), name, customers=CUSTOMERS, seed=seed, truth_path=str(truth))
-    result = job.run(spark, job_config(tmp_path, str(data), *planted.settings(spec), *overrides))
+    result = segment.run(spark, job_config(tmp_path, str(data), *planted.settings(spec), *overrides))
     manifest = json.loads((Path(result.run_folder) / "manifest.json").read_text())
     return result, ari_against_truth(spark, Path(result.run_folder) / "segments", truth), manifest
 

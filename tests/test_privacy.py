@@ -16,9 +16,11 @@ import pytest
 from pyspark import cloudpickle
 from pyspark.sql import SparkSession
 
-from segmentation import generate, job, privacy
 from segmentation.config import PrivacyConfig
+from segmentation.demo import generate
 from segmentation.errors import ConfigError
+from segmentation.jobs import segment
+from segmentation.publish import privacy
 
 from .conftest import job_config
 
@@ -50,7 +52,7 @@ def run_uncompressed(spark: SparkSession, tmp_path: Path, log: Path, out: str, *
     before = spark.conf.get("spark.sql.parquet.compression.codec")
     spark.conf.set("spark.sql.parquet.compression.codec", "uncompressed")
     try:
-        return job.run(spark, job_config(tmp_path, str(log), "model.k=3", *overrides, output=out))
+        return segment.run(spark, job_config(tmp_path, str(log), "model.k=3", *overrides, output=out))
     finally:
         spark.conf.set("spark.sql.parquet.compression.codec", before)
 
@@ -89,7 +91,7 @@ def test_no_raw_customer_id_in_any_output_byte(
     assert manifest["config"]["privacy"]["pseudonymize_ids"] is True
 
 
-def plain_ids(spark: SparkSession, result: job.RunResult) -> dict[str, int]:
+def plain_ids(spark: SparkSession, result: segment.RunResult) -> dict[str, int]:
     """customer id -> segment, as published."""
     segments = spark.read.parquet(str(Path(result.run_folder) / "segments"))
     return {r["customer_id"]: r["segment"] for r in segments.collect()}
@@ -117,11 +119,11 @@ def test_a_missing_or_short_key_stops_the_run_naming_the_setting(
     monkeypatch.delenv("SEGMENTATION_ID_KEY", raising=False)
     cfg = job_config(tmp_path, str(text_id_log), "model.k=3", "privacy.pseudonymize_ids=true")
     with pytest.raises(ConfigError, match=r"privacy\.key_env: the environment variable SEGMENTATION_ID_KEY"):
-        job.run(spark, cfg)
+        segment.run(spark, cfg)
     assert not (tmp_path / "out" / "runs").exists()
     monkeypatch.setenv("SEGMENTATION_ID_KEY", "short")
     with pytest.raises(ConfigError, match="fewer than 16 characters") as raised:
-        job.run(spark, cfg)
+        segment.run(spark, cfg)
     assert "short" not in str(raised.value).replace("fewer", "")  # the key itself is never echoed
     assert not (tmp_path / "out" / "runs").exists()
 

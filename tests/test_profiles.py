@@ -9,9 +9,10 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import model, profiles, report_data
 from segmentation.config import ModelConfig
-from segmentation.sweep import fit_best
+from segmentation.model import pipeline, profiles
+from segmentation.model.sweep import fit_best
+from segmentation.report import sample
 
 FEATURES = ["recency_days", "frequency", "monetary", "balance"]
 NAMES = {1: "Champions", 2: "Lost"}
@@ -140,7 +141,7 @@ def test_profile_table_names_an_unnamed_segment_null(spark: SparkSession) -> Non
 
 def test_profile_segments_collects_the_table(spark: SparkSession) -> None:
     frame = segmented(spark).withColumn("country", F.when(F.col("customer_id") == "c1", None).otherwise("UK"))
-    spec = model.FeatureSpec(numeric=tuple(FEATURES), log=(), categorical=("country",), order_by="monetary")
+    spec = pipeline.FeatureSpec(numeric=tuple(FEATURES), log=(), categorical=("country",), order_by="monetary")
     assert profiles.profile_features(frame.drop("cluster", "segment", "segment_name"), spec) == FEATURES
     profiled = profiles.profile_segments(frame, spec, "monetary", names=NAMES)
     assert profiled.sizes == {1: 4, 2: 2}
@@ -161,33 +162,31 @@ def fitted(spark: SparkSession) -> tuple[DataFrame, PipelineModel, dict[int, int
         (f"c{i}", float(i % 3), float(i % 3) * 2 + 0.01 * i, None if i == 7 else 10.0 * (i % 3) + i) for i in range(60)
     ]
     frame = spark.createDataFrame(rows, "customer_id string, x double, y double, monetary double")
-    spec = model.FeatureSpec(numeric=("x", "y"), log=(), categorical=(), order_by="x")
-    prep = model.fit_preprocessing(frame, spec, fence_iqr=0.0, max_share=0.05)
+    spec = pipeline.FeatureSpec(numeric=("x", "y"), log=(), categorical=(), order_by="x")
+    prep = pipeline.fit_preprocessing(frame, spec, fence_iqr=0.0, max_share=0.05)
     clusterer = fit_best(prep.transform(frame), 3, ModelConfig(seed=3))
-    final = model.full_model(prep, clusterer)
-    assert final.transform(frame).select(model.CLUSTER).distinct().count() == 3
+    final = pipeline.full_model(prep, clusterer)
+    assert final.transform(frame).select(pipeline.CLUSTER).distinct().count() == 3
     return frame, final, MAPPING
 
 
 def test_sample_fraction() -> None:
-    assert report_data.sample_fraction(100) == 1.0
-    assert report_data.sample_fraction(report_data.MAX_POINTS) == 1.0
-    assert report_data.sample_fraction(40_000) == 0.5
-    assert report_data.sample_fraction(300, max_points=100) == pytest.approx(1 / 3)
+    assert sample.sample_fraction(100) == 1.0
+    assert sample.sample_fraction(sample.MAX_POINTS) == 1.0
+    assert sample.sample_fraction(40_000) == 0.5
+    assert sample.sample_fraction(300, max_points=100) == pytest.approx(1 / 3)
 
 
 def test_report_sample_on_two_features(spark: SparkSession) -> None:
     frame, final, mapping = fitted(spark)
     extra = ("recency_days", "frequency", "monetary")  # only monetary is in the feature table
-    sample = report_data.report_sample(
-        frame, final, mapping, customers=60, seed=1, extra_columns=extra, axes=("x", "y")
-    )
-    assert sample.centroids_2d is None
-    assert sample.axes == ("x", "y")
-    assert sample.frame.columns == ["segment", "x", "y", "monetary"]
-    scored = model.with_segment(final.transform(frame), mapping)
+    drawn = sample.customer_sample(frame, final, mapping, customers=60, seed=1, extra_columns=extra, axes=("x", "y"))
+    assert drawn.centroids_2d is None
+    assert drawn.axes == ("x", "y")
+    assert drawn.frame.columns == ["segment", "x", "y", "monetary"]
+    scored = pipeline.with_segment(final.transform(frame), mapping)
     expected = sorted(((r.segment, r.x, r.y, r.monetary) for r in scored.collect()), key=lambda t: (t[1], t[2]))
-    got = sorted((tuple(r) for r in sample.frame.collect()), key=lambda t: (t[1], t[2]))
+    got = sorted((tuple(r) for r in drawn.frame.collect()), key=lambda t: (t[1], t[2]))
     assert got == expected  # every customer, x and y exactly the features, the null monetary kept
     assert len(got) == 60 and sum(1 for r in got if r[3] is None) == 1
     assert {r[0] for r in got} == set(mapping.values())
@@ -196,17 +195,17 @@ def test_report_sample_on_two_features(spark: SparkSession) -> None:
 def test_report_sample_on_principal_components(spark: SparkSession) -> None:
     frame, final, mapping = fitted(spark)
     extra = ("recency_days", "frequency", "monetary")
-    sample = report_data.report_sample(frame, final, mapping, customers=60, seed=1, extra_columns=extra)
-    assert sample.frame.columns == ["segment", "x", "y", "monetary"]
-    rows = sample.frame.collect()
+    drawn = sample.customer_sample(frame, final, mapping, customers=60, seed=1, extra_columns=extra)
+    assert drawn.frame.columns == ["segment", "x", "y", "monetary"]
+    rows = drawn.frame.collect()
     assert len(rows) == 60  # 60 <= MAX_POINTS: every customer
     assert {r["segment"] for r in rows} == {1, 2, 3}
-    assert sample.axes[0].startswith("principal component 1 (") and sample.axes[0].endswith("% of variance)")
-    assert sample.axes[1].startswith("principal component 2 (")
-    assert sample.centroids_2d is not None and len(sample.centroids_2d) == 3
+    assert drawn.axes[0].startswith("principal component 1 (") and drawn.axes[0].endswith("% of variance)")
+    assert drawn.axes[1].startswith("principal component 2 (")
+    assert drawn.centroids_2d is not None and len(drawn.centroids_2d) == 3
     # the projection is linear and a converged centroid is its segment's mean: each 2-d centroid (in segment
     # order) is the mean of its segment's projected customers
-    for segment, (cx, cy) in zip(sorted(mapping.values()), sample.centroids_2d, strict=True):
+    for segment, (cx, cy) in zip(sorted(mapping.values()), drawn.centroids_2d, strict=True):
         members = [r for r in rows if r["segment"] == segment]
         assert len(members) == 20
         assert sum(r["x"] for r in members) / 20 == pytest.approx(cx, abs=1e-9)
@@ -221,7 +220,7 @@ MODEL_FEATURES = ("recency_days", "frequency", "monetary", "avg_order_value", "t
 
 
 def _segment(segment: int, median_frequency: float, median_tenure: float) -> dict:
-    return {model.SEGMENT: segment, "median_frequency": median_frequency, "median_tenure_days": median_tenure}
+    return {pipeline.SEGMENT: segment, "median_frequency": median_frequency, "median_tenure_days": median_tenure}
 
 
 def test_repeat_splits_pair_one_time_and_repeat_buyers_alike_in_the_rest() -> None:

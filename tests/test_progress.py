@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import cli, generate
-from segmentation.progress import SweepProgress
+from segmentation import cli
+from segmentation.demo import generate
+from segmentation.runtime.progress import SweepProgress
 
 STAGES = ["read_validate", "features", "sweep", "final_model", "profiles", "history", "write", "report", "publish"]
 

@@ -12,9 +12,14 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import cli, generate, job, report, scoring
+from segmentation import cli
+from segmentation.demo import generate
+from segmentation.jobs import score, segment
+from segmentation.publish.manifest import Manifest
+from segmentation.report import text
 
 from .conftest import job_config
+from .manifests import manifest, raw_manifest
 from .test_report_render import Page
 
 pytestmark = pytest.mark.slow
@@ -53,7 +58,7 @@ def check_page(folder: Path) -> Page:
 def test_report_of_a_transaction_log_run(spark: SparkSession, tmp_path: Path) -> None:
     log = tmp_path / "log.csv.gz"
     generate.write(str(log), customers=200, seed=41)
-    result = job.run(spark, job_config(tmp_path, str(log), "model.k_min=2", "model.k_max=4"))
+    result = segment.run(spark, job_config(tmp_path, str(log), "model.k_min=2", "model.k_max=4"))
     folder = Path(result.run_folder)
     check_charts(folder, {"sweep", "sizes", "profiles_heatmap", "customers_2d", "rfm"})
     page = check_page(folder)
@@ -93,7 +98,7 @@ def test_report_of_a_customer_table_run(spark: SparkSession, tmp_path: Path) -> 
         "model.k_max=6",
         "report.scatter_features=[Annual Income (k$), Spending Score (1-100)]",
     ]
-    result = job.run(spark, job_config(tmp_path, str(table), *settings))
+    result = segment.run(spark, job_config(tmp_path, str(table), *settings))
     folder = Path(result.run_folder)
     check_charts(folder, {"sweep", "sizes", "profiles_heatmap", "customers_2d"})  # no RFM for a customer table
     check_page(folder)
@@ -116,8 +121,8 @@ def test_a_scoring_run_gets_a_clear_refusal_not_a_crash(
 ) -> None:
     log = tmp_path / "log.csv.gz"
     generate.write(str(log), customers=80, seed=43)
-    trained = job.run(spark, job_config(tmp_path, str(log), "model.k=3"))
-    scored = scoring.score(spark, job_config(tmp_path, str(log), output=str(tmp_path / "scored")), trained.run_folder)
+    trained = segment.run(spark, job_config(tmp_path, str(log), "model.k=3"))
+    scored = score.score(spark, job_config(tmp_path, str(log), output=str(tmp_path / "scored")), trained.run_folder)
     assert cli.main(["report", scored.run_folder]) == 1
     error = capsys.readouterr().err
     assert "this run was written by 'segmentation score'" in error and trained.run_folder in error
@@ -126,10 +131,16 @@ def test_a_scoring_run_gets_a_clear_refusal_not_a_crash(
 
 def test_notes_under_the_chosen_k_say_what_the_silhouette_is_and_which_k_got_every_seed() -> None:
     rows = [{"k": k, "seeds": 3 if k <= 4 else 1} for k in range(2, 7)]
-    notes = report.choice_notes({"sweep": rows}, {})
-    assert notes[0] == report.SILHOUETTE_NOTE
+    notes = text.choice_notes(with_sweep(rows), {})
+    assert notes[0] == text.SILHOUETTE_NOTE
     assert notes[1] == (
         "Seeds: every k was fitted with one seed first; the other 2 went to the k still in contention "
         "(k=2, 3, 4); k=5, 6 show their one fit, without stability."
     )
-    assert report.choice_notes({"sweep": [{"k": 2, "seeds": 3}, {"k": 3, "seeds": 3}]}, {}) == [report.SILHOUETTE_NOTE]
+    assert text.choice_notes(with_sweep([{"k": 2, "seeds": 3}, {"k": 3, "seeds": 3}]), {}) == [text.SILHOUETTE_NOTE]
+
+
+def with_sweep(rows: list[dict]) -> Manifest:
+    """The fixture manifest with a sweep of these k and seeds, and no repeat splits."""
+    first = raw_manifest()["sweep"][0]
+    return manifest(sweep=[{**first, **row} for row in rows], repeat_splits=[])

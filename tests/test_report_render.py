@@ -16,8 +16,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from segmentation import outputs, report, storage
+from segmentation import report
 from segmentation.errors import InputError
+from segmentation.publish import files, storage
+from segmentation.publish.manifest import parse as parse_manifest
+from segmentation.report import figures, inputs, text
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "report_run"
 CHARTS = {"sweep", "sizes", "profiles_heatmap", "customers_2d", "rfm"}
@@ -63,16 +66,16 @@ def run_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def load(folder: Path) -> report.RunData:
+def load(folder: Path) -> inputs.ReportInputs:
     """The report's inputs of a published run, as ``segmentation report`` reads them (no Spark)."""
     store = storage.for_root(None, str(folder))
-    return report.load(store, outputs.resolve_run(store))
+    return report.load(store, files.resolve_run(store))
 
 
 def render(folder: Path) -> dict[str, str]:
     store = storage.for_root(None, str(folder))
-    committed = outputs.resolve_run(store)
-    return report.render(report.load(store, committed), store, committed)
+    committed = files.resolve_run(store)
+    return files.write_report(store, committed, report.render(report.load(store, committed)))
 
 
 def manifest_of(folder: Path) -> dict:
@@ -144,7 +147,7 @@ def test_html_holds_the_profiles_and_the_choice_of_k(run_folder: Path) -> None:
 
 
 def test_centroid_table_maps_cluster_labels_to_segments(run_folder: Path) -> None:
-    table = report.centroid_table(load(run_folder))
+    table = figures.centroid_table(load(run_folder))
     # manifest centroids by cluster label 0, 1, 2; cluster_to_segment {0: 2, 1: 3, 2: 1}
     expected = pd.DataFrame(
         [[-1.2, 1.5, 1.6], [-0.3, 0.6, 0.2], [1.2, -0.8, -0.7]],
@@ -165,7 +168,7 @@ def test_a_run_published_before_its_manifest_named_the_model_features(run_folder
     (run_folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     run = load(run_folder)
     assert run.model_features == ["recency_days", "frequency", "monetary"]
-    assert list(report.centroid_table(run).columns) == ["recency_days", "frequency", "monetary"]
+    assert list(figures.centroid_table(run).columns) == ["recency_days", "frequency", "monetary"]
     assert set(render(run_folder)) >= {"html", "markdown", "profiles_heatmap"}
 
 
@@ -180,13 +183,13 @@ def test_segment_sentence(run_folder: Path) -> None:
     champions = run.profiles.iloc[0]
     # 12 of 60 customers; revenue 5460 of 5460 + 2745 + 1230 = 9435, 57.9%; lower-middle medians 12 and 9
     expected = "Champions: 20% of customers, 58% of revenue; medians: recency days 12, frequency 9."
-    assert report.segment_sentence(champions, ["recency_days", "frequency"]) == expected
+    assert text.segment_sentence(champions, ["recency_days", "frequency"]) == expected
     lost = run.profiles.iloc[2]
     expected_lost = "Lost: 50% of customers, 13% of revenue; medians: monetary 40."
-    assert report.segment_sentence(lost, ["monetary"]) == expected_lost
+    assert text.segment_sentence(lost, ["monetary"]) == expected_lost
     # a customer table has no revenue: the sentence leaves it out
     no_revenue = champions.drop(["revenue", "revenue_share"])
-    assert report.segment_sentence(no_revenue, ["frequency"]) == "Champions: 20% of customers; medians: frequency 9."
+    assert text.segment_sentence(no_revenue, ["frequency"]) == "Champions: 20% of customers; medians: frequency 9."
 
 
 def test_markdown_holds_the_table_and_the_quality_lines(run_folder: Path) -> None:
@@ -207,10 +210,12 @@ def test_markdown_holds_the_table_and_the_quality_lines(run_folder: Path) -> Non
 
 def test_markdown_counts_the_lines_out_of_window_apart(run_folder: Path) -> None:
     run = load(run_folder)
-    manifest = json.loads(json.dumps(run.manifest))
+    manifest = run.manifest.to_json()
     manifest["counts"].update(lines_in=1300, lines_out_of_window=300)  # 300 more lines, dated outside the window
     manifest["config"]["features"]["window_days"] = 90
-    lines = report.markdown(dataclasses.replace(run, manifest=manifest), report.segment_rows(run)).splitlines()
+    lines = report.markdown(
+        dataclasses.replace(run, manifest=parse_manifest(manifest, "t")), report.segment_rows(run)
+    ).splitlines()
     assert (
         "Lines in: 1300; clean: 940; quarantined: 60 (6.0% of the lines in the window; the run fails above 50%)."
         in (lines)
@@ -218,7 +223,9 @@ def test_markdown_counts_the_lines_out_of_window_apart(run_folder: Path) -> None
     assert "Out of window: 300 (dated outside the 90 days ending 2011-12-09; not quarantined)." in lines
     del manifest["counts"]["lines_out_of_window"]  # a run published before windows existed
     manifest["counts"]["lines_in"] = 1000
-    lines = report.markdown(dataclasses.replace(run, manifest=manifest), report.segment_rows(run)).splitlines()
+    lines = report.markdown(
+        dataclasses.replace(run, manifest=parse_manifest(manifest, "t")), report.segment_rows(run)
+    ).splitlines()
     assert "Lines in: 1000; clean: 940; quarantined: 60 (6.0%; the run fails above 50%)." in lines
     assert not [line for line in lines if line.startswith("Out of window")]
 
@@ -233,7 +240,7 @@ def test_markdown_file_matches_markdown(run_folder: Path) -> None:
 def test_a_scoring_run_is_refused_naming_the_model_run(run_folder: Path) -> None:
     manifest = manifest_of(run_folder)
     model_run = "/data/out/runs/as_of_date=2011-11-30/run_id=main"
-    manifest.update(kind="scoring", model={"run_folder": model_run})
+    manifest.update(kind="scoring", model={"run_folder": model_run, "as_of_date": "2011-11-30", "run_id": "main"})
     (run_folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(InputError) as raised:
         render(run_folder)

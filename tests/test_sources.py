@@ -13,9 +13,10 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import session, sources, validation
 from segmentation.config import ColumnMapping, InputConfig
 from segmentation.errors import InputError
+from segmentation.input import rules, sources, validate
+from segmentation.runtime import session
 
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
 LINES = [
@@ -35,7 +36,7 @@ def write_gz(path: Path, lines: list[str]) -> None:
 def line_reasons(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     """Every line read from ``cfg.path`` with its typed values and per-line reason (under ``job_settings``)."""
     raw = sources.read_raw(spark, cfg)
-    return validation.with_line_reason(sources.canonical_transactions(raw, cfg), cfg)
+    return validate.with_line_reason(sources.canonical_transactions(raw, cfg), cfg)
 
 
 def test_other_column_names_by_mapping_gzip_folder_and_glob(spark: SparkSession, tmp_path: Path) -> None:
@@ -59,10 +60,10 @@ def test_other_column_names_by_mapping_gzip_folder_and_glob(spark: SparkSession,
                 F.regexp_extract(sources.SOURCE_FILE, r"[^/]+$", 0).alias("file"),
                 "invoice_id",
                 "_customer_key",
-                validation.TS,
-                validation.QTY,
-                validation.PRICE,
-                validation.REASON,
+                rules.TS,
+                rules.QTY,
+                rules.PRICE,
+                rules.REASON,
             )
             assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
             raw_lines = [r[sources.RAW_LINE] for r in lines.collect()]

@@ -15,25 +15,35 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from segmentation import generate, job, outputs, storage
-from segmentation.storage import HadoopStorage, LocalStorage
+from segmentation.demo import generate
+from segmentation.jobs import segment
+from segmentation.publish import files, storage
+from segmentation.publish.storage import HadoopStorage, LocalStorage
 
 from .conftest import REPO, job_config
 
-# File access that reads or writes a path: only storage.py may aim it at the output root. config.py (config
-# files, the input's existence), sources.py (the input) and generate.py (the generated log) never touch it.
+# File access that reads or writes a path: only publish/storage.py may aim it at the output root. The config
+# loader (config files, the input's existence), input/sources.py (the input) and the demo generators (the
+# generated log) never touch it.
 FILE_ACCESS = re.compile(
     r"\bopen\(|shutil\.|os\.(path|makedirs|remove|rename|replace|listdir|rmdir|link|scandir|walk|unlink)\b"
     r"|pd\.read_|\.to_parquet\(|\.to_csv\(|glob\.|\bPath\("
 )
-NOT_ON_THE_OUTPUT_ROOT = {"storage.py", "config.py", "sources.py", "generate.py"}
+NOT_ON_THE_OUTPUT_ROOT = {
+    "publish/storage.py",
+    "config/loader.py",
+    "config/paths.py",
+    "input/sources.py",
+    "demo/generate.py",
+}
+PACKAGE = REPO / "segmentation"
 
 
 def test_only_the_storage_module_touches_files() -> None:
     found = [
-        f"{path.name}:{number}: {line.strip()}"
-        for path in sorted((REPO / "segmentation").glob("*.py"))
-        if path.name not in NOT_ON_THE_OUTPUT_ROOT
+        f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).as_posix() not in NOT_ON_THE_OUTPUT_ROOT
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if FILE_ACCESS.search(line)
     ]
@@ -103,7 +113,7 @@ def test_relative_absolute_and_file_uri_paths_give_identical_runs(spark: SparkSe
         "relative": (os.path.relpath(log, os.getcwd()), os.path.relpath(tmp_path / "relative", os.getcwd())),
     }
     runs = {
-        name: job.run(spark, job_config(tmp_path, inp, "model.k=3", "model.seeds=1", output=out))
+        name: segment.run(spark, job_config(tmp_path, inp, "model.k=3", "model.seeds=1", output=out))
         for name, (inp, out) in given.items()
     }
     folders = {name: Path(result.run_folder) for name, result in runs.items()}
@@ -121,7 +131,7 @@ def test_relative_absolute_and_file_uri_paths_give_identical_runs(spark: SparkSe
             columns = [c for c in theirs.columns if c != "source_file"]  # the quarantine names its input file
             assert_df_equality(ours.select(columns), theirs.select(columns), ignore_row_order=True)
         assert (folder / "report.md").read_text() == (reference / "report.md").read_text()
-    assert outputs.published_runs(storage.for_root(spark, given["relative"][1])) == [(runs["relative"].as_of, "main")]
+    assert files.committed_runs(storage.for_root(spark, given["relative"][1])) == [(runs["relative"].as_of, "main")]
 
 
 def test_a_default_file_system_that_is_not_the_local_disk(tmp_path: Path) -> None:

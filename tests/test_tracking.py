@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import generate, job, outputs, storage, tracking
 from segmentation.config import MlflowConfig
+from segmentation.demo import generate
+from segmentation.jobs import segment
+from segmentation.publish import files, storage
+from segmentation.runtime import tracking
 
 from .conftest import job_config
 
@@ -23,8 +26,8 @@ def test_a_run_logged_to_mlflow_equals_its_manifest(
     generate.write(str(log), customers=120, seed=21)
     store = (tmp_path / "mlruns").as_uri()
     settings = ("model.k_min=2", "model.k_max=4", "mlflow.enabled=true", f"mlflow.tracking_uri={store}")
-    result = job.run(spark, job_config(tmp_path, str(log), *settings, "mlflow.experiment=segmentation-test"))
-    manifest = outputs.read_manifest(storage.for_root(None, result.run_folder), result.run_folder)
+    result = segment.run(spark, job_config(tmp_path, str(log), *settings, "mlflow.experiment=segmentation-test"))
+    manifest = files.read_manifest(storage.for_root(None, result.run_folder), result.run_folder).to_json()
 
     client = mlflow.tracking.MlflowClient(tracking_uri=store)
     experiment = client.get_experiment_by_name("segmentation-test")

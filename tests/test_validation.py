@@ -13,9 +13,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segmentation import outputs, sources, validation
 from segmentation.config import CustomerTableOptions, FeaturesConfig, InputConfig, JobConfig, QualityConfig
 from segmentation.errors import InputError
+from segmentation.input import customers, duplicates, quarantine, rules, sources
+from segmentation.input import validate as validation
+from segmentation.input.clean import clean_lines
+from segmentation.publish import files
 
 from .conftest import raw_frame
 
@@ -43,7 +46,7 @@ def validate(tmp_path: Path) -> Validate:
         features = FeaturesConfig(as_of=as_of, window_days=window_days)
         cfg = JobConfig(quality=QualityConfig(max_quarantine_share=max_share), features=features)
         path = str(tmp_path / f"copy{next(copies)}")
-        copy = outputs.write_work_copy(validation.lines_for_copy(raw, cfg.input), path)
+        copy = files.write_work_copy(validation.lines_for_copy(raw, cfg.input), path)
         return validation.validate(copy, cfg, today=today, keep=lambda frame: frame)
 
     return run
@@ -56,7 +59,7 @@ def line_reasons(raw: DataFrame) -> DataFrame:
 def described(frame: DataFrame) -> DataFrame:
     """Each line's description (its whole text for a malformed line) and reason."""
     text = F.coalesce(F.get_json_object(sources.RAW_LINE, "$.Description"), F.col(sources.RAW_LINE))
-    return frame.select(text.alias("description"), validation.REASON)
+    return frame.select(text.alias("description"), rules.REASON)
 
 
 def reasons_by_description_rows(frame: DataFrame) -> list[tuple[str, str | None]]:
@@ -153,7 +156,7 @@ def test_lines_with_the_same_hash_but_other_text_are_not_copies(spark: SparkSess
     ]
     keyed = validation.with_line_keys(line_reasons(raw_frame(spark, moved, COLUMNS)))
     assert sources.RAW_LINE not in keyed.columns  # the copied lines hold the source columns, not their JSON
-    assert keyed.select(validation.LINE_HASH).distinct().count() == 1
+    assert keyed.select(duplicates.LINE_HASH).distinct().count() == 1
     frame = validate(raw_frame(spark, moved, COLUMNS)).lines
     got = sorted((r["_raw_line"], r["reason"]) for r in frame.collect())
     assert [reason for _, reason in got] == [None, None]
@@ -167,7 +170,7 @@ def test_validation_reads_the_lines_from_their_work_copy(spark: SparkSession, tm
     ]
     raw = raw_frame(spark, lines, COLUMNS)  # in memory: it has no input files of its own
     kept: list[DataFrame] = []
-    copy = outputs.write_work_copy(validation.lines_for_copy(raw, CFG), str(tmp_path / "lines"))
+    copy = files.write_work_copy(validation.lines_for_copy(raw, CFG), str(tmp_path / "lines"))
     validated = validation.validate(copy, JobConfig(), today=TODAY, keep=lambda f: kept.append(f) or f)
     assert kept == []  # no duplicates: nothing else is kept
     frame = validated.lines
@@ -229,9 +232,9 @@ def test_lines_dated_outside_the_window_are_counted_apart_not_quarantined(
     )
     assert counts.quarantined_share == 0.75  # of the 4 lines in the window
     assert counts.as_dict()["lines_out_of_window"] == 3
-    quarantined = validation.quarantined_lines(validated.lines, validated.text_columns)
+    quarantined = quarantine.quarantined_lines(validated.lines, validated.text_columns)
     assert sorted(r["reason"] for r in quarantined.collect()) == ["after_today", "malformed_row", "missing_customer_id"]
-    assert [r["invoice_id"] for r in validation.clean_lines(validated.lines, InputConfig()).collect()] == ["1"]
+    assert [r["invoice_id"] for r in clean_lines(validated.lines, InputConfig()).collect()] == ["1"]
 
 
 def test_window_days_keeps_the_days_ending_with_the_as_of_date(spark: SparkSession, validate: Validate) -> None:
@@ -277,15 +280,15 @@ def test_lines_sharing_a_hash_are_compared_by_their_text(spark: SparkSession, br
     ]
     line_reason = line_reasons(raw_frame(spark, rows, COLUMNS))
     # every line gets the same "hash", as if all of them collided: only exact copies may be flagged
-    lines = validation.with_line_keys(line_reason).withColumn(validation.LINE_HASH, F.lit(7).cast("long")).cache()
+    lines = validation.with_line_keys(line_reason).withColumn(duplicates.LINE_HASH, F.lit(7).cast("long")).cache()
     assert validation.latest_valid_date(lines, None) == dt.date(2010, 12, 5)
     assert validation.latest_valid_date(lines, dt.date(2010, 12, 4)) == dt.date(2010, 12, 1)
-    repeated = validation.repeated_hashes(lines)
-    assert [r[validation.LINE_HASH] for r in repeated.collect()] == [7]
+    repeated = duplicates.repeated_hashes(lines)
+    assert [r[duplicates.LINE_HASH] for r in repeated.collect()] == [7]
     period = validation.Period.of(dt.date(2010, 12, 2), None, TODAY)  # the "late" copies: out of window, not copies
-    copies = validation.duplicate_copies(lines, repeated, period, broadcast=broadcast)
+    copies = duplicates.duplicate_copies(lines, repeated, period, broadcast=broadcast)
     assert copies.count() == 1
-    frame = validation.with_final_reason(lines, period, copies, broadcast=broadcast)
+    frame = duplicates.with_final_reason(lines, period, copies, broadcast=broadcast)
     assert sorted((desc, reason or "") for desc, reason in reasons_by_description_rows(frame)) == [
         ("a", ""),
         ("a", "duplicate_line"),
@@ -304,7 +307,7 @@ def test_clean_lines_are_typed_and_returns_are_netted(spark: SparkSession, valid
         ("536380", "22", "x", "-1", "12/9/2010 9:02", "4.00", "17850", "United Kingdom", None),
         ("c536381", "23", "x", "3", "12/9/2010 9:03", "1.00", "17850", "United Kingdom", None),
     ]
-    clean = validation.clean_lines(validate(raw_frame(spark, rows, COLUMNS)).lines, InputConfig())
+    clean = clean_lines(validate(raw_frame(spark, rows, COLUMNS)).lines, InputConfig())
     expected = spark.createDataFrame(
         [
             ("17850", "536365", dt.datetime(2010, 12, 1, 8, 26), 6.0, 2.55, "85123A", "United Kingdom", False, 15.3),
@@ -326,7 +329,7 @@ def test_quarantine_keeps_original_values_and_source(spark: SparkSession, valida
         ("2", "P", "b", "1,5", "12/1/2010 8:26", "1.0", "11", "UK", None),
     ]
     validated = validate(raw_frame(spark, rows, COLUMNS))
-    quarantined = validation.quarantined_lines(validated.lines, validated.text_columns)
+    quarantined = quarantine.quarantined_lines(validated.lines, validated.text_columns)
     raw = (
         '{"InvoiceNo":"2","StockCode":"P","Description":"b","Quantity":"1,5","InvoiceDate":"12/1/2010 8:26",'
         '"UnitPrice":"1.0","CustomerID":"11","Country":"UK"}'
@@ -378,9 +381,9 @@ def test_typed_sources_parse(spark: SparkSession) -> None:
         schema,
     )
     got = frame.select(
-        validation.customer_key(F.col("cid"), T.DoubleType()).alias("cid"),
-        validation.parsed_timestamp(F.col("ns"), T.LongType(), InputConfig()).alias("from_ns"),
-        validation.parsed_timestamp(F.col("ts"), T.TimestampType(), InputConfig()).alias("from_ts"),
+        rules.customer_key(F.col("cid"), T.DoubleType()).alias("cid"),
+        rules.parsed_timestamp(F.col("ns"), T.LongType(), InputConfig()).alias("from_ns"),
+        rules.parsed_timestamp(F.col("ts"), T.TimestampType(), InputConfig()).alias("from_ts"),
     ).collect()
     assert got[0]["cid"] == "17850"
     assert got[0]["from_ns"] == dt.datetime(2010, 12, 1, 8, 26)
@@ -422,7 +425,7 @@ def test_customer_table_reasons(spark: SparkSession) -> None:
     )
     got = frame.select("customer_id", "age", "reason")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True, allow_nan_equality=True)
-    clean = validation.clean_customers(frame, cfg)
+    clean = customers.clean_customers(frame, cfg)
     expected_clean = spark.createDataFrame(
         [("1", 30.0, 50.0, "Male"), ("3", 40.0, 60.0, "(missing)")],
         "customer_id string, age double, income double, gender string",

@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation import sources, validation
-from segmentation.execution import JobRun
-from segmentation.timing import utc_today
+from segmentation.input import sources
+from segmentation.input import validate as validation
+from segmentation.runtime.context import RunContext as JobRun
+from segmentation.runtime.timing import utc_today
 
 from .conftest import ONLINE_RETAIL, job_config
 

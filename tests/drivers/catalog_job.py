@@ -15,7 +15,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from segmentation import catalog, cli
+from segmentation import cli
+from segmentation.publish import catalog
 
 DATABASE = "seg"
 TABLES = ("segments", "features", "profiles", "sweep", "quarantine", "report_sample", "report", "migration")

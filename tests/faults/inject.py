@@ -23,7 +23,9 @@ import pyarrow as pa
 from pyspark import TaskContext
 from pyspark.sql import DataFrame
 
-from segmentation import cli, features, outputs
+from segmentation import cli
+from segmentation.features import table
+from segmentation.publish import files
 
 
 def fail_first_attempt(frame: DataFrame) -> DataFrame:
@@ -40,10 +42,10 @@ def fail_first_attempt(frame: DataFrame) -> DataFrame:
 
 def inject(fault: str) -> None:
     if fault == "task-once":
-        original = features.customer_features
-        features.customer_features = lambda lines, as_of, **kw: fail_first_attempt(original(lines, as_of, **kw))
+        original = table.customer_features
+        table.customer_features = lambda lines, as_of, **kw: fail_first_attempt(original(lines, as_of, **kw))
     elif fault == "hang-in-write":
-        original_write = outputs.write_tables
+        original_write = files.write_tables
 
         def write_then_hang(staging, tables, model=None):  # type: ignore[no-untyped-def]
             first = next(iter(tables))
@@ -52,9 +54,9 @@ def inject(fault: str) -> None:
                 handle.write(staging.folder)
             time.sleep(600)
 
-        outputs.write_tables = write_then_hang
+        files.write_tables = write_then_hang
     elif fault == "commit-together":
-        original_publish = outputs.publish
+        original_publish = files.publish
 
         def publish_together(staging, manifest):  # type: ignore[no-untyped-def]
             barrier = os.environ["BARRIER"]
@@ -65,7 +67,7 @@ def inject(fault: str) -> None:
                 time.sleep(0.05)
             return original_publish(staging, manifest)
 
-        outputs.publish = publish_together
+        files.publish = publish_together
     elif fault != "none":
         raise SystemExit(f"unknown fault {fault!r}")
 

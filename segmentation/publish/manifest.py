@@ -1,0 +1,358 @@
+"""The manifest of a published run (``manifest.json``): typed, versioned, built in one place (``build``), read by
+attribute everywhere (``parse``), and manifests of earlier versions upgraded when read (``upgrade``).
+
+Both kinds of run record what a reader needs to trust and join a run: its date and ids, input, line counts, the
+cluster to segment mapping, the segments with their names and sizes, how it relates to its baseline, versions and
+the whole configuration. A segmentation run adds its sweep, the choice of k and the model's centroids; a scoring
+run names the model it used. ``schema_version`` says which version wrote it; version 1 is the untyped manifest
+written before versions were recorded (it has no ``schema_version``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import pyspark
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from segmentation.config import JobConfig, unavailable_features
+from segmentation.errors import InputError
+from segmentation.runtime.timing import utc_timestamp
+from segmentation.version import __version__
+
+SCHEMA_VERSION = 2
+SEGMENTATION: Literal["segmentation"] = "segmentation"
+SCORING: Literal["scoring"] = "scoring"
+
+
+class _Section(BaseModel):
+    # extra="ignore": a manifest written by a later version with fields this one does not know still reads
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class InputSection(_Section):
+    """What was read, and what the mapped columns could not give."""
+
+    kind: str
+    path: str | None = None
+    table: str | None = None
+    where: str | None = None
+    orders_by: str | None = None
+    features_left_out: dict[str, str] = {}
+
+
+class Counts(_Section):
+    """Lines in, clean, quarantined (per reason) and out of window, and customers."""
+
+    lines_in: int
+    lines_clean: int
+    lines_quarantined: int
+    lines_out_of_window: int = 0
+    quarantined_by_reason: dict[str, int] = {}
+    customers: int
+
+
+class SegmentEntry(_Section):
+    """One segment: id, name, size and share of customers."""
+
+    segment: int
+    name: str
+    customers: int
+    customer_share: float
+
+
+class SweepEntry(_Section):
+    """One k of the sweep: the metrics of its best fit (``model.metrics.KResult``)."""
+
+    k: int
+    seed: int
+    wssse: float
+    silhouette: float | None
+    calinski_harabasz: float | None
+    davies_bouldin: float | None
+    stability: float | None
+    cluster_sizes: list[int]
+    non_empty_clusters: int
+    smallest_cluster_share: float
+    iterations: int
+    seeds: int = 1
+
+
+class SweepSample(_Section):
+    used: bool
+    customers: int
+
+
+class RepeatSplitEntry(_Section):
+    """Two segments of one behaviour told apart by buying again (``model.profiles.RepeatSplit``)."""
+
+    one_time: int
+    repeat: int
+    distance: float
+    alike_in: list[str]
+
+
+class ReportInfo(_Section):
+    """What the report's customer picture needs: the centroids in its two dimensions, and its axes' labels."""
+
+    centroids_2d: list[tuple[float, float]] | None = None
+    axes: tuple[str, str] = ("x", "y")
+
+
+class RunRef(_Section):
+    as_of_date: str
+    run_id: str
+    where: str | None = None
+
+
+class Match(_Section):
+    """A segment that kept its baseline id: its id, name and how far its centroid moved."""
+
+    segment: int
+    name: str
+    distance: float
+
+
+class NewSegment(_Section):
+    """A segment with a new id: the nearest baseline segment and how far it is."""
+
+    segment: int
+    name: str
+    nearest_baseline_segment: int | None = None
+    nearest_baseline_name: str | None = None
+    distance: float | None = None
+
+
+class Vanished(_Section):
+    """A baseline segment without a partner in this run."""
+
+    segment: int
+    name: str
+
+
+class Origin(_Section):
+    """Where a new segment's customers mostly came from: a ``split``, a ``successor`` or ``new customers``."""
+
+    segment: int
+    kind: str
+    from_segment: int | None
+    customers: int
+
+
+class Merge(_Section):
+    """Where a vanished segment's customers mostly went."""
+
+    segment: int
+    into_segment: int
+    customers: int
+
+
+class MigrationRow(_Section):
+    """One row of the migration table: customers and revenue from one segment to another."""
+
+    from_segment: int | None
+    from_name: str
+    to_segment: int | None
+    to_name: str
+    customers: int
+    share_of_from: float
+    revenue_before: float | None
+    revenue_after: float | None
+    direction: str
+
+
+class HistorySection(_Section):
+    """The run against its baseline: how ids were kept, what matched, appeared, vanished and moved."""
+
+    baseline: RunRef | None = None
+    method: str = "no baseline"
+    match_distance: float | None = None
+    matches: list[Match] = []
+    new: list[NewSegment] = []
+    vanished: list[Vanished] = []
+    max_segment_id: int = 0
+    origins: list[Origin] | None = None  # None without a baseline
+    merges: list[Merge] | None = None
+    migration: list[MigrationRow] = []
+
+
+class ModelRef(_Section):
+    """The published run whose model a scoring run used."""
+
+    run_folder: str
+    as_of_date: str
+    run_id: str
+
+
+class Versions(_Section):
+    """What wrote the run (a hand-made or very old manifest may say nothing)."""
+
+    segmentation: str | None = None
+    pyspark: str | None = None
+    spark: str | None = None
+    python: str | None = None
+
+
+class Manifest(_Section):
+    """The whole manifest of one published run."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["segmentation", "scoring"]
+    run_id: str
+    attempt_id: str
+    as_of_date: str
+    created_utc: str
+    input: InputSection
+    counts: Counts
+    cluster_to_segment: dict[str, int]
+    segments: list[SegmentEntry]
+    # a segmentation run
+    sweep: list[SweepEntry] | None = None
+    chosen_k: int | None = None
+    choice_reason: str | None = None
+    elbow_k: int | None = None
+    sweep_sample: SweepSample | None = None
+    model_features: list[str] | None = None
+    centroids: list[list[float]] | None = None
+    repeat_splits: list[RepeatSplitEntry] | None = None
+    report: ReportInfo | None = None
+    # a scoring run
+    model: ModelRef | None = None
+    history: HistorySection | None = None
+    versions: Versions = Versions()
+    config: dict[str, Any]
+    timings_seconds: dict[str, float] = {}
+
+    @property
+    def segment_names(self) -> dict[int, str]:
+        """Segment id -> name."""
+        return {s.segment: s.name for s in self.segments}
+
+    @property
+    def mapping(self) -> dict[int, int]:
+        """The model's cluster label -> segment id."""
+        return {int(k): int(v) for k, v in self.cluster_to_segment.items()}
+
+    @property
+    def max_segment_id(self) -> int:
+        """The highest segment id this run or any run before it used (new behaviours are numbered after it)."""
+        recorded = self.history.max_segment_id if self.history else 0
+        return max([recorded, *(s.segment for s in self.segments)])
+
+    def to_json(self) -> dict[str, Any]:
+        """As written to ``manifest.json``: plain JSON values; what a run of this kind has not is left out."""
+        return self.model_dump(mode="json", exclude=self._absent())
+
+    def _absent(self) -> dict[str, Any]:
+        absent: dict[str, Any] = {}
+        if self.kind == SCORING:
+            absent |= {name: True for name in _SEGMENTATION_ONLY if getattr(self, name) is None}
+        elif self.model is None:
+            absent["model"] = True
+        if self.history is not None:
+            unmatched = {name for name in ("origins", "merges") if getattr(self.history, name) is None}
+            if unmatched:
+                absent["history"] = unmatched
+        return absent
+
+
+_SEGMENTATION_ONLY = (
+    *("sweep", "chosen_k", "choice_reason", "elbow_k", "sweep_sample", "model_features"),
+    *("centroids", "repeat_splits", "report"),
+)
+
+
+def build(
+    kind: Literal["segmentation", "scoring"],
+    cfg: JobConfig,
+    *,
+    as_of: dt.date,
+    attempt_id: str,
+    spark_version: str,
+    counts: Mapping[str, Any],
+    mapping: Mapping[int, int],
+    profile_rows: Sequence[Mapping[str, Any]],
+    history: HistorySection,
+    **fields: Any,
+) -> Manifest:
+    """The manifest of a run of ``kind``: what every run records, and ``fields`` of that kind (a segmentation
+    run's sweep and choice of k; a scoring run's ``model``). ``counts`` holds the line counts and customers."""
+    transactions = cfg.input.kind == "transactions"
+    return Manifest(
+        kind=kind,
+        run_id=cfg.output.run_id,
+        attempt_id=attempt_id,
+        as_of_date=as_of.isoformat(),
+        created_utc=utc_timestamp(),
+        input=InputSection(
+            kind=cfg.input.kind,
+            path=cfg.input.path,
+            table=cfg.input.table,
+            where=cfg.input.where,
+            orders_by=cfg.input.orders_by if transactions else None,
+            features_left_out=unavailable_features(cfg.input) if transactions else {},
+        ),
+        counts=Counts.model_validate(counts),
+        cluster_to_segment={str(k): v for k, v in sorted(mapping.items())},
+        segments=segment_entries(profile_rows),
+        history=history,
+        versions=versions(spark_version),
+        config=cfg.to_dict(),
+        **fields,
+    )
+
+
+def versions(spark_version: str) -> Versions:
+    """The versions of this package, pyspark, Spark and Python, as a manifest records them."""
+    return Versions(
+        segmentation=__version__, pyspark=pyspark.__version__, spark=spark_version, python=platform.python_version()
+    )
+
+
+def segment_entries(profile_rows: Sequence[Mapping[str, Any]]) -> list[SegmentEntry]:
+    """The manifest's segments from the profiles' rows."""
+    return [
+        SegmentEntry(
+            segment=r["segment"], name=r["segment_name"], customers=r["customers"], customer_share=r["customer_share"]
+        )
+        for r in profile_rows
+    ]
+
+
+def upgrade(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest of any earlier version as this version's fields (a copy; the file is not changed).
+
+    Version 1 (no ``schema_version``): runs published before their manifest named the model's features have them
+    from their configuration; runs before windows have no out-of-window lines; runs before segments over time have
+    no ``history``.
+    """
+    data = dict(raw)
+    version = int(data.get("schema_version", 1))
+    if version > SCHEMA_VERSION:
+        return data  # a later version: read what this one knows
+    if version < 2:
+        config = data.get("config") or {}
+        if data.get("kind") == SEGMENTATION and "model_features" not in data and config:
+            if config["input"]["kind"] == "customers":
+                data["model_features"] = list(config["input"]["customers"]["numeric_columns"])
+            else:
+                data["model_features"] = list(config["features"]["model_features"])
+        data["schema_version"] = SCHEMA_VERSION
+    return data
+
+
+def parse(raw: Any, where: str) -> Manifest:
+    """The manifest ``raw`` (as read from JSON) of the run at ``where``, upgraded; InputError if it is not one."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: manifest.json is not a JSON object")
+    try:
+        return Manifest.model_validate(upgrade(raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise InputError(
+            f"{where}: manifest.json is not a manifest this version reads ({key}: {first['msg']})"
+        ) from None
