@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from segmentation.publish import files, storage
+from segmentation import for_root, resolve_run
 from segmentation.runtime.session import local_driver_memory, physical_memory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def read_segments(folder: Path | str) -> pd.DataFrame:
 
 def ours_outcome(output: Path, stdout: str) -> Outcome:
     """Follow ``<output>/latest`` to the run's committed attempt folder; read its manifest and its segments table."""
-    folder = Path(files.resolve_run(storage.for_root(None, str(output))))
+    folder = Path(resolve_run(for_root(None, str(output))))
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     counts = manifest.get("counts", {})
     details = {"counts": counts, "sweep": manifest.get("sweep"), "choice_reason": manifest.get("choice_reason")}

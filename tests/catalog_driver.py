@@ -107,8 +107,7 @@ def run_manifest(spark: SparkSession, staging: catalog.CatalogStaging, version: 
     return build(
         SEGMENTATION if kind == SEGMENTATION else SCORING,
         JobConfig(),
-        as_of=staging.as_of,
-        attempt_id=staging.attempt_id,
+        attempt=staging,  # type: ignore[arg-type]  (its date, run id and attempt id; no folder)
         spark_version=spark.version,
         counts={**counts.as_dict(), "customers": version + 2},
         mapping={0: 0, 1: 1},

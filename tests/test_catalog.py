@@ -17,8 +17,9 @@ import pytest
 from segmentation.config import CatalogOutputConfig, JobConfig
 from segmentation.errors import ConfigError
 from segmentation.input.quarantine import LineCounts
-from segmentation.publish import catalog
+from segmentation.publish import catalog, files
 from segmentation.publish.manifest import SCORING, SEGMENTATION, HistorySection, Manifest, build
+from segmentation.publish.storage import LocalStorage
 
 from .catalog_driver import FEB, JAN, RUNS_COLUMNS, TABLES, run_rows
 from .conftest import REPO
@@ -67,8 +68,7 @@ def _manifest(kind: Literal["segmentation", "scoring"]) -> Manifest:
     return build(
         kind,
         JobConfig(),
-        as_of=JAN,
-        attempt_id="0123456789ab",
+        attempt=files.Staging(LocalStorage("/out"), as_of=JAN, run_id="main", attempt_id="0123456789ab", seen_commit=0),
         spark_version="4.3.0",
         counts={**counts.as_dict(), "customers": 42},
         mapping={0: 1, 1: 0},

@@ -92,8 +92,7 @@ def score(
             manifest = build(
                 SCORING,
                 cfg,
-                as_of=attempt.as_of,
-                attempt_id=attempt.attempt_id,
+                attempt=attempt,
                 spark_version=spark.version,
                 counts={**validated.counts.as_dict(), "customers": customers},
                 mapping=mapping,

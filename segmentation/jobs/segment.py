@@ -254,8 +254,7 @@ def run_manifest(
     return build(
         SEGMENTATION,
         job.cfg,
-        as_of=job.attempt.as_of,
-        attempt_id=job.attempt.attempt_id,
+        attempt=job.attempt,
         spark_version=job.spark.version,
         counts={**validated.counts.as_dict(), "customers": customers},
         mapping=final.mapping,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pyspark
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,6 +26,22 @@ from segmentation.version import __version__
 SCHEMA_VERSION = 2
 SEGMENTATION: Literal["segmentation"] = "segmentation"
 SCORING: Literal["scoring"] = "scoring"
+
+
+class Attempt(Protocol):
+    """An attempt at publishing a run: its date, run id and attempt id, and the folder of its files."""
+
+    @property
+    def as_of(self) -> dt.date: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def attempt_id(self) -> str: ...
+
+    @property
+    def folder(self) -> str: ...
 
 
 class _Section(BaseModel):
@@ -269,8 +285,7 @@ def build(
     kind: Literal["segmentation", "scoring"],
     cfg: JobConfig,
     *,
-    as_of: dt.date,
-    attempt_id: str,
+    attempt: Attempt,
     spark_version: str,
     counts: Mapping[str, Any],
     mapping: Mapping[int, int],
@@ -278,14 +293,15 @@ def build(
     history: HistorySection,
     **fields: Any,
 ) -> Manifest:
-    """The manifest of a run of ``kind``: what every run records, and ``fields`` of that kind (a segmentation
-    run's sweep and choice of k; a scoring run's ``model``). ``counts`` holds the line counts and customers."""
+    """The manifest of a run of ``kind`` published as ``attempt``: what every run records, and ``fields`` of that
+    kind (a segmentation run's sweep and choice of k; a scoring run's ``model``). ``counts`` holds the line counts
+    and customers."""
     transactions = cfg.input.kind == "transactions"
     return Manifest(
         kind=kind,
-        run_id=cfg.output.run_id,
-        attempt_id=attempt_id,
-        as_of_date=as_of.isoformat(),
+        run_id=attempt.run_id,
+        attempt_id=attempt.attempt_id,
+        as_of_date=attempt.as_of.isoformat(),
         created_utc=utc_timestamp(),
         input=InputSection(
             kind=cfg.input.kind,

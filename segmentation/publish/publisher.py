@@ -13,7 +13,7 @@ from typing import Protocol
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
-from segmentation.publish.manifest import Manifest
+from segmentation.publish.manifest import Attempt, Manifest
 from segmentation.publish.storage import Storage
 
 STALE_SECONDS = 24 * 3600  # a work folder, attempt or helper table older than this was left by a killed job
@@ -50,22 +50,6 @@ class ReportFiles:
     html: str
     markdown: str
     charts: Mapping[str, bytes]
-
-
-class Attempt(Protocol):
-    """An attempt at publishing a run: its date, run id and attempt id, and the folder of its files."""
-
-    @property
-    def as_of(self) -> dt.date: ...
-
-    @property
-    def run_id(self) -> str: ...
-
-    @property
-    def attempt_id(self) -> str: ...
-
-    @property
-    def folder(self) -> str: ...
 
 
 class Publisher(Protocol):
