@@ -29,7 +29,7 @@ from segmentation.publish import (
 )
 from segmentation.publish.manifest import SCORING, ModelRef, build
 from segmentation.publish.tables import run_tables
-from segmentation.runtime.context import RunContext, RunSummary
+from segmentation.runtime.context import RunContext, RunSummary, releasing_models
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +39,7 @@ class ScoreResult(RunSummary):
     model_as_of: dt.date
 
 
+@releasing_models
 def score(
     spark: SparkSession,
     cfg: JobConfig,
@@ -50,7 +51,7 @@ def score(
     """Assign the customers of ``cfg.input`` to the segments of a published run, and publish them like a run.
 
     ``model_path`` is a published run folder, or an output root (then the run of ``model_as_of`` /
-    ``model_run_id``, or the one its ``latest`` file names).
+    ``model_run_id``, or the one its ``latest`` file names). The loaded models are released on the way out.
     """
     try:
         model_store = for_root(spark, model_path)

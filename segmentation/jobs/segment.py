@@ -35,7 +35,7 @@ from segmentation.publish.tables import run_tables
 from segmentation.report import RFM, SAMPLE_TABLE, render, report_inputs
 from segmentation.report.sample import CustomerSample, customer_sample
 from segmentation.runtime import tracking
-from segmentation.runtime.context import RunContext, RunSummary
+from segmentation.runtime.context import RunContext, RunSummary, releasing_models
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,10 @@ class FinalModel:
     values: dict[int, float]
 
 
+@releasing_models
 def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
-    """Run the whole job on ``spark`` and publish its outputs under ``cfg.output.path`` (see ``RunContext``)."""
+    """Run the whole job on ``spark`` and publish its outputs under ``cfg.output.path`` (see ``RunContext``); the
+    run's models are released on the way out, also after a failure."""
     key = load_key(cfg.privacy)
     tracking.check_available(cfg.mlflow)
     spec = pipeline.feature_spec(cfg)
@@ -92,10 +94,8 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             _check_enough_customers(customers, cfg)
         with job.stage("sweep"):
             swept = sweep_k(job, feature_df, customers=customers, spec=spec)
-        job.release_models()  # the losing seeds' models
         with job.stage("final_model"):
             final = final_model(job, feature_df, swept, spec=spec, baseline=baseline)
-        job.release_models()
         with job.stage("profiles"):
             profiled = profile_segments(final.segmented, spec, table.revenue_column, names=final.names)
         with job.stage("history"):
@@ -171,6 +171,7 @@ def sweep_k(job: RunContext, feature_df: DataFrame, *, customers: int, spec: pip
         log.info("the sweep runs on a seeded sample of %d of %d customers", sample_size, customers)
     rules = job.cfg.selection
     results, fitted = sweep.run_sweep(swept_on, ks, settings, in_contention=lambda r: selection.in_contention(r, rules))
+    job.release_models()  # the other seeds' models, before the next Spark call
     choice = selection.choose_k(results, rules, settings.k)
     for line in metrics_table(results, chosen=choice.k, elbow=choice.elbow):
         log.info("sweep %s", line)
@@ -194,6 +195,7 @@ def final_model(
     chosen = swept.fitted[swept.choice.k]
     if swept.on_sample:
         chosen = sweep.fit_best(swept.vectors, swept.choice.k, job.cfg.model)
+        job.release_models()  # the other seeds' models, before the next Spark call
     full = pipeline.full_model(swept.preprocessing, chosen)
     assigned = job.keep(full.transform(feature_df).select(*feature_df.columns, pipeline.CLUSTER))
     stats = pipeline.cluster_stats(assigned, spec.order_by)

@@ -11,18 +11,21 @@ should not have to repeat:
 - stage timing, and the error a failure becomes: this project's errors as they are, a Spark or I/O failure
   as ``RunFailed`` naming its stage, anything else (a bug) as it is. Nothing is published unless every stage
   succeeds, and every published run stays as it was;
-- releasing the models a run dropped (``release_models``), the one place that runs Python's garbage collector.
+- releasing the models a run dropped (``release_models``, ``releasing_models``), the one place that runs Python's
+  garbage collector.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import ParamSpec, TypeVar
 
 from pyspark import StorageLevel
 from pyspark.errors import PySparkException
@@ -40,6 +43,8 @@ from segmentation.runtime import session
 from segmentation.runtime.timing import StageTimer, today_in
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,6 @@ class RunContext:
             for frame in self._kept:
                 frame.unpersist()
             self._exit.close()  # the work area, then the session's own settings
-            self.release_models()
         if exc is not None:
             failed = run_failure(exc, self.timer.current, self.root)
             if failed is not exc:
@@ -144,16 +148,37 @@ class RunContext:
 
     @staticmethod
     def release_models() -> None:
-        """Free the fitted models nothing refers to any more, now, between Spark calls.
+        """Free the fitted models nothing refers to any more, now (``release_models``)."""
+        release_models()
 
-        Over Spark Connect a model's ``__del__`` asks the server to drop it, with a gRPC call. Models caught in a
-        reference cycle are freed whenever Python's cyclic garbage collector happens to run, which can be in the
-        middle of another gRPC call on the same thread; that nested release then waits forever (seen with pyspark
-        4.3: a run hung in ``createDataFrame`` inside ``RemoteModelRef.release_ref``). Collecting here, after the
-        sweep, after the final fit and when a run ends (also after a failure), frees them while no call is in
-        flight. Cheap in classic Spark, where it frees nothing on the server. The one place this package collects.
-        """
-        gc.collect()
+
+def release_models() -> None:
+    """Free the fitted models nothing refers to any more, now, between Spark calls.
+
+    Over Spark Connect a model's ``__del__`` asks the server to drop it, with a gRPC call. Models caught in a
+    reference cycle are freed whenever Python's cyclic garbage collector happens to run, which can be in the
+    middle of another gRPC call on the same thread (that nested release then waits forever: seen with pyspark
+    4.3, a run hung in ``createDataFrame`` inside ``RemoteModelRef.release_ref``), or at the interpreter's exit,
+    where the client can also wait forever. Collecting at safe points frees them while no call is in flight:
+    after the sweep and the final fit (the run calls ``RunContext.release_models``) and once a job function has
+    returned or failed, when its own frame no longer holds them (``releasing_models``). Cheap in classic Spark,
+    where it frees nothing on the server. The one place this package runs the garbage collector.
+    """
+    gc.collect()
+
+
+def releasing_models(job: Callable[P, R]) -> Callable[P, R]:
+    """``job`` that releases the run's models (``release_models``) after it returns or fails, once its frame,
+    which held them, is gone."""
+
+    @functools.wraps(job)
+    def released(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return job(*args, **kwargs)
+        finally:
+            release_models()
+
+    return released
 
 
 def run_failure(exc: BaseException, stage: str | None, root: str) -> BaseException:
