@@ -1,4 +1,5 @@
-"""The choice of k on planted data: every scenario of ``segmentation/planted.py`` through the job, against the truth.
+"""The choice of k on planted data: every scenario of ``segmentation/demo/planted.py`` through the job, against
+the truth.
 
     .venv/bin/python bench/planted.py [--customers 3000] [--seeds 7,8] [--scenarios k6,unequal,...]
                                       [--k-max 10] [--output bench/results/planted.md]

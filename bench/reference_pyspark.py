@@ -1,8 +1,8 @@
 """Reference: customer segmentation written the way a typical PySpark tutorial does it.
 
 A local session with default settings (200 shuffle partitions, adaptive execution as Spark defaults it), the
-CSV read with ``inferSchema``, the same filters and features as the project's job (segmentation/validation.py,
-segmentation/features.py), ``VectorAssembler`` + ``StandardScaler``, then a full-data MLlib ``KMeans`` (defaults:
+CSV read with ``inferSchema``, the same filters and features as the project's job (segmentation/input/,
+segmentation/features/table.py), ``VectorAssembler`` + ``StandardScaler``, then a full-data MLlib ``KMeans`` (defaults:
 k-means||, maxIter 20) and a ``ClusteringEvaluator`` silhouette for every k = 2..10; the best silhouette wins.
 No outlier caps (the usual way). Writes ``<output>/segments`` (Parquet: customer_id, segment) and prints one
 JSON line: ``{"chosen_k": ..., "customers": ..., "silhouettes": {...}}``.

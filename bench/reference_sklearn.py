@@ -1,6 +1,6 @@
 """Reference: customer segmentation done the usual single-machine way, with pandas and scikit-learn.
 
-The same filters and features as the project's job (segmentation/validation.py, segmentation/features.py), the
+The same filters and features as the project's job (segmentation/input/, segmentation/features/table.py), the
 five model features through a signed log1p and standardised, then KMeans for k = 2..10 and the k with the
 highest silhouette. No outlier caps (the usual way). Writes ``<output>/segments/part-0.parquet``
 (customer_id, segment) and prints one JSON line: ``{"chosen_k": ..., "customers": ..., "silhouettes": {...}}``.

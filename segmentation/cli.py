@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--scenario",
         metavar="NAME",
-        help="a planted scenario for the choice of k (segmentation/planted.py: k3..k8, unequal, overlap, "
+        help="a planted scenario for the choice of k (segmentation/demo/planted.py: k3..k8, unequal, overlap, "
         "heavy_tail, one_time, repeat_split, customer_table); prints the settings to run it with",
     )
     gen.add_argument(

@@ -232,12 +232,15 @@ import json, os, sys
 import matplotlib
 before_env = dict(os.environ)
 before_backend = matplotlib.rcParams._get("backend")
-import segmentation, segmentation.cli, segmentation.report, segmentation.report.figures
+import segmentation
+light = not any(m in sys.modules for m in ("pyspark.ml", "segmentation.jobs.segment", "segmentation.report"))
+import segmentation.cli, segmentation.report, segmentation.report.figures
 from segmentation.report import render
 print(json.dumps({
     "env_changed": sorted(k for k in set(os.environ) | set(before_env) if os.environ.get(k) != before_env.get(k)),
     "backend_same": matplotlib.rcParams._get("backend") == before_backend,
     "pyplot": "matplotlib.pyplot" in sys.modules,
+    "light": light,
 }))
 """
 
@@ -250,6 +253,7 @@ def test_importing_the_package_changes_nothing_in_the_process() -> None:
         "env_changed": [],
         "backend_same": True,
         "pyplot": False,
+        "light": True,  # the public names are imported when first used
     }
 
 
@@ -301,6 +305,9 @@ def test_the_public_api_names_what_a_notebook_calls() -> None:
     assert {"run", "score", "load_config", "read_history", "JobConfig", "RunFailed"} <= set(segmentation.__all__)
     missing = [name for name in segmentation.__all__ if not hasattr(segmentation, name)]
     assert missing == []
+    assert segmentation.run.__module__ == "segmentation.jobs.segment" and segmentation.load_config.__name__ == "load"
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        _ = segmentation.nothing_here
 
 
 def test_the_readme_python_examples_use_only_the_public_api() -> None:

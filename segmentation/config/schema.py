@@ -162,7 +162,7 @@ class ModelConfig(Frozen):
 
 
 class SelectionConfig(Frozen):
-    """How k is chosen from the sweep (see segmentation/selection.py)."""
+    """How k is chosen from the sweep (see segmentation/model/selection.py)."""
 
     rule: Literal["combined", "silhouette", "elbow", "calinski_harabasz", "davies_bouldin"] = "combined"
     min_segment_share: Number = limit(0.02, "a share from 0 to 1", ge=0, lt=1)
@@ -222,7 +222,7 @@ class ReportConfig(Frozen):
 
 
 class HistoryConfig(Frozen):
-    """Segments over time: each run compared with a baseline run (see segmentation/history.py)."""
+    """Segments over time: each run compared with a baseline run (see segmentation/history/)."""
 
     enabled: Flag = True
     baseline: Text | None = limit(

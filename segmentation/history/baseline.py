@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from segmentation.config import InputConfig, JobConfig, unavailable_features
 from segmentation.errors import InputError
 from segmentation.model.pipeline import CLUSTER, SEGMENT, VECTOR
-from segmentation.publish import MODEL, Manifest, Publisher, table_path
+from segmentation.publish import MODEL, SCORING, Manifest, Publisher, table_path
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,6 @@ class Baseline:
     features: DataFrame
     model: PipelineModel | None = None  # loaded by ``find_baseline``
     used_up_to: int = 0  # the highest segment id any published run of this run id, or the baseline, used
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"as_of_date": self.as_of.isoformat(), "run_id": self.run_id, "where": self.where}
 
 
 # ---------------------------------------------------------------- finding the baseline
@@ -152,7 +149,9 @@ def _stored_baseline(
 
 def _model_path(manifest: Manifest, own: str | None) -> str:
     """The model whose space a run's segments live in: its own, or for a scoring run the model it used."""
-    if manifest.model is not None:
+    if manifest.kind == SCORING:
+        if manifest.model is None:
+            raise InputError("history.baseline: the baseline scoring run names no model")
         return table_path(manifest.model.run_folder, MODEL)
     if own is None:
         raise InputError("history.baseline: the baseline run names no model")

@@ -290,7 +290,7 @@ def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
 def canonical_from_source(cfg: InputConfig) -> dict[str, Column]:
     """Each canonical column as an expression over ``_source``: the text of the source column it maps (or null).
 
-    The same values ``canonical_transactions`` and ``validation.with_line_reason`` give them (the source column
+    The same values ``canonical_transactions`` and ``input.rules.with_line_reason`` give them (the source column
     as text), so a copy of the lines can leave them out and get them back from ``_source``.
     """
     return {

@@ -3,7 +3,7 @@
 The flow, for a transaction log (``lines_for_copy`` and ``validate``):
 
 1. per-line reasons (``with_line_reason``): the first that applies, in the order of its ``F.when`` chain;
-2. line keys (``with_line_keys``); the caller writes these lines once to a work copy (``JobRun.work_copy``);
+2. line keys (``with_line_keys``); the caller writes these lines once to a work copy (``RunContext.work_copy``);
 3. from that copy: the as-of date and the run's window (``Period``), then lines dated after today, lines dated
    outside the window and exact duplicate lines (``label_lines``);
 4. counts per reason, and the check that not too much of the input was quarantined.

@@ -94,7 +94,7 @@ def name_segments(centroids: Mapping[int, Sequence[float]], *, features: Sequenc
     """Segment id -> unique name, from each segment's standardised centroid over the numeric ``features``.
 
     Each centroid holds exactly one value per feature, in order (a customer table's one-hot dimensions are
-    left out by the caller: see ``model.segment_names``).
+    left out by the caller: see ``model.pipeline.segment_names``).
     """
     names = {}
     for segment, centre in centroids.items():

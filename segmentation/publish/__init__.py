@@ -6,7 +6,7 @@ The names below are what the rest of the job uses; the modules behind them are t
 """
 
 from segmentation.publish.files import committed_runs, read_manifest, resolve_run, run_folder, table_path
-from segmentation.publish.manifest import SCHEMA_VERSION, Manifest
+from segmentation.publish.manifest import SCHEMA_VERSION, SCORING, SEGMENTATION, Manifest
 from segmentation.publish.privacy import load_key, protect
 from segmentation.publish.publisher import MODEL, Publisher, ReportFiles, StoredRun, TableOutput
 from segmentation.publish.publishers import publisher_for, read_run_table
@@ -15,6 +15,8 @@ from segmentation.publish.storage import Storage, for_root
 __all__ = [
     "MODEL",
     "SCHEMA_VERSION",
+    "SCORING",
+    "SEGMENTATION",
     "Manifest",
     "Publisher",
     "ReportFiles",

@@ -366,8 +366,11 @@ def parse(raw: Any, where: str) -> Manifest:
         raise InputError(f"{where}: manifest.json is not a JSON object")
     try:
         return Manifest.model_validate(upgrade(raw))
-    except ValidationError as exc:
-        first = exc.errors()[0]
+    except (KeyError, TypeError, ValueError) as exc:
+        if not isinstance(exc, ValidationError):
+            raise InputError(f"{where}: manifest.json cannot be upgraded ({type(exc).__name__}: {exc})") from None
+
+        first = exc.errors()[0]  # a ValidationError
         key = ".".join(str(part) for part in first["loc"])
         raise InputError(
             f"{where}: manifest.json is not a manifest this version reads ({key}: {first['msg']})"

@@ -123,9 +123,9 @@ class CatalogPublisher:
 
     def __init__(self, spark: SparkSession, store: Storage, settings: CatalogOutputConfig, run_id: str) -> None:
         self.spark, self._storage, self.settings, self.run_id = spark, store, settings, run_id
-        self.files = FilePublisher(spark, store, run_id) if store.reachable else None
+        self.file_publisher = FilePublisher(spark, store, run_id) if store.reachable else None
         self.staging: files.Staging | None = None
-        self.tables: catalog.CatalogStaging | None = None
+        self.table_staging: catalog.CatalogStaging | None = None
         self._work_tables: str | None = None
         self._committed = False  # the tables are published: the model they name must stay
 
@@ -138,21 +138,21 @@ class CatalogPublisher:
         return table_name(self.settings, RUNS).rsplit(".", 1)[0]
 
     def start_work(self) -> None:
-        if self.files is not None:
-            self.files.start_work()
+        if self.file_publisher is not None:
+            self.file_publisher.start_work()
         else:  # a Connect client that cannot reach the root: work in the catalog
             self._work_tables = uuid.uuid4().hex[:12]
 
     def end_work(self) -> None:
-        if self.files is not None:
-            self.files.end_work()
+        if self.file_publisher is not None:
+            self.file_publisher.end_work()
         if self._work_tables is not None:
             catalog.drop_work_tables(self.spark, self.settings, self._work_tables)
             self._work_tables = None
 
     def work_copy(self, frame: DataFrame, name: str) -> DataFrame:
-        if self.files is not None:
-            return self.files.work_copy(frame, name)
+        if self.file_publisher is not None:
+            return self.file_publisher.work_copy(frame, name)
         assert self._work_tables is not None, "work_copy before start_work"
         return catalog.write_work_table(self.spark, self.settings, frame, work_id=self._work_tables, name=name)
 
@@ -160,53 +160,53 @@ class CatalogPublisher:
         """The attempt of ``as_of`` (begun on the first call): its files folder and, with the same attempt id, the
         staging of its tables."""
         if self.staging is None:
-            if self.files is not None:
-                self.staging = self.files.begin(as_of)
+            if self.file_publisher is not None:
+                self.staging = self.file_publisher.begin(as_of)
             else:  # nothing to list or clean where this process cannot look: Spark writes the model there
                 self.staging = files.Staging(self._storage, as_of, self.run_id, uuid.uuid4().hex[:12], seen_commit=0)
             begun = catalog.begin(self.spark, self.settings, as_of=as_of, run_id=self.run_id)
             # one attempt id for the run's tables, its model folder and its manifest
-            self.tables = dataclasses.replace(begun, attempt_id=self.staging.attempt_id)
+            self.table_staging = dataclasses.replace(begun, attempt_id=self.staging.attempt_id)
         return self.staging
 
     def stage(self, as_of: dt.date, tables: Mapping[str, TableOutput], model: PipelineModel | None = None) -> None:
         staging = self.begin(as_of)
         if model is not None:
             files.write_tables(staging, {}, model)  # Spark writes it: the client need not see the root
-        assert self.tables is not None
-        catalog.stage(self.tables, {name: table.frame for name, table in tables.items()})
+        assert self.table_staging is not None
+        catalog.stage(self.table_staging, {name: table.frame for name, table in tables.items()})
 
     def stage_report(self, report: ReportFiles) -> None:
         assert self.staging is not None, "stage_report before stage"
-        if self.files is not None:
-            self.files.stage_report(report)
+        if self.file_publisher is not None:
+            self.file_publisher.stage_report(report)
         documents = self.spark.createDataFrame(
             [("markdown", report.markdown), ("html", report.html)], "format string, content string"
         )
         self.stage(self.staging.as_of, {REPORT_TABLE: TableOutput(documents)})
 
     def publish(self, manifest: Manifest) -> str:
-        assert self.staging is not None and self.tables is not None, "publish before stage"
+        assert self.staging is not None and self.table_staging is not None, "publish before stage"
         model_path = files.table_path(self.staging.folder, MODEL) if manifest.centroids is not None else None
-        catalog.commit(self.tables, catalog.runs_row(manifest, model_path=model_path))
-        self.tables, self._committed = None, True  # committed: nothing to discard
+        catalog.commit(self.table_staging, catalog.runs_row(manifest, model_path=model_path))
+        self.table_staging, self._committed = None, True  # committed: nothing to discard
         log.info(
             "published as-of %s, run id %s to the tables of %s",
             self.staging.as_of.isoformat(),
             self.staging.run_id,
             self.location,
         )
-        if self.files is None:  # the model is there, written by Spark; nothing else is
+        if self.file_publisher is None:  # the model is there, written by Spark; nothing else is
             return self.staging.folder
-        return self.files.publish(manifest)  # the model, manifest and report files, for score and report
+        return self.file_publisher.publish(manifest)  # the model, manifest and report files, for score and report
 
     def discard(self) -> None:
         try:
-            if self.tables is not None:
-                catalog.discard(self.tables)
+            if self.table_staging is not None:
+                catalog.discard(self.table_staging)
         finally:
-            if self.files is not None and not self._committed:
-                self.files.discard()
+            if self.file_publisher is not None and not self._committed:
+                self.file_publisher.discard()
 
     def committed_runs(self, run_id: str | None = None) -> list[tuple[dt.date, str]]:
         name = table_name(self.settings, RUNS)
@@ -221,15 +221,15 @@ class CatalogPublisher:
         runs = table_name(self.settings, RUNS)
         if not self.spark.catalog.tableExists(runs):
             return []
-        rows = self.spark.table(runs).where(F.col(RUN_ID) == run_id).select("manifest_json").collect()
-        return [parse(json.loads(r["manifest_json"]), runs) for r in rows]
+        rows = self.spark.table(runs).where(F.col(RUN_ID) == run_id).select(AS_OF_DATE, "manifest_json").collect()
+        return [parse(json.loads(r["manifest_json"]), f"{runs} (as-of {r[AS_OF_DATE]}, run id {run_id})") for r in rows]
 
     def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
         runs = table_name(self.settings, RUNS)
         row = catalog.run_row(self.spark, self.settings, as_of=as_of, run_id=run_id)
         if row is None:
             raise InputError(f"no committed run of as-of date {as_of.isoformat()}, run id {run_id} in {runs}")
-        manifest = parse(json.loads(row["manifest_json"]), runs)
+        manifest = parse(json.loads(row["manifest_json"]), f"{runs} (as-of {as_of.isoformat()}, run id {run_id})")
         features = self.spark.table(table_name(self.settings, "features")).where(partition_condition(as_of, run_id))
         features = features.drop(AS_OF_DATE, RUN_ID)
         return StoredRun(as_of, run_id, runs, manifest, row["model_path"], features)

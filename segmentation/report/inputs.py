@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from segmentation.errors import InputError
-from segmentation.publish import Manifest, Storage, read_manifest
+from segmentation.publish import SCORING, Manifest, Storage, read_manifest
 
 SAMPLE_TABLE = "report_sample"
 
@@ -39,10 +39,11 @@ def load(store: Storage, folder: str) -> ReportInputs:
     whose report describes its segments.
     """
     manifest = read_manifest(store, folder)
-    if manifest.model is not None:
+    if manifest.kind == SCORING:
+        trained = manifest.model.run_folder if manifest.model else "the run whose model it used"
         raise InputError(
             f"{folder}: this run was written by 'segmentation score', which assigns customers to the segments of "
-            f"the run in {manifest.model.run_folder}; that run's report describes the segments"
+            f"the run in {trained}; that run's report describes the segments"
         )
     try:
         profiles = store.read_table(None, store.join(folder, "profiles"))

@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 import gc
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -68,7 +69,7 @@ class RunContext:
         self.spark, self.cfg = spark, cfg
         self.publisher = publisher if publisher is not None else publisher_for(spark, cfg)
         self.storage = self.publisher.storage
-        self.root = self.storage.root
+        self.root = self.publisher.location  # where messages say the published runs are
         self.timer = StageTimer()
         self.attempt: Attempt | None = None
         self._kept: list[DataFrame] = []
@@ -169,12 +170,15 @@ def release_models() -> None:
 
 def releasing_models(job: Callable[P, R]) -> Callable[P, R]:
     """``job`` that releases the run's models (``release_models``) after it returns or fails, once its frame,
-    which held them, is gone."""
+    which held them, is gone (after a failure its traceback's frames are cleared of their locals first)."""
 
     @functools.wraps(job)
     def released(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return job(*args, **kwargs)
+        except BaseException as exc:
+            traceback.clear_frames(exc.__traceback__)  # the failed job's frames held its models
+            raise
         finally:
             release_models()
 
