@@ -40,6 +40,25 @@ FAILED = 1e10  # the objective where the likelihood is not finite, so the optimi
 
 
 @dataclass(frozen=True)
+class Tuples:
+    """Summary tuples: ``x``, ``t_x`` and ``T`` (arrays of one length) and ``weight``, how many customers share
+    each tuple (ones when None)."""
+
+    x: ArrayLike
+    t_x: ArrayLike
+    T: ArrayLike
+    weight: ArrayLike | None = None
+
+    def arrays(self) -> tuple[Array, Array, Array]:
+        """``x``, ``t_x`` and ``T`` as float arrays."""
+        return (
+            np.asarray(self.x, dtype=float),
+            np.asarray(self.t_x, dtype=float),
+            np.asarray(self.T, dtype=float),
+        )
+
+
+@dataclass(frozen=True)
 class Fit:
     """A fitted model: estimates with standard errors, the unpenalised weighted log-likelihood and how it went."""
 
@@ -101,10 +120,13 @@ def _log_hyp2f1_series(a: Array, b: Array, c: Array, z: Array, chunk: int = 1000
     return np.where(hopeful & (last < total - 40.0), total, np.nan)
 
 
-def bgnbd_log_likelihood(params: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> Array:
+def bgnbd_log_likelihood(params: ArrayLike, tuples: Tuples) -> Array:
     """BG/NBD (Fader, Hardie & Lee 2005) log-likelihood of each tuple; params are (r, alpha, a, b)."""
+    return _bgnbd_log_likelihood(params, *tuples.arrays())
+
+
+def _bgnbd_log_likelihood(params: ArrayLike, x: Array, t_x: Array, T: Array) -> Array:
     r, alpha, a, b = np.asarray(params, dtype=float)
-    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     repeat = x > 0
     common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) - special.betaln(a, b)
     alive = special.betaln(a, b + x) - (r + x) * np.log(alpha + T)
@@ -128,9 +150,9 @@ def _pareto_terms(params: ArrayLike, x: Array, t_x: Array, T: Array) -> tuple[Ar
     return common, alive, dead
 
 
-def pareto_nbd_log_likelihood(params: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> Array:
+def pareto_nbd_log_likelihood(params: ArrayLike, tuples: Tuples) -> Array:
     """Pareto/NBD (Schmittlein et al. 1987; Fader & Hardie's note) log-likelihood per tuple; (r, alpha, s, beta)."""
-    common, alive, dead = _pareto_terms(params, *(np.asarray(v, dtype=float) for v in (x, t_x, T)))
+    common, alive, dead = _pareto_terms(params, *tuples.arrays())
     return np.asarray(common + np.logaddexp(alive, dead), dtype=float)
 
 
@@ -167,9 +189,9 @@ def _columns(named: dict[str, ArrayLike], weight: ArrayLike | None) -> tuple[Arr
     return (*arrays, w)
 
 
-def _summary(model: str, x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weight: ArrayLike | None) -> tuple[Array, ...]:
+def _summary(model: str, tuples: Tuples) -> tuple[Array, ...]:
     """Validated (x, t_x, T, weight) for a purchase model, refusing data without any repeat purchase."""
-    xs, txs, Ts, w = _columns({"x": x, "t_x": t_x, "T": T}, weight)
+    xs, txs, Ts, w = _columns({"x": tuples.x, "t_x": tuples.t_x, "T": tuples.T}, tuples.weight)
     if np.any(txs > Ts):
         raise ValueError("t_x must not exceed T")
     if not np.any(xs > 0):
@@ -256,23 +278,24 @@ def _start(x: Array, T: Array, w: Array) -> tuple[float, float]:
     return 1.0, 1.0 / max(rate, 1e-6)
 
 
-def fit_bgnbd(
-    x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weight: ArrayLike | None = None, *, penalty: float = 0.0
-) -> Fit:
+def fit_bgnbd(tuples: Tuples, *, penalty: float = 0.0) -> Fit:
     """Fit BG/NBD (r, alpha, a, b) to weighted (x, t_x, T) tuples; penalty · Σ θ² is added per customer."""
-    xs, txs, Ts, w = _summary(BGNBD, x, t_x, T, weight)
+    xs, txs, Ts, w = _summary(BGNBD, tuples)
     r, alpha = _start(xs, Ts, w)
-    return _fit(BGNBD, lambda theta: bgnbd_log_likelihood(theta, xs, txs, Ts), w, (r, alpha, 1.0, 1.0), penalty)
+    return _fit(BGNBD, lambda theta: _bgnbd_log_likelihood(theta, xs, txs, Ts), w, (r, alpha, 1.0, 1.0), penalty)
 
 
-def fit_pareto_nbd(
-    x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weight: ArrayLike | None = None, *, penalty: float = 0.0
-) -> Fit:
+def fit_pareto_nbd(tuples: Tuples, *, penalty: float = 0.0) -> Fit:
     """Fit Pareto/NBD (r, alpha, s, beta) to weighted (x, t_x, T) tuples; penalty · Σ θ² is added per customer."""
-    xs, txs, Ts, w = _summary(PARETO_NBD, x, t_x, T, weight)
+    xs, txs, Ts, w = _summary(PARETO_NBD, tuples)
     r, alpha = _start(xs, Ts, w)
     start = (r, alpha, 1.0, float(w @ Ts) / float(w.sum()))
-    return _fit(PARETO_NBD, lambda theta: pareto_nbd_log_likelihood(theta, xs, txs, Ts), w, start, penalty)
+
+    def loglik(theta: Array) -> Array:
+        common, alive, dead = _pareto_terms(theta, xs, txs, Ts)
+        return np.asarray(common + np.logaddexp(alive, dead), dtype=float)
+
+    return _fit(PARETO_NBD, loglik, w, start, penalty)
 
 
 def fit_gamma_gamma(x: ArrayLike, m_x: ArrayLike, weight: ArrayLike | None = None, *, penalty: float = 0.0) -> Fit:
@@ -293,9 +316,12 @@ def _arrays(*values: ArrayLike) -> tuple[Array, ...]:
     return tuple(np.asarray(v, dtype=float) for v in values)
 
 
-def p_alive(fit: Fit, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> Array:
+def p_alive(fit: Fit, tuples: Tuples) -> Array:
     """P(alive at T | x, t_x, T) under a BG/NBD or Pareto/NBD fit (1 for x = 0 under BG/NBD)."""
-    xs, txs, Ts = _arrays(x, t_x, T)
+    return _p_alive(fit, *tuples.arrays())
+
+
+def _p_alive(fit: Fit, xs: Array, txs: Array, Ts: Array) -> Array:
     if fit.model == BGNBD:
         r, alpha, a, b = fit.estimates
         x1 = np.where(xs > 0, xs, 1.0)
@@ -331,17 +357,18 @@ def _pareto_expected(params: tuple[float, ...], t: Array, x: Array, T: Array) ->
     return np.asarray((r + x) / (alpha + T) * (beta + T) * growth, dtype=float)
 
 
-def expected_purchases(fit: Fit, t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> Array:
+def expected_purchases(fit: Fit, t: ArrayLike, tuples: Tuples) -> Array:
     """E[X(t) | x, t_x, T]: the expected purchases in the next t time units, under a BG/NBD or Pareto/NBD fit.
 
     BG/NBD needs a + b + x - 1 > 0 (the hypergeometric's c); a < 1 is fine (the (a+b+x-1)/(a-1) factor and the
     bracket both change sign).
     """
-    ts, xs, txs, Ts = _arrays(t, x, t_x, T)
+    xs, txs, Ts = tuples.arrays()
+    ts = np.asarray(t, dtype=float)
     if fit.model == BGNBD:
-        return np.asarray(_bgnbd_expected(fit.estimates, ts, xs, Ts) * p_alive(fit, xs, txs, Ts), dtype=float)
+        return np.asarray(_bgnbd_expected(fit.estimates, ts, xs, Ts) * _p_alive(fit, xs, txs, Ts), dtype=float)
     if fit.model == PARETO_NBD:
-        return np.asarray(_pareto_expected(fit.estimates, ts, xs, Ts) * p_alive(fit, xs, txs, Ts), dtype=float)
+        return np.asarray(_pareto_expected(fit.estimates, ts, xs, Ts) * _p_alive(fit, xs, txs, Ts), dtype=float)
     raise ValueError(f"expected_purchases needs a {BGNBD} or {PARETO_NBD} fit, got {fit.model}")
 
 
@@ -352,7 +379,7 @@ def expected_purchases_new(fit: Fit, t: ArrayLike) -> Array:
     """
     ts = np.asarray(t, dtype=float)
     zero = np.zeros_like(ts)
-    return expected_purchases(fit, ts, zero, zero, zero)
+    return expected_purchases(fit, ts, Tuples(zero, zero, zero))
 
 
 def mean_spend(gg_fit: Fit) -> float:
@@ -382,11 +409,9 @@ def per_period_rate(annual_rate: float, unit_in_years: float) -> float:
 def discounted_value(
     fit: Fit,
     gg_fit: Fit,
-    x: ArrayLike,
-    t_x: ArrayLike,
-    T: ArrayLike,
-    m_x: ArrayLike,
+    tuples: Tuples,
     *,
+    m_x: ArrayLike,
     horizon: float,
     discount_rate_per_period: float,
     steps: int,
@@ -396,12 +421,12 @@ def discounted_value(
     """
     if horizon <= 0 or steps < 1 or discount_rate_per_period <= -1:
         raise ValueError("horizon must be positive, steps at least 1 and the discount rate above -1")
-    xs, txs, Ts = _arrays(x, t_x, T)
+    xs, txs, Ts = tuples.arrays()
     spend = expected_spend(gg_fit, xs, m_x)
     delta = horizon / steps
     value, before = np.zeros(xs.shape), np.zeros(xs.shape)
     for k in range(1, steps + 1):
-        now = expected_purchases(fit, np.full(xs.shape, k * delta), xs, txs, Ts)
+        now = expected_purchases(fit, np.full(xs.shape, k * delta), Tuples(xs, txs, Ts))
         value += (now - before) / (1 + discount_rate_per_period) ** (k * delta)
         before = now
     return np.asarray(value * spend, dtype=float)
