@@ -125,7 +125,7 @@ def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path,
     assert (out / "latest").read_text() == latest_now
     assert committed(out, "main") == published_main  # readers still get the published run, whole
     store = storage.for_root(None, str(out))
-    assert files.read_manifest(store, files.resolve_run(store))["run_id"] == "retried"
+    assert files.read_manifest(store, files.resolve_run(store)).run_id == "retried"
 
     # 5. the next run removes the killed attempt and replaces run "main": same answer as run 1
     again = run("none", fault_log, out, "local[2]", "--run-id", "main")
