@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the whole job: validate, features, k sweep, segments, outputs")
     _add_job_options(run, "input file, folder or glob", "output root folder")
+    run.add_argument(
+        "--holdout-days",
+        type=int,
+        metavar="N",
+        help="check the value forecast against the N days of lines after the as-of date (value.holdout)",
+    )
 
     score = commands.add_parser("score", help="assign new customers to the segments of a published run")
     score.add_argument(
@@ -343,6 +349,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     extra = [f"output.run_id={args.run_id!r}"] if args.run_id else []
     if args.baseline:
         extra.append(f"history.baseline={args.baseline!r}")
+    if getattr(args, "holdout_days", None) is not None:
+        extra += ["value.holdout=true", f"value.holdout_days={args.holdout_days}"]
     return [*args.overrides, *extra]
 
 

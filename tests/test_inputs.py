@@ -62,19 +62,19 @@ def test_a_cdnow_shaped_log_runs_by_configuration_alone(spark: SparkSession, tmp
     cfg = config.load([CDNOW_CONFIG], FIXED_K, input_path=str(path), output_path=str(tmp_path / "out"))
     result = segment.run(spark, cfg)
 
-    # independently, in pandas: zero-value purchases are quarantined, exact copies of a line too; an order is a
-    # customer's purchases on one day (the log has no invoice ids)
-    log = pd.read_csv(path, dtype={"order_dt": str})
-    zero = log["order_amount"] == 0
-    copies = log.duplicated(keep="first") & ~zero
-    valid = log[~zero & ~copies]
-    expected = valid.groupby("user_id").agg(
-        frequency=("order_dt", "nunique"), monetary=("order_amount", "sum"), items=("order_products", "sum")
+    # independently, in pandas: lines after the as-of date are out of the window; zero-value purchases are
+    # quarantined; exact copies are counted and kept (input.exact_copies: keep); an order is a customer's purchases
+    # on one day (the log has no invoice ids)
+    log = pd.read_csv(path, dtype={"date": str})
+    in_window = log["date"] <= "19970930"
+    zero = (log["dollar_value"] == 0) & in_window
+    valid = log[in_window & ~zero]
+    expected = valid.groupby("customer_id").agg(
+        frequency=("date", "nunique"), monetary=("dollar_value", "sum"), items=("number_of_cds", "sum")
     )
     assert result.counts.lines_in == len(log)
-    assert reasons(spark, result.run_folder) == Counter(
-        {"zero_amount": int(zero.sum()), **({"duplicate_line": int(copies.sum())} if copies.any() else {})}
-    )
+    assert result.counts.out_of_window == int((~in_window).sum())
+    assert reasons(spark, result.run_folder) == Counter({"zero_amount": int(zero.sum())})
     got = table(result.run_folder, "features", spark).toPandas()
     got.index = got["customer_id"].astype(int)
     got = got.loc[expected.index]
@@ -85,6 +85,10 @@ def test_a_cdnow_shaped_log_runs_by_configuration_alone(spark: SparkSession, tmp
     # the feature that needs products is absent (not zeros), and the manifest and report say so
     assert "distinct_products" not in got.columns
     manifest = json.loads((Path(result.run_folder) / "manifest.json").read_text())
+    assert manifest["counts"]["exact_copies"] == int(valid.duplicated(keep="first").sum())
+    assert manifest["input"]["exact_copies"] == "keep"
+    assert manifest["value"]["status"] == "fitted" and manifest["value"]["time_unit"] == "week"
+    assert manifest["value"]["customers"] == len(expected)
     assert manifest["input"]["orders_by"] == "timestamp"
     assert manifest["input"]["features_left_out"] == {
         "distinct_products": "no product column (input.columns.product_id is null)"

@@ -25,6 +25,7 @@ from segmentation.config.schema import (
     ReportConfig,
     SelectionConfig,
     SparkConfig,
+    ValueConfig,
 )
 from segmentation.errors import ConfigError
 
@@ -49,6 +50,7 @@ __all__ = [
     "ReportConfig",
     "SelectionConfig",
     "SparkConfig",
+    "ValueConfig",
     "input_root",
     "is_local_path",
     "load",

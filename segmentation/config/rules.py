@@ -30,6 +30,7 @@ def rule_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
     if (priv.secret_scope is None) != (priv.secret_key is None):
         yield "privacy.secret_key", "set both privacy.secret_scope and privacy.secret_key, or neither"
     yield from _input_problems(cfg.input)
+    yield from _value_problems(cfg)
     if cfg.input.kind == "transactions":
         known: Sequence[str] = TRANSACTION_FEATURES
         yield from _unknown("features.model_features", cfg.features.model_features, known)
@@ -55,6 +56,18 @@ def rule_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
             yield "input.customers.categorical_columns", f"also listed as numeric: {sorted(overlap)}"
     if model.order_by is not None and model.order_by not in known:
         yield "model.order_by", f"expected one of the model's numeric features {sorted(known)}, got {model.order_by!r}"
+
+
+def _value_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
+    value = cfg.value
+    if value.holdout_days is not None and not value.holdout:
+        yield "value.holdout_days", "a holdout length needs value.holdout: true (--holdout-days N sets both)"
+    if value.holdout and value.enabled and cfg.input.kind == "transactions" and cfg.features.as_of is None:
+        yield (
+            "value.holdout",
+            "a holdout needs features.as_of: without it the as-of date is the latest line's, and no line is left "
+            "after it to check the forecast against",
+        )
 
 
 def _input_problems(inp: InputConfig) -> Iterator[tuple[str, str]]:

@@ -95,6 +95,7 @@ class InputConfig(Frozen):
     integer_timestamp_unit: Literal["s", "ms", "us", "ns"] = "ns"
     time_zone: Annotated[Text, BeforeValidator(zone_text), AfterValidator(known_zone)] = "UTC"
     order_key: Literal["invoice", "timestamp", "line"] | None = None
+    exact_copies: Literal["quarantine", "keep"] = "quarantine"
     csv: CsvOptions = CsvOptions()
     numbers: NumberOptions = NumberOptions()
     columns: ColumnMapping = ColumnMapping()
@@ -233,6 +234,20 @@ class HistoryConfig(Frozen):
     match_distance: Number = limit(1.0, "a distance above 0 (standard deviations of the baseline)", gt=0)
 
 
+class ValueConfig(Frozen):
+    """What each customer is worth next: buy-till-you-die models fitted on the run's clean lines (see
+    segmentation/value/); a transaction log only (a customer table has no purchase history)."""
+
+    enabled: Flag = True
+    model: Literal["bgnbd", "pareto_nbd"] = "bgnbd"
+    time_unit: Literal["day", "week"] = "day"
+    horizon_days: Whole = limit(365, "a horizon of at least 1 day", ge=1)
+    discount_rate: Number = limit(0.10, "an annual rate from 0 to below 1", ge=0, lt=1)
+    penalty: Number = limit(0.0, "an L2 penalty of 0 (none) or more", ge=0)
+    holdout: Flag = False
+    holdout_days: Whole | None = limit(None, "a number of days of at least 1, or null for every later line", ge=1)
+
+
 class MlflowConfig(Frozen):
     """Logging each run to MLflow (optional: ``pip install segmentation[mlflow]``); off by default."""
 
@@ -264,6 +279,7 @@ class JobConfig(Frozen):
     privacy: PrivacyConfig = PrivacyConfig()
     report: ReportConfig = ReportConfig()
     history: HistoryConfig = HistoryConfig()
+    value: ValueConfig = ValueConfig()
     mlflow: MlflowConfig = MlflowConfig()
     spark: SparkConfig = Field(default_factory=SparkConfig)  # a mappingproxy cannot be deep-copied
 

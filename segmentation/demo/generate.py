@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from segmentation.demo import buyers
 from segmentation.errors import ConfigError
 
 HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
@@ -363,47 +364,14 @@ def write_table(path: str, table: pd.DataFrame, truth: pd.DataFrame, *, truth_pa
 
 # ---------------------------------------------------------------- other shapes of the same kind of data
 
-CDNOW_HEADER = ["user_id", "order_dt", "order_products", "order_amount"]
-CDNOW_START = pd.Timestamp("1997-01-01")
-CDNOW_END = pd.Timestamp("1998-06-30")
-# (share of customers, mean purchases after the first, mean CDs per purchase, mean price per CD)
-CDNOW_PERSONAS = {
-    "one_time": (0.50, 0.0, 1.5, 14.0),
-    "occasional": (0.35, 2.5, 2.0, 15.0),
-    "loyal": (0.15, 14.0, 3.5, 16.0),
-}
-
 
 def cdnow(customers: int = 2000, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A log shaped like the CDNOW purchase log and the truth (``user_id``, ``persona``).
-
-    One line per purchase: customer id, the day as ``yyyyMMdd``, the number of CDs and the purchase's dollar
-    value; no invoice, no product, no unit price. Every customer first buys in the first quarter of 1997 and
-    buys again (or not) until mid-1998; about 0.3% of lines have a value of 0, as in the real log.
-    """
-    rng = np.random.default_rng(seed)
-    names = list(CDNOW_PERSONAS)
-    shares = np.array([CDNOW_PERSONAS[n][0] for n in names])
-    persona = rng.choice(len(names), size=customers, p=shares / shares.sum())
-    first = CDNOW_START + pd.to_timedelta(rng.integers(0, 90, size=customers), unit="D")
-    rows = []
-    span = (CDNOW_END - CDNOW_START).days
-    for customer, (kind, start) in enumerate(zip(persona, first, strict=True), start=1):
-        _, repeats, cds, price = CDNOW_PERSONAS[names[kind]]
-        days = [start]
-        later = rng.poisson(repeats)
-        if later:
-            offsets = np.sort(rng.integers(0, span - (start - CDNOW_START).days, size=later))
-            days += [start + pd.Timedelta(days=int(d)) for d in offsets]
-        for day in days:
-            items = 1 + rng.poisson(cds - 1)
-            value = round(float(items * price * rng.uniform(0.7, 1.3)), 2)
-            rows.append((customer, day.strftime("%Y%m%d"), items, value))
-    log = pd.DataFrame(rows, columns=CDNOW_HEADER)
-    log.loc[rng.random(len(log)) < 0.003, "order_amount"] = 0.0
-    log = log.sort_values(["order_dt", "user_id"], kind="stable").reset_index(drop=True)
-    truth = pd.DataFrame({"user_id": np.arange(1, customers + 1), "persona": [names[k] for k in persona]})
-    return log, truth
+    """A log shaped like the CDNOW purchase log and each customer's truth (``demo.buyers``): customers simulated
+    from BG/NBD and Gamma-Gamma at the estimates published for CDNOW, first buying in the first quarter of 1997
+    and followed to mid-1998; one line per purchase (customer id, the day as ``yyyyMMdd``, the number of CDs and
+    the purchase's dollar value), no invoice, no product, no unit price; 0.3% of lines have a value of 0, as in
+    the real log."""
+    return buyers.simulate(customers, buyers.CDNOW, seed=seed, zero_share=0.003)
 
 
 def write_cdnow(path: str, customers: int = 2000, seed: int = 7, *, truth_path: str | None = None) -> int:

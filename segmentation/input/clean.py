@@ -7,7 +7,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from segmentation.config import InputConfig
-from segmentation.input.reasons import AMOUNT, LINE_ID, PRICE, QTY, REASON, TS
+from segmentation.input.reasons import AMOUNT, LATER_VALID, LINE_ID, PRICE, QTY, REASON, TS
 
 
 def clean_lines(labeled_df: DataFrame, cfg: InputConfig) -> DataFrame:
@@ -45,3 +45,10 @@ def clean_lines(labeled_df: DataFrame, cfg: InputConfig) -> DataFrame:
         is_return.alias("is_return"),
         F.when(is_return, -amount).otherwise(amount).alias("amount"),
     )
+
+
+def later_lines(labeled_df: DataFrame, cfg: InputConfig) -> DataFrame:
+    """The lines dated after the as-of date that pass the per-line checks, as ``clean_lines`` gives lines (what a
+    value holdout compares the forecast with; they were not checked for exact copies)."""
+    later = labeled_df.filter(F.col(LATER_VALID)).withColumn(REASON, F.lit(None).cast("string"))
+    return clean_lines(later, cfg)

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from segmentation.input.reasons import (
     AFTER_TODAY,
     DUPLICATE_LINE,
+    LATER_VALID,
     LINE_HASH,
     LINE_ID,
     MALFORMED,
@@ -43,8 +44,12 @@ def with_line_keys(line_reason_df: DataFrame) -> DataFrame:
     return line_reason_df.select(*kept, *keys)  # one projection: Spark Connect limits how deep a plan nests
 
 
-def label_lines(lines_df: DataFrame, period: Period, *, keep: Callable[[DataFrame], DataFrame]) -> DataFrame:
-    """The log's lines with their final reasons: after today, out of the window, exact copies of an earlier line.
+def label_lines(
+    lines_df: DataFrame, period: Period, *, keep: Callable[[DataFrame], DataFrame], quarantine_copies: bool = True
+) -> tuple[DataFrame, int]:
+    """The log's lines with their final reasons (after today, out of the window, exact copies of an earlier line),
+    and how many lines are exact copies of an earlier one; ``quarantine_copies`` false counts them but keeps them
+    clean (``input.exact_copies: keep``).
 
     Only lines whose hash repeats are compared by their text (``repeated_hashes``, ``duplicate_copies``); the
     (few) copies are kept with ``keep`` and joined back, so the lines themselves are not written again.
@@ -58,8 +63,14 @@ def label_lines(lines_df: DataFrame, period: Period, *, keep: Callable[[DataFram
             copy_count = copies.count()
     finally:
         repeated.unpersist()
-    log.info("%d line hashes repeat; %d lines are exact copies of an earlier line", repeated_count, copy_count)
-    return with_final_reason(lines_df, period, copies if copy_count else None, broadcast=copy_count <= BROADCAST_ROWS)
+    log.info(
+        "%d line hashes repeat; %d lines are exact copies of an earlier line (%s)",
+        repeated_count,
+        copy_count,
+        "quarantined" if quarantine_copies else "kept",
+    )
+    flagged = copies if copy_count and quarantine_copies else None
+    return with_final_reason(lines_df, period, flagged, broadcast=copy_count <= BROADCAST_ROWS), copy_count
 
 
 def repeated_hashes(lines_df: DataFrame, period: Period | None = None) -> DataFrame:
@@ -92,8 +103,9 @@ def duplicate_copies(lines_df: DataFrame, repeated_df: DataFrame, period: Period
 def with_final_reason(
     lines_df: DataFrame, period: Period, copies_df: DataFrame | None, *, broadcast: bool
 ) -> DataFrame:
-    """Add the labels that need the whole data (after today, out of window, then exact duplicate lines) and
-    ``_raw_line``.
+    """Add the labels that need the whole data (after today, out of window, then exact duplicate lines),
+    ``_raw_line``, and ``_later_valid``: true for a line dated after the as-of date (up to ``last_valid``) that
+    passes the per-line checks (the lines a value holdout compares with; they are not checked for copies).
 
     ``copies_df`` holds the ids from ``duplicate_copies`` (None when no hash repeats); ``broadcast`` joins
     them without shuffling the lines.
@@ -101,12 +113,14 @@ def with_final_reason(
     valid, late = F.col(REASON).isNull(), period.after_last_valid()
     dated = F.col(TS).isNotNull() & (valid | (F.col(REASON) != MALFORMED))  # a line whose date can be read
     reason = F.when(valid & late, F.lit(AFTER_TODAY)).when(dated & ~late & ~period.contains(), F.lit(OUT_OF_WINDOW))
+    later = (valid & ~late & period.after_as_of()).alias(LATER_VALID)
     if copies_df is None:
-        return lines_df.withColumns({REASON: reason.otherwise(F.col(REASON)), RAW_LINE: raw_line()})
+        return lines_df.withColumns({REASON: reason.otherwise(F.col(REASON)), RAW_LINE: raw_line(), LATER_VALID: later})
     flagged = copies_df.withColumn("_copy", F.lit(True))
     joined = lines_df.join(F.broadcast(flagged) if broadcast else flagged, LINE_ID, "left")
     reason = reason.when(F.col(REASON).isNull() & F.col("_copy").isNotNull(), F.lit(DUPLICATE_LINE))
-    return joined.withColumns({REASON: reason.otherwise(F.col(REASON)), RAW_LINE: raw_line()}).drop("_copy")
+    final = {REASON: reason.otherwise(F.col(REASON)), RAW_LINE: raw_line(), LATER_VALID: later}
+    return joined.withColumns(final).drop("_copy")
 
 
 def with_duplicate_reason(df: DataFrame, keys: Sequence[str], code: str) -> DataFrame:

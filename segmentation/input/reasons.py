@@ -22,3 +22,4 @@ PRICE = "_unit_price"
 AMOUNT = "_amount"
 LINE_ID = "_line_id"
 LINE_HASH = "_line_hash"
+LATER_VALID = "_later_valid"  # a line dated after the as-of date that passes the per-line checks (value holdout)

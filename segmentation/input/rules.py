@@ -48,6 +48,10 @@ class Period:
         inside = F.col(TS) < start_of(self.as_of + dt.timedelta(days=1))
         return inside if self.first is None else inside & (F.col(TS) >= start_of(self.first))
 
+    def after_as_of(self) -> Column:
+        """True for a line dated after the as-of date."""
+        return F.col(TS) >= start_of(self.as_of + dt.timedelta(days=1))
+
     def after_last_valid(self) -> Column:
         """True for a line dated after ``last_valid``."""
         return F.col(TS) >= start_of(self.last_valid + dt.timedelta(days=1))

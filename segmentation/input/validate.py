@@ -50,6 +50,7 @@ class Validated:
     as_of: dt.date
     counts: LineCounts
     text_columns: tuple[str, ...]  # the mapped columns the quarantine shows as text
+    exact_copies: int = 0  # lines that are exact copies of an earlier one (quarantined or kept: input.exact_copies)
 
 
 def lines_for_copy(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
@@ -73,6 +74,7 @@ def validate(
     long as the caller uses the labeled lines (the duplicate copies they are joined with).
     """
     text_columns: tuple[str, ...]
+    copies = 0
     if cfg.input.kind == "customers":
         labeled, as_of, text_columns = copy_df, cfg.features.as_of or today, ("customer_id",)
     else:
@@ -84,7 +86,9 @@ def validate(
             _no_dated_line(lines, cfg, today)
         as_of = found
         period = Period.of(as_of, cfg.features.window_days, today)
-        labeled, text_columns = label_lines(lines, period, keep=keep), quarantine_columns(cfg.input)
+        quarantine_copies = cfg.input.exact_copies == "quarantine"
+        labeled, copies = label_lines(lines, period, keep=keep, quarantine_copies=quarantine_copies)
+        text_columns = quarantine_columns(cfg.input)
     counts = count_lines(labeled)
     log.info(
         "lines in=%d clean=%d quarantined=%d out of window=%d %s",
@@ -101,7 +105,7 @@ def validate(
         explain=lambda: failure_hint(labeled, counts, cfg),
         key=input_key(cfg.input),
     )
-    return Validated(labeled, as_of, counts, tuple(text_columns))
+    return Validated(labeled, as_of, counts, tuple(text_columns), exact_copies=copies)
 
 
 def quarantine_columns(cfg: InputConfig) -> tuple[str, ...]:

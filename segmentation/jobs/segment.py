@@ -24,18 +24,29 @@ from segmentation.history import baseline as baselines
 from segmentation.history import identity as identities
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
 from segmentation.input.validate import Validated
+from segmentation.jobs.value import ValueRun, value_run
 from segmentation.model import pipeline, selection, sweep
 from segmentation.model.metrics import KResult
+from segmentation.model.pipeline import SEGMENT
 from segmentation.model.profiles import RepeatSplit, SegmentProfiles, profile_segments
 from segmentation.model.profiles import repeat_splits as find_repeat_splits
 from segmentation.model.sweep_text import metrics_table
 from segmentation.publish import TableOutput, load_key, read_manifest
-from segmentation.publish.manifest import SEGMENTATION, HistorySection, Manifest, ReportInfo, SweepSample, build
+from segmentation.publish.manifest import (
+    SEGMENTATION,
+    HistorySection,
+    Manifest,
+    ReportInfo,
+    SweepSample,
+    ValueSection,
+    build,
+)
 from segmentation.publish.tables import run_tables
 from segmentation.report import RFM, SAMPLE_TABLE, render, report_inputs
 from segmentation.report.sample import CustomerSample, customer_sample
 from segmentation.runtime import tracking
 from segmentation.runtime.context import RunContext, RunSummary, releasing_models
+from segmentation.value.stage import VALUE_PROFILE_COLUMNS, with_segment_values
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +119,12 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
                 key=key,
                 values=final.values,
             )
+        with job.stage("value"):
+            valued = value_run(job, validated, final.segmented, key=key)
+            profiled = with_value(job, profiled, valued)
         with job.stage("write"):
             tables = run_tables(final.segmented, profiled.frame, validated, key=key, previous=comparison.previous)
+            tables.update(valued.tables)
             tables[MIGRATION] = TableOutput(migration_frame(spark, comparison))
             metrics = sweep.metrics_frame(spark, swept.results, chosen=swept.choice.k, elbow=swept.choice.elbow)
             tables["sweep"] = TableOutput(metrics.coalesce(1))
@@ -128,6 +143,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
                 profiled=profiled,
                 sample=sample,
                 history=history,
+                value=valued.section,
             )
             inputs = report_inputs(manifest, pd.DataFrame(list(profiled.rows)), sample.frame.toPandas())
             job.stage_report(render(inputs))
@@ -246,6 +262,7 @@ def run_manifest(
     profiled: SegmentProfiles,
     sample: CustomerSample,
     history: HistorySection,
+    value: ValueSection,
 ) -> Manifest:
     """The run's manifest: what every run records, plus the sweep, the choice of k, centroids, segments that
     split one behaviour into one-time and repeat buyers, and the report's."""
@@ -258,7 +275,7 @@ def run_manifest(
         job.cfg,
         attempt=job.attempt,
         spark_version=job.spark.version,
-        counts={**validated.counts.as_dict(), "customers": customers},
+        counts={**validated.counts.as_dict(), "customers": customers, "exact_copies": validated.exact_copies},
         mapping=final.mapping,
         profile_rows=profiled.rows,
         history=history,
@@ -271,7 +288,17 @@ def run_manifest(
         centroids=[[float(v) for v in c] for c in final.clusterer.clusterCenters()],
         repeat_splits=[split.as_dict() for split in splits],
         report=ReportInfo(centroids_2d=sample.centroids_2d, axes=sample.axes),
+        value=value,
     )
+
+
+def with_value(job: RunContext, profiled: SegmentProfiles, valued: ValueRun) -> SegmentProfiles:
+    """The profiles with each segment's value columns (null throughout when value was not fitted)."""
+    frame = with_segment_values(job.spark, profiled.frame, valued.segment_rows)
+    by_segment = {int(r[SEGMENT]): r for r in valued.segment_rows}
+    empty = dict.fromkeys(VALUE_PROFILE_COLUMNS)
+    rows = tuple({**row, **empty, **by_segment.get(int(row[SEGMENT]), {})} for row in profiled.rows)
+    return SegmentProfiles(frame, rows)
 
 
 def final_repeat_splits(final: FinalModel, profiled: SegmentProfiles, spec: pipeline.FeatureSpec) -> list[RepeatSplit]:

@@ -57,6 +57,7 @@ class InputSection(_Section):
     table: str | None = None
     where: str | None = None
     orders_by: str | None = None
+    exact_copies: str | None = None  # quarantine | keep: what became of exact copies (a log only)
     features_left_out: dict[str, str] = {}
 
 
@@ -69,6 +70,7 @@ class Counts(_Section):
     lines_out_of_window: int = 0
     quarantined_by_reason: dict[str, int] = {}
     customers: int
+    exact_copies: int = 0  # lines that copy an earlier line exactly: quarantined or kept (input.exact_copies)
 
 
 class SegmentEntry(_Section):
@@ -195,6 +197,37 @@ class HistorySection(_Section):
     migration: list[MigrationRow] = []
 
 
+class ValueFitEntry(_Section):
+    """One fitted value model: estimates and standard errors by parameter, and how the fit went."""
+
+    model: str
+    estimates: dict[str, float]
+    standard_errors: dict[str, float | None]
+    log_likelihood: float
+    customers: int
+    tuples: int
+    penalty: float = 0.0
+
+
+class ValueSection(_Section):
+    """Customer value: whether it was fitted (or why not), the fits, the settings and the totals."""
+
+    status: Literal["fitted", "not fitted", "skipped"]
+    reason: str | None = None
+    model: str | None = None
+    time_unit: str | None = None
+    horizon_days: int | None = None
+    discount_rate: float | None = None
+    purchases: ValueFitEntry | None = None
+    spend: ValueFitEntry | None = None
+    customers: int | None = None  # customers with a purchase day, so with a value
+    spend_left_out: dict[str, int] = {}
+    expected_purchases: float | None = None
+    expected_value: float | None = None
+    clv: float | None = None
+    calibration: dict[str, Any] | None = None
+
+
 class ModelRef(_Section):
     """The published run whose model a scoring run used."""
 
@@ -238,6 +271,7 @@ class Manifest(_Section):
     # a scoring run
     model: ModelRef | None = None
     history: HistorySection | None = None
+    value: ValueSection | None = None
     versions: Versions = Versions()
     config: dict[str, Any]
     timings_seconds: dict[str, float] = {}
@@ -268,6 +302,8 @@ class Manifest(_Section):
             absent |= {name: True for name in _SEGMENTATION_ONLY if getattr(self, name) is None}
         elif self.model is None:
             absent["model"] = True
+        if self.value is None:
+            absent["value"] = True
         if self.history is not None:
             unmatched = {name for name in ("origins", "merges") if getattr(self.history, name) is None}
             if unmatched:
@@ -309,6 +345,7 @@ def build(
             table=cfg.input.table,
             where=cfg.input.where,
             orders_by=cfg.input.orders_by if transactions else None,
+            exact_copies=cfg.input.exact_copies if transactions else None,
             features_left_out=unavailable_features(cfg.input) if transactions else {},
         ),
         counts=Counts.model_validate(counts),

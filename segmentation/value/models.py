@@ -406,6 +406,24 @@ def per_period_rate(annual_rate: float, unit_in_years: float) -> float:
     return float((1 + annual_rate) ** unit_in_years - 1)
 
 
+def discounted_purchases(
+    fit: Fit, tuples: Tuples, *, horizon: float, discount_rate_per_period: float, steps: int
+) -> Array:
+    """Discounted expected purchases over ``horizon`` time units, in ``steps`` steps of Δ = horizon / steps:
+    Σ_k (E[X(kΔ)] - E[X((k-1)Δ)]) / (1 + d)^(kΔ), d the discount rate per time unit (``per_period_rate``): each
+    step's expected purchases are discounted from the end of that step."""
+    if horizon <= 0 or steps < 1 or discount_rate_per_period <= -1:
+        raise ValueError("horizon must be positive, steps at least 1 and the discount rate above -1")
+    xs, txs, Ts = tuples.arrays()
+    delta = horizon / steps
+    value, before = np.zeros(xs.shape), np.zeros(xs.shape)
+    for k in range(1, steps + 1):
+        now = expected_purchases(fit, np.full(xs.shape, k * delta), Tuples(xs, txs, Ts))
+        value += (now - before) / (1 + discount_rate_per_period) ** (k * delta)
+        before = now
+    return value
+
+
 def discounted_value(
     fit: Fit,
     gg_fit: Fit,
@@ -416,17 +434,8 @@ def discounted_value(
     discount_rate_per_period: float,
     steps: int,
 ) -> Array:
-    """Discounted expected value over ``horizon`` time units, in ``steps`` steps of Δ = horizon / steps:
-    Σ_k (E[X(kΔ)] - E[X((k-1)Δ)]) · E[M] / (1 + d)^(kΔ), d the discount rate per time unit (``per_period_rate``).
-    """
-    if horizon <= 0 or steps < 1 or discount_rate_per_period <= -1:
-        raise ValueError("horizon must be positive, steps at least 1 and the discount rate above -1")
-    xs, txs, Ts = tuples.arrays()
-    spend = expected_spend(gg_fit, xs, m_x)
-    delta = horizon / steps
-    value, before = np.zeros(xs.shape), np.zeros(xs.shape)
-    for k in range(1, steps + 1):
-        now = expected_purchases(fit, np.full(xs.shape, k * delta), Tuples(xs, txs, Ts))
-        value += (now - before) / (1 + discount_rate_per_period) ** (k * delta)
-        before = now
-    return np.asarray(value * spend, dtype=float)
+    """Discounted expected value over ``horizon`` time units: ``discounted_purchases`` times E[M | x, m_x]."""
+    purchases = discounted_purchases(
+        fit, tuples, horizon=horizon, discount_rate_per_period=discount_rate_per_period, steps=steps
+    )
+    return np.asarray(purchases * expected_spend(gg_fit, tuples.arrays()[0], m_x), dtype=float)

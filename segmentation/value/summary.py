@@ -16,7 +16,9 @@ The rules, stated once:
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -68,3 +70,8 @@ def value_pairs(summary_df: DataFrame) -> DataFrame:
     ``customers`` count: what the Gamma-Gamma spend model is fitted on."""
     qualified = summary_df.where((F.col("x") > 0) & (F.col("mean_value") > 0))
     return qualified.groupBy("x", "mean_value").agg(F.count(F.lit(1)).alias("customers"))
+
+
+def to_pandas(frame: DataFrame) -> pd.DataFrame:
+    """A small frame (tuples, k rows, bins) on the driver as pandas."""
+    return cast(pd.DataFrame, frame.toPandas())

@@ -1,0 +1,124 @@
+"""The segmentation run's value stage: what each customer and segment is worth next (``segmentation.value``), the
+tables it publishes, its manifest section and each segment's value for the profiles and the report."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from segmentation.input.clean import clean_lines, later_lines
+from segmentation.input.validate import Validated
+from segmentation.model.pipeline import SEGMENT
+from segmentation.publish import TableOutput
+from segmentation.publish.manifest import ValueFitEntry, ValueSection
+from segmentation.publish.privacy import protect
+from segmentation.runtime.context import RunContext
+from segmentation.value import models
+from segmentation.value.calibration import CALIBRATION, Calibration, calibrate
+from segmentation.value.stage import (
+    CUSTOMER_VALUE,
+    VALUE_MODEL,
+    Fitted,
+    model_frame,
+    segment_values,
+    value_of_customers,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ValueRun:
+    """The stage's manifest section, each segment's value (k rows, empty when not fitted) and its tables."""
+
+    section: ValueSection
+    segment_rows: list[dict[str, Any]] = field(default_factory=list)
+    tables: dict[str, TableOutput] = field(default_factory=dict)
+    calibration: Calibration | None = None
+
+
+def value_run(job: RunContext, validated: Validated, segmented: DataFrame, *, key: bytes | None) -> ValueRun:
+    """Fit, score and profile customer value when the run asks for it and the data can support it."""
+    cfg = job.cfg
+    if cfg.input.kind != "transactions":
+        return _skipped("a customer table has no purchase history to model")
+    if not cfg.value.enabled:
+        return _skipped("value.enabled is false")
+    clean = clean_lines(validated.lines, cfg.input)
+    outcome = value_of_customers(job.spark, clean, validated.as_of, cfg.value, keep=job.keep)
+    if outcome.fitted is None or outcome.values is None or outcome.summary is None:
+        section = ValueSection(
+            status="not fitted", reason=outcome.reason, spend_left_out=outcome.spend_left_out, **_settings(job)
+        )
+        return ValueRun(section)
+    values = job.keep(outcome.values)
+    segments = segmented.select("customer_id", SEGMENT)
+    totals = values.agg(
+        F.count(F.lit(1)).alias("customers"),
+        F.sum("expected_purchases").alias("expected_purchases"),
+        F.sum("expected_value").alias("expected_value"),
+        F.sum("clv").alias("clv"),
+    ).first()
+    assert totals is not None
+    calibration = None
+    if cfg.value.holdout:
+        holdout = later_lines(validated.lines, cfg.input)
+        calibration = calibrate(
+            job.spark, outcome.summary, holdout, outcome.fitted, as_of=validated.as_of, days=cfg.value.holdout_days
+        )
+    section = ValueSection(
+        status="fitted",
+        purchases=_fit_entry(outcome.fitted.purchases),
+        spend=_fit_entry(outcome.fitted.spend),
+        customers=int(totals["customers"]),
+        spend_left_out=outcome.spend_left_out,
+        expected_purchases=round(float(totals["expected_purchases"] or 0.0), 4),
+        expected_value=round(float(totals["expected_value"] or 0.0), 2),
+        clv=round(float(totals["clv"] or 0.0), 2),
+        calibration=calibration.as_dict() if calibration else None,
+        **_settings(job),
+    )
+    tables = value_tables(job, values.join(segments, "customer_id", "left"), outcome.fitted, key=key)
+    if calibration is not None:
+        tables[CALIBRATION] = TableOutput(calibration.frame(job.spark).coalesce(1))
+    return ValueRun(section, segment_values(values, segments), tables, calibration)
+
+
+def value_tables(job: RunContext, values_df: DataFrame, fitted: Fitted, *, key: bytes | None) -> dict[str, TableOutput]:
+    """``customer_value`` (ids pseudonymised if keyed, partitioned by segment) and ``value_model``."""
+    return {
+        CUSTOMER_VALUE: TableOutput(protect(values_df, key).repartition(SEGMENT), (SEGMENT,)),
+        VALUE_MODEL: TableOutput(model_frame(job.spark, fitted).coalesce(1)),
+    }
+
+
+def _skipped(reason: str) -> ValueRun:
+    log.info("value: skipped: %s", reason)
+    return ValueRun(ValueSection(status="skipped", reason=reason))
+
+
+def _settings(job: RunContext) -> dict[str, Any]:
+    value = job.cfg.value
+    return {
+        "model": value.model,
+        "time_unit": value.time_unit,
+        "horizon_days": value.horizon_days,
+        "discount_rate": value.discount_rate,
+    }
+
+
+def _fit_entry(fit: models.Fit) -> ValueFitEntry:
+    return ValueFitEntry(
+        model=fit.model,
+        estimates=fit.params,
+        standard_errors={n: e if math.isfinite(e) else None for n, e in zip(fit.names, fit.standard_errors)},  # noqa: B905
+        log_likelihood=fit.log_likelihood,
+        customers=round(fit.customers),
+        tuples=fit.tuples,
+        penalty=fit.penalty,
+    )
