@@ -63,6 +63,7 @@ def value_run(job: RunContext, validated: Validated, segmented: DataFrame, *, ke
         F.sum("expected_purchases").alias("expected_purchases"),
         F.sum("expected_value").alias("expected_value"),
         F.sum("clv").alias("clv"),
+        F.max("T").alias("longest_T"),
     ).first()
     assert totals is not None
     calibration = None
@@ -76,6 +77,7 @@ def value_run(job: RunContext, validated: Validated, segmented: DataFrame, *, ke
         purchases=_fit_entry(outcome.fitted.purchases),
         spend=_fit_entry(outcome.fitted.spend),
         customers=int(totals["customers"]),
+        longest_T=float(totals["longest_T"]),
         spend_left_out=outcome.spend_left_out,
         expected_purchases=round(float(totals["expected_purchases"] or 0.0), 4),
         expected_value=round(float(totals["expected_value"] or 0.0), 2),

@@ -221,6 +221,7 @@ class ValueSection(_Section):
     purchases: ValueFitEntry | None = None
     spend: ValueFitEntry | None = None
     customers: int | None = None  # customers with a purchase day, so with a value
+    longest_T: float | None = None  # the oldest customer's T, in the time unit
     spend_left_out: dict[str, int] = {}
     expected_purchases: float | None = None
     expected_value: float | None = None

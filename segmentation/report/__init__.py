@@ -11,6 +11,7 @@ from segmentation.publish import ReportFiles
 from segmentation.report.figures import RFM, charts
 from segmentation.report.inputs import SAMPLE_TABLE, ReportInputs, load, report_inputs
 from segmentation.report.text import html_page, markdown, segment_rows
+from segmentation.report.value import value_charts
 
 __all__ = ["RFM", "SAMPLE_TABLE", "ReportFiles", "ReportInputs", "load", "render", "report_inputs"]
 
@@ -18,5 +19,5 @@ __all__ = ["RFM", "SAMPLE_TABLE", "ReportFiles", "ReportInputs", "load", "render
 def render(run: ReportInputs) -> ReportFiles:
     """The report of ``run``: its HTML page, its Markdown and its charts."""
     rows = segment_rows(run)
-    images = charts(run)
+    images = {**charts(run), **value_charts(run)}
     return ReportFiles(html=html_page(run, rows, images), markdown=markdown(run, rows), charts=images)

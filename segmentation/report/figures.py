@@ -25,7 +25,8 @@ SWEEP_METRICS = (
 )
 
 
-def _png(figure: Figure) -> bytes:
+def png(figure: Figure) -> bytes:
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
@@ -54,7 +55,7 @@ def sweep_chart(run: ReportInputs) -> bytes:
     axes[0].legend(fontsize=6)
     figure.suptitle("The sweep over k", fontsize=10)
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def sizes_chart(run: ReportInputs) -> bytes:
@@ -73,7 +74,7 @@ def sizes_chart(run: ReportInputs) -> bytes:
     axis.set_title("Segment sizes and share of revenue")
     axis.legend()
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def centroid_table(run: ReportInputs) -> pd.DataFrame:
@@ -100,7 +101,7 @@ def heatmap_chart(run: ReportInputs) -> bytes:
     figure.colorbar(image, ax=axis, label="standard deviations from average")
     axis.set_title("Segment profiles (standardised means)")
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def _migration(run: ReportInputs) -> pd.DataFrame:
@@ -142,7 +143,7 @@ def transition_chart(run: ReportInputs) -> bytes | None:
     axis.set_xlabel("segment in this run")
     axis.set_ylabel("segment in the baseline")
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def _flow_label(segment: Any, name: str) -> str:
@@ -167,7 +168,7 @@ def scatter_chart(run: ReportInputs) -> bytes | None:
     axis.set_title(f"Customers by segment ({len(run.sample)} sampled)")
     axis.legend(fontsize=7, markerscale=2)
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def rfm_chart(run: ReportInputs) -> bytes | None:
@@ -187,7 +188,7 @@ def rfm_chart(run: ReportInputs) -> bytes | None:
             axis.set_yscale("symlog")
     figure.suptitle("Recency, frequency and monetary value per segment", fontsize=10)
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def charts(run: ReportInputs) -> dict[str, bytes]:

@@ -15,6 +15,7 @@ from segmentation.model import profiles
 from segmentation.model.sweep_text import seeds_note
 from segmentation.publish import Manifest
 from segmentation.report.inputs import ReportInputs
+from segmentation.report.value import value_lines
 
 
 def movement_sentences(manifest: Manifest, limit: int = 5) -> list[str]:
@@ -123,7 +124,16 @@ def markdown(run: ReportInputs, rows: Sequence[Mapping[str, Any]]) -> str:
         revenue = f"{r['revenue_share']:.1%}" if r["revenue_share"] is not None else "-"
         lines.append(f"| {r['segment']} | {r['name']} | {r['customers']} | {r['customer_share']:.1%} | {revenue} |")
     lines += ["", *[f"- {r['sentence']}" for r in rows], "", "## Changes since the baseline", ""]
-    lines += [*history_lines(m), "", "## Data quality", ""]
+    lines += [
+        *history_lines(m),
+        "",
+        "## What customers are worth next",
+        "",
+        *value_lines(run),
+        "",
+        "## Data quality",
+        "",
+    ]
     lines += _quality_lines(m)
     lines.append(f"\nCustomers: {m.counts.customers}.")
     return "\n".join(lines) + "\n"
@@ -164,6 +174,9 @@ def _quality_lines(manifest: Manifest) -> list[str]:
     ]
     if out:
         lines.append(f"Out of window: {out} (dated {_window_text(manifest)}; not quarantined).")
+    if manifest.input.exact_copies:
+        kept = "kept as purchases" if manifest.input.exact_copies == "keep" else "quarantined as duplicate_line"
+        lines.append(f"Exact copies of another line: {counts.exact_copies} ({kept}; input.exact_copies).")
     lines.append("")
     lines += [f"- `{reason}`: {n}" for reason, n in sorted(counts.quarantined_by_reason.items())]
     return [*lines, "", *input_lines(manifest)]
@@ -200,6 +213,19 @@ def _window_text(manifest: Manifest) -> str:
     return f"outside the {days} days ending {as_of}" if days else f"after the as-of date {as_of}"
 
 
+def _html_line(line: str) -> str:
+    """A Markdown line of the value section as HTML: a paragraph, a list item or a table row."""
+    esc = html.escape
+    if line.startswith("- "):
+        return f"<li>{esc(line[2:])}</li>"
+    if line.startswith("| ---"):
+        return ""
+    if line.startswith("|"):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        return "<table><tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr></table>"
+    return f"<p>{esc(line)}</p>"
+
+
 def html_page(run: ReportInputs, rows: Sequence[Mapping[str, Any]], images: Mapping[str, bytes]) -> str:
     """The report as one self-contained HTML page, the charts embedded as PNG."""
     m = run.manifest
@@ -222,6 +248,7 @@ def html_page(run: ReportInputs, rows: Sequence[Mapping[str, Any]], images: Mapp
         for line in history_lines(m)
         if line
     )
+    worth = "".join(_html_line(line) for line in value_lines(run) if line)
     quality = "".join(
         f"<p>{esc(line)}</p>" if not line.startswith("- ") else f"<li>{esc(line[2:])}</li>"
         for line in _quality_lines(m)
@@ -241,6 +268,7 @@ figure{{margin:1em 0}}img{{max-width:100%}}</style></head>
 <table id="segments"><tr><th>segment</th><th>name</th><th>customers</th><th>share</th><th>revenue share</th>
 <th>key medians</th><th>in one sentence</th></tr>{table}</table>
 <h2>Changes since the baseline</h2><div id="history">{changes}</div>
+<h2>What customers are worth next</h2><div id="value">{worth}</div>
 <h2>Charts</h2>{figures}
 <h2>Data quality</h2>{quality}
 <p>Customers: {m.counts.customers}. Versions: {esc(json.dumps(m.versions.model_dump(exclude_none=True)))}</p>
