@@ -60,9 +60,13 @@ def test_report_of_a_transaction_log_run(spark: SparkSession, tmp_path: Path) ->
     generate.write(str(log), customers=200, seed=41)
     result = segment.run(spark, job_config(tmp_path, str(log), "model.k_min=2", "model.k_max=4"))
     folder = Path(result.run_folder)
-    check_charts(folder, {"sweep", "sizes", "profiles_heatmap", "customers_2d", "rfm"})
+    check_charts(folder, {"sweep", "sizes", "profiles_heatmap", "customers_2d", "rfm", "value_shares", "p_alive"})
     page = check_page(folder)
-    assert len(page.images) == 5
+    assert len(page.images) == 7
+    profiles = pd.read_parquet(folder / "profiles").sort_values("segment")
+    value_rows = [r for r in page.value_rows if r]  # the value section's table, without its header
+    assert [int(r[0]) for r in value_rows] == list(profiles["segment"])
+    assert [r[5] for r in value_rows] == [f"{v:.1%}" for v in profiles["expected_value_share"]]
     sample = pd.read_parquet(folder / "report_sample")
     assert len(sample) == 200 and "customer_id" not in sample.columns
     html = (folder / "report.html").read_text()

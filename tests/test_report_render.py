@@ -27,32 +27,42 @@ CHARTS = {"sweep", "sizes", "profiles_heatmap", "customers_2d", "rfm"}
 
 
 class Page(HTMLParser):
-    """The segment table's cells, the images and the whole text of a report page."""
+    """The segment table's cells, the value section's table, the images and the whole text of a report page."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[list[str]] = []
+        self.value_rows: list[list[str]] = []
+        self._table: str | None = None
         self.images: list[str] = []
         self.text = ""
         self._in_cell = False
 
+    @property
+    def _rows(self) -> list[list[str]]:
+        return self.value_rows if self._table == "value-segments" else self.rows
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "tr":
-            self.rows.append([])
+        if tag == "table":
+            self._table = dict(attrs).get("id")
+        elif tag == "tr":
+            self._rows.append([])
         elif tag == "td":
             self._in_cell = True
-            self.rows[-1].append("")
+            self._rows[-1].append("")
         elif tag == "img":
             self.images.append(dict(attrs)["src"] or "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "td":
             self._in_cell = False
+        elif tag == "table":
+            self._table = None
 
     def handle_data(self, data: str) -> None:
         self.text += data
         if self._in_cell:
-            self.rows[-1][-1] += data
+            self._rows[-1][-1] += data
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from segmentation.publish.manifest import HistorySection, RunRef
 from segmentation.publish.tables import PREVIOUS_SEGMENT
 
 MIGRATION = "migration"
+EXPECTED_VALUE = "expected_value"  # this run's expected value of a customer (segmentation.value)
 NEW, INACTIVE = "new", "inactive"
 UP, DOWN, SAME, ACROSS = "up", "down", "same", "across"  # across: to a segment of equal value
 MIGRATION_SCHEMA = T.StructType(
@@ -32,6 +33,7 @@ MIGRATION_SCHEMA = T.StructType(
         T.StructField("share_of_from", T.DoubleType(), False),
         T.StructField("revenue_before", T.DoubleType(), True),
         T.StructField("revenue_after", T.DoubleType(), True),
+        T.StructField("expected_value", T.DoubleType(), True),
         T.StructField("direction", T.StringType(), False),
         T.StructField("baseline_as_of_date", T.DateType(), False),
         T.StructField("baseline_run_id", T.StringType(), False),
@@ -47,20 +49,30 @@ def previous_segments(baseline: Baseline | None) -> DataFrame | None:
 
 
 def migration_flows(current: DataFrame, baseline: Baseline, revenue: str | None) -> list[dict[str, Any]]:
-    """Customers and revenue per (baseline segment, this run's segment), ``None`` for new / inactive customers.
+    """Customers, revenue and this run's expected value per (baseline segment, this run's segment), ``None`` for
+    new / inactive customers.
 
-    ``current`` has ``customer_id`` (as published: pseudonymised if the baseline's are), ``segment`` and the
-    ``revenue`` column; a full outer join on the customer, then one aggregation of at most (k+1)^2 rows.
+    ``current`` has ``customer_id`` (as published: pseudonymised if the baseline's are), ``segment``, the
+    ``revenue`` column and, when value was computed, ``expected_value``; a full outer join on the customer, then
+    one aggregation of at most (k+1)^2 rows.
     """
     money = (lambda c: F.col(c).cast("double")) if revenue else (lambda c: F.lit(None).cast("double"))
-    after = current.select("customer_id", F.col(SEGMENT).alias("_to"), money(revenue or "").alias("_after"))
+    worth = F.col(EXPECTED_VALUE) if EXPECTED_VALUE in current.columns else F.lit(None).cast("double")
+    after = current.select(
+        "customer_id", F.col(SEGMENT).alias("_to"), money(revenue or "").alias("_after"), worth.alias("_worth")
+    )
     before = baseline.features.select(
         "customer_id", F.col(SEGMENT).alias("_from"), money(revenue or "").alias("_before")
     )
     joined = after.join(before, "customer_id", "full_outer")
     rows = (
         joined.groupBy("_from", "_to")
-        .agg(F.count(F.lit(1)).alias("customers"), F.sum("_before").alias("before"), F.sum("_after").alias("after"))
+        .agg(
+            F.count(F.lit(1)).alias("customers"),
+            F.sum("_before").alias("before"),
+            F.sum("_after").alias("after"),
+            F.sum("_worth").alias("worth"),
+        )
         .collect()
     )
     flows = [
@@ -70,6 +82,7 @@ def migration_flows(current: DataFrame, baseline: Baseline, revenue: str | None)
             "customers": int(r["customers"]),
             "revenue_before": None if r["before"] is None else round(float(r["before"]), 2),
             "revenue_after": None if r["after"] is None else round(float(r["after"]), 2),
+            "expected_value": None if r["worth"] is None else round(float(r["worth"]), 2),
         }
         for r in rows
     ]
@@ -123,6 +136,7 @@ def migration_rows(
                 "share_of_from": f["customers"] / totals[source],
                 "revenue_before": f["revenue_before"],
                 "revenue_after": f["revenue_after"],
+                "expected_value": f.get("expected_value"),
                 "direction": direction,
             }
         )
@@ -165,19 +179,24 @@ def compare(
     order_by: str | None,
     key: bytes | None,
     values: Mapping[int, float] | None = None,
+    worth: DataFrame | None = None,
 ) -> Comparison:
     """This run against its baseline. ``segmented`` has ``customer_id``, ``segment`` and the features; ids are
     compared as published (pseudonymised with ``key`` when the run is), so pseudonyms meet pseudonyms.
 
     Segments are ranked by their mean ``order_by`` value: ``values`` (this run's, when known), else measured
-    here; a vanished segment by its value in the baseline.
+    here; a vanished segment by its value in the baseline. ``worth`` (``customer_id``, ``expected_value``) gives
+    each flow the expected value of its customers in this run.
     """
     if baseline is None:
         return Comparison(None, None, [], {})
     own = dict(values) if values is not None else segment_values(segmented, SEGMENT, order_by)
     ranked = {**segment_values(baseline.features, SEGMENT, order_by), **own}
     columns = ["customer_id", SEGMENT, *([revenue] if revenue else [])]
-    flows = migration_flows(protect(segmented.select(*columns), key), baseline, revenue)
+    current = segmented.select(*columns)
+    if worth is not None:
+        current = current.join(worth.select("customer_id", EXPECTED_VALUE), "customer_id", "left")
+    flows = migration_flows(protect(current, key), baseline, revenue)
     baseline_names = baseline.manifest.segment_names
     rows = migration_rows(flows, names=identity.names, baseline_names=baseline_names, values=ranked)
     return Comparison(baseline, previous_segments(baseline), rows, explain_changes(identity, flows))

@@ -50,7 +50,7 @@ class Validated:
     as_of: dt.date
     counts: LineCounts
     text_columns: tuple[str, ...]  # the mapped columns the quarantine shows as text
-    exact_copies: int = 0  # lines that are exact copies of an earlier one (quarantined or kept: input.exact_copies)
+    exact_copies: int | None = None  # a log's lines that copy an earlier one (quarantined or kept: input.exact_copies)
 
 
 def lines_for_copy(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
@@ -74,7 +74,7 @@ def validate(
     long as the caller uses the labeled lines (the duplicate copies they are joined with).
     """
     text_columns: tuple[str, ...]
-    copies = 0
+    copies: int | None = None
     if cfg.input.kind == "customers":
         labeled, as_of, text_columns = copy_df, cfg.features.as_of or today, ("customer_id",)
     else:

@@ -15,6 +15,7 @@ from segmentation.features.table import feature_table
 from segmentation.history import baseline as baselines
 from segmentation.history.identity import Identity
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
+from segmentation.jobs.value import skipped_value, value_run, with_value
 from segmentation.model import pipeline
 from segmentation.model.profiles import profile_segments
 from segmentation.publish import (
@@ -79,15 +80,29 @@ def score(
             segmented = job.keep(pipeline.with_segments(assigned, mapping, names))
         with job.stage("profiles"):
             profiled = profile_segments(segmented, spec, table.revenue_column, names=names)
+        with job.stage("value"):
+            valued = (
+                value_run(job, validated, segmented, key=key, trained=trained.value)
+                if trained.value is not None
+                else skipped_value("the model's run was published before value models")
+            )
+            profiled = with_value(job, profiled, valued)
         with job.stage("history"):  # a frozen model keeps its segments' ids and names by construction
             used = max([*names, trained.max_segment_id, baseline.used_up_to if baseline else 0])
             kept = Identity({s: s for s in names}, dict(names), max_segment_id=used)
             comparison = compare(
-                segmented, baseline, identity=kept, revenue=table.revenue_column, order_by=spec.order_by, key=key
+                segmented,
+                baseline,
+                identity=kept,
+                revenue=table.revenue_column,
+                order_by=spec.order_by,
+                key=key,
+                worth=valued.values,
             )
         with job.stage("write"):
             tables = run_tables(segmented, profiled.frame, validated, key=key, previous=comparison.previous)
             tables[MIGRATION] = TableOutput(migration_frame(spark, comparison))
+            tables.update(valued.tables)
             attempt = job.stage_outputs(validated.as_of, tables)
         with job.stage("publish"):
             manifest = build(
@@ -95,11 +110,12 @@ def score(
                 cfg,
                 attempt=attempt,
                 spark_version=spark.version,
-                counts={**validated.counts.as_dict(), "customers": customers},
+                counts={**validated.counts.as_dict(), "customers": customers, "exact_copies": validated.exact_copies},
                 mapping=mapping,
                 profile_rows=profiled.rows,
                 history=history_section(comparison, kept, method="frozen model", match_distance=None),
                 model=ModelRef(run_folder=model_folder, as_of_date=trained.as_of_date, run_id=trained.run_id),
+                value=valued.section,
             )
             folder = job.publish(manifest)
     return ScoreResult(

@@ -24,10 +24,9 @@ from segmentation.history import baseline as baselines
 from segmentation.history import identity as identities
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
 from segmentation.input.validate import Validated
-from segmentation.jobs.value import ValueRun, value_run
+from segmentation.jobs.value import value_run, with_value
 from segmentation.model import pipeline, selection, sweep
 from segmentation.model.metrics import KResult
-from segmentation.model.pipeline import SEGMENT
 from segmentation.model.profiles import RepeatSplit, SegmentProfiles, profile_segments
 from segmentation.model.profiles import repeat_splits as find_repeat_splits
 from segmentation.model.sweep_text import metrics_table
@@ -46,7 +45,6 @@ from segmentation.report import RFM, SAMPLE_TABLE, render, report_inputs
 from segmentation.report.sample import CustomerSample, customer_sample
 from segmentation.runtime import tracking
 from segmentation.runtime.context import RunContext, RunSummary, releasing_models
-from segmentation.value.stage import VALUE_PROFILE_COLUMNS, with_segment_values
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +107,9 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             final = final_model(job, feature_df, swept, spec=spec, baseline=baseline)
         with job.stage("profiles"):
             profiled = profile_segments(final.segmented, spec, table.revenue_column, names=final.names)
+        with job.stage("value"):
+            valued = value_run(job, validated, final.segmented, key=key)
+            profiled = with_value(job, profiled, valued)
         with job.stage("history"):
             comparison = compare(
                 final.segmented,
@@ -118,10 +119,8 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
                 order_by=spec.order_by,
                 key=key,
                 values=final.values,
+                worth=valued.values,
             )
-        with job.stage("value"):
-            valued = value_run(job, validated, final.segmented, key=key)
-            profiled = with_value(job, profiled, valued)
         with job.stage("write"):
             tables = run_tables(final.segmented, profiled.frame, validated, key=key, previous=comparison.previous)
             tables.update(valued.tables)
@@ -290,15 +289,6 @@ def run_manifest(
         report=ReportInfo(centroids_2d=sample.centroids_2d, axes=sample.axes),
         value=value,
     )
-
-
-def with_value(job: RunContext, profiled: SegmentProfiles, valued: ValueRun) -> SegmentProfiles:
-    """The profiles with each segment's value columns (null throughout when value was not fitted)."""
-    frame = with_segment_values(job.spark, profiled.frame, valued.segment_rows)
-    by_segment = {int(r[SEGMENT]): r for r in valued.segment_rows}
-    empty = dict.fromkeys(VALUE_PROFILE_COLUMNS)
-    rows = tuple({**row, **empty, **by_segment.get(int(row[SEGMENT]), {})} for row in profiled.rows)
-    return SegmentProfiles(frame, rows)
 
 
 def final_repeat_splits(final: FinalModel, profiled: SegmentProfiles, spec: pipeline.FeatureSpec) -> list[RepeatSplit]:

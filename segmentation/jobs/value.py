@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from segmentation.input.clean import clean_lines, later_lines
 from segmentation.input.validate import Validated
 from segmentation.model.pipeline import SEGMENT
+from segmentation.model.profiles import SegmentProfiles
 from segmentation.publish import TableOutput
 from segmentation.publish.manifest import ValueFitEntry, ValueSection
 from segmentation.publish.privacy import protect
@@ -23,10 +24,12 @@ from segmentation.value.calibration import CALIBRATION, Calibration, calibrate
 from segmentation.value.stage import (
     CUSTOMER_VALUE,
     VALUE_MODEL,
+    VALUE_PROFILE_COLUMNS,
     Fitted,
     model_frame,
     segment_values,
     value_of_customers,
+    with_segment_values,
 )
 
 log = logging.getLogger(__name__)
@@ -40,17 +43,31 @@ class ValueRun:
     segment_rows: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, TableOutput] = field(default_factory=dict)
     calibration: Calibration | None = None
+    values: DataFrame | None = None  # VALUE_COLUMNS per customer (ids as read), when there are values
 
 
-def value_run(job: RunContext, validated: Validated, segmented: DataFrame, *, key: bytes | None) -> ValueRun:
-    """Fit, score and profile customer value when the run asks for it and the data can support it."""
+def value_run(
+    job: RunContext,
+    validated: Validated,
+    segmented: DataFrame,
+    *,
+    key: bytes | None,
+    trained: ValueSection | None = None,
+) -> ValueRun:
+    """Fit, score and profile customer value when the run asks for it and the data can support it; a scoring run
+    passes its model's ``trained`` section and applies those fits (no holdout)."""
     cfg = job.cfg
     if cfg.input.kind != "transactions":
-        return _skipped("a customer table has no purchase history to model")
+        return skipped_value("a customer table has no purchase history to model")
     if not cfg.value.enabled:
-        return _skipped("value.enabled is false")
+        return skipped_value("value.enabled is false")
+    fits = None
+    if trained is not None:
+        fits = trained.fitted()
+        if fits is None:
+            return skipped_value(f"the model's run has no fitted value models ({trained.status}: {trained.reason})")
     clean = clean_lines(validated.lines, cfg.input)
-    outcome = value_of_customers(job.spark, clean, validated.as_of, cfg.value, keep=job.keep)
+    outcome = value_of_customers(job.spark, clean, validated.as_of, cfg.value, keep=job.keep, trained=fits)
     if outcome.fitted is None or outcome.values is None or outcome.summary is None:
         section = ValueSection(
             status="not fitted", reason=outcome.reason, spend_left_out=outcome.spend_left_out, **_settings(job)
@@ -67,13 +84,14 @@ def value_run(job: RunContext, validated: Validated, segmented: DataFrame, *, ke
     ).first()
     assert totals is not None
     calibration = None
-    if cfg.value.holdout:
+    if cfg.value.holdout and fits is None:
         holdout = later_lines(validated.lines, cfg.input)
         calibration = calibrate(
             job.spark, outcome.summary, holdout, outcome.fitted, as_of=validated.as_of, days=cfg.value.holdout_days
         )
+    settings = _settings(job) if fits is None else _trained_settings(outcome.fitted)
     section = ValueSection(
-        status="fitted",
+        status="fitted" if fits is None else "applied",
         purchases=_fit_entry(outcome.fitted.purchases),
         spend=_fit_entry(outcome.fitted.spend),
         customers=int(totals["customers"]),
@@ -83,12 +101,12 @@ def value_run(job: RunContext, validated: Validated, segmented: DataFrame, *, ke
         expected_value=round(float(totals["expected_value"] or 0.0), 2),
         clv=round(float(totals["clv"] or 0.0), 2),
         calibration=calibration.as_dict() if calibration else None,
-        **_settings(job),
+        **settings,
     )
     tables = value_tables(job, values.join(segments, "customer_id", "left"), outcome.fitted, key=key)
     if calibration is not None:
         tables[CALIBRATION] = TableOutput(calibration.frame(job.spark).coalesce(1))
-    return ValueRun(section, segment_values(values, segments), tables, calibration)
+    return ValueRun(section, segment_values(values, segments), tables, calibration, values)
 
 
 def value_tables(job: RunContext, values_df: DataFrame, fitted: Fitted, *, key: bytes | None) -> dict[str, TableOutput]:
@@ -99,7 +117,8 @@ def value_tables(job: RunContext, values_df: DataFrame, fitted: Fitted, *, key: 
     }
 
 
-def _skipped(reason: str) -> ValueRun:
+def skipped_value(reason: str) -> ValueRun:
+    """The stage skipped, for ``reason``."""
     log.info("value: skipped: %s", reason)
     return ValueRun(ValueSection(status="skipped", reason=reason))
 
@@ -114,6 +133,15 @@ def _settings(job: RunContext) -> dict[str, Any]:
     }
 
 
+def _trained_settings(fitted: Fitted) -> dict[str, Any]:
+    return {
+        "model": fitted.purchases.model,
+        "time_unit": fitted.time_unit,
+        "horizon_days": fitted.horizon_days,
+        "discount_rate": fitted.discount_rate,
+    }
+
+
 def _fit_entry(fit: models.Fit) -> ValueFitEntry:
     return ValueFitEntry(
         model=fit.model,
@@ -124,3 +152,12 @@ def _fit_entry(fit: models.Fit) -> ValueFitEntry:
         tuples=fit.tuples,
         penalty=fit.penalty,
     )
+
+
+def with_value(job: RunContext, profiled: SegmentProfiles, valued: ValueRun) -> SegmentProfiles:
+    """The profiles with each segment's value columns (null throughout when value was not fitted)."""
+    frame = with_segment_values(job.spark, profiled.frame, valued.segment_rows)
+    by_segment = {int(r[SEGMENT]): r for r in valued.segment_rows}
+    empty = dict.fromkeys(VALUE_PROFILE_COLUMNS)
+    rows = tuple({**row, **empty, **by_segment.get(int(row[SEGMENT]), {})} for row in profiled.rows)
+    return SegmentProfiles(frame, rows)

@@ -11,6 +11,7 @@ written before versions were recorded (it has no ``schema_version``).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import platform
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from segmentation.config import JobConfig, unavailable_features
 from segmentation.errors import InputError
 from segmentation.runtime.timing import utc_timestamp
+from segmentation.value import models
+from segmentation.value.stage import Fitted
 from segmentation.version import __version__
 
 SCHEMA_VERSION = 2
@@ -70,7 +73,7 @@ class Counts(_Section):
     lines_out_of_window: int = 0
     quarantined_by_reason: dict[str, int] = {}
     customers: int
-    exact_copies: int = 0  # lines that copy an earlier line exactly: quarantined or kept (input.exact_copies)
+    exact_copies: int | None = None  # a log's lines that copy an earlier one exactly: quarantined or kept
 
 
 class SegmentEntry(_Section):
@@ -179,6 +182,7 @@ class MigrationRow(_Section):
     share_of_from: float
     revenue_before: float | None
     revenue_after: float | None
+    expected_value: float | None = None  # this run's expected value of the customers of the flow
     direction: str
 
 
@@ -212,7 +216,7 @@ class ValueFitEntry(_Section):
 class ValueSection(_Section):
     """Customer value: whether it was fitted (or why not), the fits, the settings and the totals."""
 
-    status: Literal["fitted", "not fitted", "skipped"]
+    status: Literal["fitted", "applied", "not fitted", "skipped"]  # applied: a scoring run used a trained model
     reason: str | None = None
     model: str | None = None
     time_unit: str | None = None
@@ -227,6 +231,34 @@ class ValueSection(_Section):
     expected_value: float | None = None
     clv: float | None = None
     calibration: dict[str, Any] | None = None
+
+    def fitted(self) -> Fitted | None:
+        """The fitted models and the settings they score with (None when this run has none)."""
+        if self.purchases is None or self.spend is None or self.time_unit is None:
+            return None
+        return Fitted(
+            _fit_of(self.purchases),
+            _fit_of(self.spend),
+            self.time_unit,
+            self.horizon_days or 365,
+            self.discount_rate if self.discount_rate is not None else 0.1,
+        )
+
+
+def _fit_of(entry: ValueFitEntry) -> models.Fit:
+    names = models.NAMES[entry.model]
+    return models.Fit(
+        model=entry.model,
+        names=names,
+        estimates=tuple(entry.estimates[n] for n in names),
+        standard_errors=tuple(float(entry.standard_errors.get(n) or math.nan) for n in names),
+        log_likelihood=entry.log_likelihood,
+        customers=entry.customers,
+        tuples=entry.tuples,
+        converged=True,
+        iterations=0,
+        penalty=entry.penalty,
+    )
 
 
 class ModelRef(_Section):
@@ -306,9 +338,18 @@ class Manifest(_Section):
         if self.value is None:
             absent["value"] = True
         if self.history is not None:
-            unmatched = {name for name in ("origins", "merges") if getattr(self.history, name) is None}
-            if unmatched:
-                absent["history"] = unmatched
+            history: dict[str, Any] = {
+                name: True for name in ("origins", "merges") if getattr(self.history, name) is None
+            }
+            if all(row.expected_value is None for row in self.history.migration):
+                history["migration"] = {"__all__": {"expected_value"}}  # runs without value, or before it
+            if history:
+                absent["history"] = history
+        # fields later versions added, left out where a run has none (so an older manifest is written as it was)
+        if self.counts.exact_copies is None:
+            absent["counts"] = {"exact_copies"}
+        if self.input.exact_copies is None:
+            absent["input"] = {"exact_copies"}
         return absent
 
 

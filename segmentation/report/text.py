@@ -213,17 +213,24 @@ def _window_text(manifest: Manifest) -> str:
     return f"outside the {days} days ending {as_of}" if days else f"after the as-of date {as_of}"
 
 
-def _html_line(line: str) -> str:
-    """A Markdown line of the value section as HTML: a paragraph, a list item or a table row."""
-    esc = html.escape
-    if line.startswith("- "):
-        return f"<li>{esc(line[2:])}</li>"
-    if line.startswith("| ---"):
-        return ""
-    if line.startswith("|"):
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        return "<table><tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr></table>"
-    return f"<p>{esc(line)}</p>"
+def value_html(run: ReportInputs) -> str:
+    """The value section as HTML: paragraphs, its segment table (``id="value-segments"``) and its sentences."""
+    esc, parts, header = html.escape, [], True
+    for line in value_lines(run):
+        if not line or line.startswith("| ---"):
+            continue
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            tag = "th" if header else "td"
+            parts.append("<tr>" + "".join(f"<{tag}>{esc(c)}</{tag}>" for c in cells) + "</tr>")
+            header = False
+        else:
+            parts.append(f"<li>{esc(line[2:])}</li>" if line.startswith("- ") else f"<p>{esc(line)}</p>")
+    rows = [p for p in parts if p.startswith("<tr>")]
+    table = f'<table id="value-segments">{"".join(rows)}</table>' if rows else ""
+    before = [p for p in parts[: parts.index(rows[0])]] if rows else parts
+    after = parts[parts.index(rows[-1]) + 1 :] if rows else []
+    return "".join(before) + table + "".join(after)
 
 
 def html_page(run: ReportInputs, rows: Sequence[Mapping[str, Any]], images: Mapping[str, bytes]) -> str:
@@ -248,7 +255,7 @@ def html_page(run: ReportInputs, rows: Sequence[Mapping[str, Any]], images: Mapp
         for line in history_lines(m)
         if line
     )
-    worth = "".join(_html_line(line) for line in value_lines(run) if line)
+    worth = value_html(run)
     quality = "".join(
         f"<p>{esc(line)}</p>" if not line.startswith("- ") else f"<li>{esc(line[2:])}</li>"
         for line in _quality_lines(m)

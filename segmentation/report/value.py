@@ -13,7 +13,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from segmentation.publish import Manifest
-from segmentation.publish.manifest import ValueSection
 from segmentation.report.figures import CHART_SIZE, DPI, png
 from segmentation.report.inputs import ReportInputs
 from segmentation.value import models
@@ -23,30 +22,6 @@ from segmentation.value import models
 FAR_RATIO = 1.5
 FAR_POINTS = 0.05
 GRID = 40  # the P(alive) chart's cells per axis
-
-
-def _fits(section: ValueSection) -> tuple[models.Fit, models.Fit] | None:
-    """The fitted models as ``models.Fit`` (enough to score), from the manifest."""
-    if section.purchases is None or section.spend is None:
-        return None
-    made = []
-    for entry in (section.purchases, section.spend):
-        names = models.NAMES[entry.model]
-        made.append(
-            models.Fit(
-                model=entry.model,
-                names=names,
-                estimates=tuple(entry.estimates[n] for n in names),
-                standard_errors=tuple(float(entry.standard_errors.get(n) or np.nan) for n in names),
-                log_likelihood=entry.log_likelihood,
-                customers=entry.customers,
-                tuples=entry.tuples,
-                converged=True,
-                iterations=0,
-                penalty=entry.penalty,
-            )
-        )
-    return made[0], made[1]
 
 
 def far_sentences(profiles: pd.DataFrame, horizon_days: int) -> list[str]:
@@ -181,11 +156,11 @@ def shares_chart(run: ReportInputs) -> bytes | None:
 def p_alive_chart(manifest: Manifest) -> bytes | None:
     """P(alive) over frequency (x) and recency (t_x) for a customer first seen at the longest T of the data."""
     section = manifest.value
-    fits = _fits(section) if section else None
+    fitted = section.fitted() if section else None
     calibration_T = section.longest_T if section else None
-    if fits is None or not calibration_T or section is None:
+    if fitted is None or not calibration_T or section is None:
         return None
-    purchases, _ = fits
+    purchases = fitted.purchases
     most = max(int(np.ceil(calibration_T)), 1)
     xs, recencies = np.meshgrid(np.arange(0, GRID), np.linspace(0, calibration_T, GRID))
     alive = models.p_alive(

@@ -156,12 +156,15 @@ def value_of_customers(
     settings: ValueConfig,
     *,
     keep: Callable[[DataFrame], DataFrame],
+    trained: Fitted | None = None,
 ) -> ValueOutcome:
-    """The stage: summary, fits, values; a fit the data cannot support gives the reason instead of values."""
-    summary_df = keep(customer_summary(clean_df, as_of, time_unit=settings.time_unit))
+    """The stage: summary, fits (or the ``trained`` ones, as a scoring run applies them), values; a fit the data
+    cannot support gives the reason instead of values."""
+    time_unit = trained.time_unit if trained else settings.time_unit
+    summary_df = keep(customer_summary(clean_df, as_of, time_unit=time_unit))
     left_out = spend_left_out(summary_df)
     try:
-        fitted = fit_models(summary_df, settings)
+        fitted = trained or fit_models(summary_df, settings)
     except RunFailed as exc:
         log.warning("value: not fitted: %s", exc)
         return ValueOutcome(None, str(exc), summary_df, None, left_out)
