@@ -75,6 +75,19 @@ def test_the_cdnow_sample_through_the_command_line(spark: SparkSession, tmp_path
     assert manifest["input"]["exact_copies"] == "keep"
     assert "duplicate_line" not in manifest["counts"]["quarantined_by_reason"]
 
+    # scoring the log at a later date with the published model: the same fits applied, and the migration from
+    # the training run carries the expected value of the customers who moved
+    later = ["score", "--config", str(CDNOW_CONFIG), "--input", str(CDNOW_SAMPLE), "--output", str(tmp_path / "out")]
+    assert cli.main([*later, "--model", str(folder), "--set", "features.as_of=1997-12-31", "-q"]) == 0
+    scored = Path(files.resolve_run(storage.for_root(None, str(tmp_path / "out")), dt.date(1997, 12, 31)))
+    applied = json.loads((scored / "manifest.json").read_text())["value"]
+    assert applied["status"] == "applied" and applied["purchases"] == manifest["value"]["purchases"]
+    assert read_table(spark, scored, "value_model").set_index("parameter")["estimate"].equals(fitted["estimate"])
+    migration = read_table(spark, scored, "migration")
+    moved = migration.loc[migration["to_segment"].notna(), "expected_value"].sum()
+    assert moved == pytest.approx(applied["expected_value"], abs=0.05)
+    assert migration.loc[migration["to_segment"].isna(), "expected_value"].isna().all()  # inactive: no value now
+
 
 # ---------------------------------------------------------------- planted truth
 
@@ -172,15 +185,3 @@ def test_one_purchase_only_returns_and_non_positive_mean_values(spark: SparkSess
     assert zero["x"] == 1 and zero["mean_value"] == 0.0
     assert zero["expected_value"] == pytest.approx(zero["expected_purchases"] * mean_spend, abs=1e-3)
     assert outcome.spend_left_out["mean_value_not_positive"] == 1
-    # scoring the log at a later date with the published model: the same fits applied, and the migration from
-    # the training run carries the expected value of the customers who moved
-    later = ["score", "--config", str(CDNOW_CONFIG), "--input", str(CDNOW_SAMPLE), "--output", str(tmp_path / "out")]
-    assert cli.main([*later, "--model", str(folder), "--set", "features.as_of=1997-12-31", "-q"]) == 0
-    scored = Path(files.resolve_run(storage.for_root(None, str(tmp_path / "out")), dt.date(1997, 12, 31)))
-    applied = json.loads((scored / "manifest.json").read_text())["value"]
-    assert applied["status"] == "applied" and applied["purchases"] == manifest["value"]["purchases"]
-    assert read_table(spark, scored, "value_model").set_index("parameter")["estimate"].equals(fitted["estimate"])
-    migration = read_table(spark, scored, "migration")
-    moved = migration.loc[migration["to_segment"].notna(), "expected_value"].sum()
-    assert moved == pytest.approx(applied["expected_value"], abs=0.05)
-    assert migration.loc[migration["to_segment"].isna(), "expected_value"].isna().all()  # inactive: no value now

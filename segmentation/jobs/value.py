@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from segmentation.input.clean import clean_lines, later_lines
 from segmentation.input.validate import Validated
@@ -75,14 +74,7 @@ def value_run(
         return ValueRun(section)
     values = job.keep(outcome.values)
     segments = segmented.select("customer_id", SEGMENT)
-    totals = values.agg(
-        F.count(F.lit(1)).alias("customers"),
-        F.sum("expected_purchases").alias("expected_purchases"),
-        F.sum("expected_value").alias("expected_value"),
-        F.sum("clv").alias("clv"),
-        F.max("T").alias("longest_T"),
-    ).first()
-    assert totals is not None
+    by_segment = segment_values(values, segments)
     calibration = None
     if cfg.value.holdout and fits is None:
         holdout = later_lines(validated.lines, cfg.input)
@@ -94,19 +86,19 @@ def value_run(
         status="fitted" if fits is None else "applied",
         purchases=_fit_entry(outcome.fitted.purchases),
         spend=_fit_entry(outcome.fitted.spend),
-        customers=int(totals["customers"]),
-        longest_T=float(totals["longest_T"]),
+        customers=sum(int(r["valued_customers"]) for r in by_segment),
+        longest_T=max((float(r["_longest_T"]) for r in by_segment), default=None),
         spend_left_out=outcome.spend_left_out,
-        expected_purchases=round(float(totals["expected_purchases"] or 0.0), 4),
-        expected_value=round(float(totals["expected_value"] or 0.0), 2),
-        clv=round(float(totals["clv"] or 0.0), 2),
+        expected_purchases=round(sum(float(r["_purchases"] or 0.0) for r in by_segment), 4),
+        expected_value=round(sum(float(r["expected_value"] or 0.0) for r in by_segment), 2),
+        clv=round(sum(float(r["_clv"] or 0.0) for r in by_segment), 2),
         calibration=calibration.as_dict() if calibration else None,
         **settings,
     )
     tables = value_tables(job, values.join(segments, "customer_id", "left"), outcome.fitted, key=key)
     if calibration is not None:
         tables[CALIBRATION] = TableOutput(calibration.frame(job.spark).coalesce(1))
-    return ValueRun(section, segment_values(values, segments), tables, calibration, values)
+    return ValueRun(section, by_segment, tables, calibration, values)
 
 
 def value_tables(job: RunContext, values_df: DataFrame, fitted: Fitted, *, key: bytes | None) -> dict[str, TableOutput]:

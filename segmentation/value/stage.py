@@ -71,10 +71,11 @@ class ValueOutcome:
     spend_left_out: dict[str, int]
 
 
-def fit_models(summary_df: DataFrame, settings: ValueConfig) -> Fitted:
+def fit_models(summary_df: DataFrame, settings: ValueConfig, tuples: pd.DataFrame | None = None) -> Fitted:
     """Both models fitted on the distinct tuples and pairs of ``summary_df`` (collected: bounded by how many
-    distinct summaries there are, not by customers); RunFailed naming the model when a fit is impossible."""
-    tuples = to_pandas(likelihood_tuples(summary_df))
+    distinct summaries there are, not by customers; ``tuples``: those already collected); RunFailed naming the
+    model when a fit is impossible."""
+    tuples = to_pandas(likelihood_tuples(summary_df)) if tuples is None else tuples
     log.info("value: %d customers in %d distinct (x, t_x, T) tuples", int(tuples["customers"].sum()), len(tuples))
     purchase_tuples = models.Tuples(tuples["x"], tuples["t_x"], tuples["T"], tuples["customers"])
     fit = models.fit_pareto_nbd if settings.model == models.PARETO_NBD else models.fit_bgnbd
@@ -117,9 +118,12 @@ TUPLE_SCHEMA = T.StructType(
 )
 
 
-def customer_values(spark: SparkSession, summary_df: DataFrame, fitted: Fitted) -> DataFrame:
-    """``VALUE_COLUMNS`` for every customer of ``summary_df``: the tuples are scored on the driver and joined back."""
-    tuples = to_pandas(likelihood_tuples(summary_df).select("x", "t_x", "T"))
+def customer_values(
+    spark: SparkSession, summary_df: DataFrame, fitted: Fitted, tuples: pd.DataFrame | None = None
+) -> DataFrame:
+    """``VALUE_COLUMNS`` for every customer of ``summary_df``: its distinct tuples (``tuples``, if collected
+    already) are scored on the driver and joined back."""
+    tuples = to_pandas(likelihood_tuples(summary_df)) if tuples is None else tuples
     scores = tuple_scores(fitted, tuples)
     scored = spark.createDataFrame(scores.astype({"x": "int64"}), TUPLE_SCHEMA)
     p, q, v = fitted.spend.estimates
@@ -163,14 +167,15 @@ def value_of_customers(
     time_unit = trained.time_unit if trained else settings.time_unit
     summary_df = keep(customer_summary(clean_df, as_of, time_unit=time_unit))
     left_out = spend_left_out(summary_df)
+    tuples = to_pandas(likelihood_tuples(summary_df))
     try:
-        fitted = trained or fit_models(summary_df, settings)
+        fitted = trained or fit_models(summary_df, settings, tuples)
     except RunFailed as exc:
         log.warning("value: not fitted: %s", exc)
         return ValueOutcome(None, str(exc), summary_df, None, left_out)
     for fit in (fitted.purchases, fitted.spend):
         log.info("value: %s %s log-likelihood %.2f", fit.model, fit.params, fit.log_likelihood)
-    return ValueOutcome(fitted, None, summary_df, customer_values(spark, summary_df, fitted), left_out)
+    return ValueOutcome(fitted, None, summary_df, customer_values(spark, summary_df, fitted, tuples), left_out)
 
 
 def model_rows(fitted: Fitted) -> list[dict[str, Any]]:
@@ -244,11 +249,10 @@ def with_segment_values(spark: SparkSession, profiles_df: DataFrame, rows: list[
 
 
 def segment_values(values_df: DataFrame, segments_df: DataFrame) -> list[dict[str, Any]]:
-    """Per segment (k rows): customers with a value, their expected value and its share, mean and median ``clv``,
-    mean ``p_alive`` and the share of them probably no longer active (P(alive) below ``ALIVE``)."""
+    """Per segment (k rows, one aggregation): customers with a value, their expected value and its share, mean and
+    median ``clv``, mean ``p_alive``, the share of them probably no longer active (P(alive) below ``ALIVE``), and
+    the sums the run's totals add up (``_purchases``, ``_clv``, ``_longest_T``)."""
     joined = values_df.join(segments_df.select("customer_id", SEGMENT), "customer_id")
-    total = joined.agg(F.sum("expected_value").alias("_total")).first()
-    all_value = float((total["_total"] if total else 0.0) or 0.0)
     rows = (
         joined.groupBy(SEGMENT)
         .agg(
@@ -258,11 +262,15 @@ def segment_values(values_df: DataFrame, segments_df: DataFrame) -> list[dict[st
             F.percentile_approx("clv", 0.5, 10000).cast("double").alias("median_clv"),
             F.avg("p_alive").alias("mean_p_alive"),
             F.avg(F.when(F.col("p_alive") < ALIVE, 1.0).otherwise(0.0)).alias("probably_inactive_share"),
+            F.sum("expected_purchases").alias("_purchases"),
+            F.sum("clv").alias("_clv"),
+            F.max("T").alias("_longest_T"),
         )
         .orderBy(SEGMENT)
         .collect()
     )
     out = []
+    all_value = sum(float(r["expected_value"] or 0.0) for r in rows)
     for r in rows:
         row = r.asDict()
         row["expected_value"] = round(float(row["expected_value"] or 0.0), 2)
