@@ -89,6 +89,13 @@ def test_config_is_frozen(tmp_path: Path, log_file: Path) -> None:
         ("input:\n  kind: orders\n", r"bad\.yaml: input\.kind: expected one of transactions, customers"),
         ("input:\n  csv:\n    multiline: maybe\n", r"bad\.yaml: input\.csv\.multiline: expected true or false"),
         ("- just\n- a list\n", r"bad\.yaml: expected a mapping"),
+        ("value:\n  model: gamma\n", r"bad\.yaml: value\.model: expected one of bgnbd, pareto_nbd"),
+        ("value:\n  time_unit: month\n", r"bad\.yaml: value\.time_unit: expected one of day, week"),
+        ("value:\n  discount_rate: 1.5\n", r"bad\.yaml: value\.discount_rate: expected an annual rate from 0"),
+        ("value:\n  horizon_days: 0\n", r"bad\.yaml: value\.horizon_days: expected a horizon of at least 1 day"),
+        ("value:\n  holdout_days: 30\n", r"bad\.yaml: value\.holdout_days: a holdout length needs value\.holdout"),
+        ("value:\n  holdout: true\n", r"bad\.yaml: value\.holdout: a holdout needs features\.as_of"),
+        ("input:\n  exact_copies: drop\n", r"bad\.yaml: input\.exact_copies: expected one of quarantine, keep"),
     ],
 )
 def test_bad_values_name_the_key_and_the_file(tmp_path: Path, log_file: Path, text: str, expected: str) -> None:
@@ -275,3 +282,12 @@ def test_models_built_in_code_check_rules_only_on_the_whole_job() -> None:
     assert cfg.input.customers.numeric_columns == ("age", "income")
     with pytest.raises(pydantic.ValidationError, match=r"privacy\.secret_key"):
         JobConfig(privacy=PrivacyConfig(secret_scope="segmentation"))
+
+
+def test_holdout_days_on_the_command_line_set_the_value_holdout(tmp_path: Path, log_file: Path) -> None:
+    from segmentation import cli
+
+    args = cli.build_parser().parse_args(["run", "--holdout-days", "90", "--set", "features.as_of=2011-12-09"])
+    cfg = load([], cli._overrides(args), input_path=str(log_file), output_path=str(tmp_path / "out"))
+    assert cfg.value.holdout is True and cfg.value.holdout_days == 90
+    assert JobConfig().value.holdout is False and JobConfig().value.enabled is True  # defaults
