@@ -144,13 +144,13 @@ def customer_values(
     )
 
 
-def spend_left_out(summary_df: DataFrame) -> dict[str, int]:
-    """Customers the spend model leaves out, by why: no repeat purchase, or a mean repeat value of 0 or less."""
-    row = summary_df.agg(
-        F.sum(F.when(F.col("x") == 0, 1).otherwise(0)).alias("no_repeat_purchase"),
-        F.sum(F.when((F.col("x") > 0) & (F.col("mean_value") <= 0), 1).otherwise(0)).alias("mean_value_not_positive"),
-    ).first()
-    return {k: int(v or 0) for k, v in (row.asDict() if row else {}).items()}
+def spend_left_out(tuples: pd.DataFrame) -> dict[str, int]:
+    """Customers the spend model leaves out, by why: no repeat purchase, or a mean repeat value of 0 or less
+    (from the collected ``likelihood_tuples``)."""
+    return {
+        "no_repeat_purchase": int(tuples.loc[tuples["x"] == 0, "customers"].sum()),
+        "mean_value_not_positive": int(tuples["non_positive_mean_value"].sum()),
+    }
 
 
 def value_of_customers(
@@ -166,8 +166,8 @@ def value_of_customers(
     cannot support gives the reason instead of values."""
     time_unit = trained.time_unit if trained else settings.time_unit
     summary_df = keep(customer_summary(clean_df, as_of, time_unit=time_unit))
-    left_out = spend_left_out(summary_df)
     tuples = to_pandas(likelihood_tuples(summary_df))
+    left_out = spend_left_out(tuples)
     try:
         fitted = trained or fit_models(summary_df, settings, tuples)
     except RunFailed as exc:

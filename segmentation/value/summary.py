@@ -61,8 +61,12 @@ def customer_summary(clean_df: DataFrame, as_of: dt.date, *, time_unit: str) -> 
 
 def likelihood_tuples(summary_df: DataFrame) -> DataFrame:
     """The distinct ``(x, t_x, T)`` of the customers with their ``customers`` count: the likelihood of a
-    buy-till-you-die model depends on nothing else, so a fit on these, weighted, equals a fit on every customer."""
-    return summary_df.groupBy("x", "t_x", "T").agg(F.count(F.lit(1)).alias("customers"))
+    buy-till-you-die model depends on nothing else, so a fit on these, weighted, equals a fit on every customer.
+    ``non_positive_mean_value`` counts the tuple's repeat buyers whose mean repeat value is 0 or less."""
+    non_positive = F.when((F.col("x") > 0) & (F.col("mean_value") <= 0), 1).otherwise(0)
+    return summary_df.groupBy("x", "t_x", "T").agg(
+        F.count(F.lit(1)).alias("customers"), F.sum(non_positive).alias("non_positive_mean_value")
+    )
 
 
 def value_pairs(summary_df: DataFrame) -> DataFrame:
