@@ -17,7 +17,10 @@ from segmentation.demo import generate
 from .conftest import REPO
 
 pytestmark = pytest.mark.slow
-TABLES = ["features", "migration", "profiles", "quarantine", "report", "report_sample", "runs", "segments", "sweep"]
+TABLES = [
+    *("customer_value", "features", "migration", "profiles", "quarantine", "report", "report_sample", "runs"),
+    *("segments", "sweep", "value_model"),
+]
 
 
 def test_catalog_tables_across_dates_reruns_and_a_failure(tmp_path: Path) -> None:

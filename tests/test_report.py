@@ -108,6 +108,10 @@ def test_report_of_a_customer_table_run(spark: SparkSession, tmp_path: Path) -> 
     check_page(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["report"]["axes"] == ["Annual Income (k$)", "Spending Score (1-100)"]
+    assert manifest["value"] == {**manifest["value"], "status": "skipped"}
+    skipped = "Customer value: skipped (a customer table has no purchase history to model)."
+    assert skipped in (folder / "report.md").read_text() and skipped in (folder / "report.html").read_text()
+    assert not (folder / "customer_value").exists()
 
 
 def test_a_run_that_was_never_committed_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -173,7 +173,9 @@ def test_one_purchase_only_returns_and_non_positive_mean_values(spark: SparkSess
         ("zero", at("1997-03-01"), True, -5.0),  # that day's purchase returned: the repeat day is worth 0
     ]
     settings = config.JobConfig().value.model_copy(update={"time_unit": "week"})
-    outcome = stage.value_of_customers(spark, spark.createDataFrame(rows, LINES), AS_OF, settings, keep=lambda f: f)
+    outcome = stage.value_of_customers(
+        spark, spark.createDataFrame(rows, LINES), as_of=AS_OF, settings=settings, keep=lambda f: f
+    )
     assert outcome.fitted is not None and outcome.values is not None
     values = {r["customer_id"]: r.asDict() for r in outcome.values.collect()}
     assert "returns" not in values

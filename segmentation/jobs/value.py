@@ -66,7 +66,9 @@ def value_run(
         if fits is None:
             return skipped_value(f"the model's run has no fitted value models ({trained.status}: {trained.reason})")
     clean = clean_lines(validated.lines, cfg.input)
-    outcome = value_of_customers(job.spark, clean, validated.as_of, cfg.value, keep=job.keep, trained=fits)
+    outcome = value_of_customers(
+        job.spark, clean, as_of=validated.as_of, settings=cfg.value, keep=job.keep, trained=fits
+    )
     if outcome.fitted is None or outcome.values is None or outcome.summary is None:
         section = ValueSection(
             status="not fitted", reason=outcome.reason, spend_left_out=outcome.spend_left_out, **_settings(job)
@@ -79,7 +81,12 @@ def value_run(
     if cfg.value.holdout and fits is None:
         holdout = later_lines(validated.lines, cfg.input)
         calibration = calibrate(
-            job.spark, outcome.summary, holdout, outcome.fitted, as_of=validated.as_of, days=cfg.value.holdout_days
+            job.spark,
+            outcome.summary,
+            holdout,
+            fitted=outcome.fitted,
+            as_of=validated.as_of,
+            days=cfg.value.holdout_days,
         )
     settings = _settings(job) if fits is None else _trained_settings(outcome.fitted)
     section = ValueSection(

@@ -105,8 +105,8 @@ def calibrate(
     spark: SparkSession,
     summary_df: DataFrame,
     holdout_df: DataFrame,
-    fitted: Fitted,
     *,
+    fitted: Fitted,
     as_of: dt.date,
     days: int | None,
 ) -> Calibration | None:
@@ -115,7 +115,7 @@ def calibrate(
     if end is None or end <= as_of:
         return None
     span = (end - as_of).days / UNIT_DAYS[fitted.time_unit]
-    tuples = to_pandas(likelihood_tuples(summary_df).select("x", "t_x", "T"))
+    tuples = to_pandas(likelihood_tuples(summary_df).select("x", "t_x", "T")).sort_values(["x", "t_x", "T"])
     xs = models.Tuples(tuples["x"], tuples["t_x"], tuples["T"])
     predicted = models.expected_purchases(fitted.purchases, span, xs)
     scored = tuples.assign(predicted=predicted, p=models.p_alive(fitted.purchases, xs))

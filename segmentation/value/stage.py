@@ -71,16 +71,22 @@ class ValueOutcome:
     spend_left_out: dict[str, int]
 
 
-def fit_models(summary_df: DataFrame, settings: ValueConfig, tuples: pd.DataFrame | None = None) -> Fitted:
+def sorted_tuples(summary_df: DataFrame) -> pd.DataFrame:
+    """The distinct tuples on the driver in one order, whatever order Spark returned them in: the weighted
+    likelihood is a sum, and the same terms added in another order can move the optimum in its last digits."""
+    return to_pandas(likelihood_tuples(summary_df)).sort_values(["x", "t_x", "T"], ignore_index=True)
+
+
+def fit_models(summary_df: DataFrame, settings: ValueConfig, *, tuples: pd.DataFrame | None = None) -> Fitted:
     """Both models fitted on the distinct tuples and pairs of ``summary_df`` (collected: bounded by how many
     distinct summaries there are, not by customers; ``tuples``: those already collected); RunFailed naming the
     model when a fit is impossible."""
-    tuples = to_pandas(likelihood_tuples(summary_df)) if tuples is None else tuples
+    tuples = sorted_tuples(summary_df) if tuples is None else tuples
     log.info("value: %d customers in %d distinct (x, t_x, T) tuples", int(tuples["customers"].sum()), len(tuples))
     purchase_tuples = models.Tuples(tuples["x"], tuples["t_x"], tuples["T"], tuples["customers"])
     fit = models.fit_pareto_nbd if settings.model == models.PARETO_NBD else models.fit_bgnbd
     purchases = fit(purchase_tuples, penalty=settings.penalty)
-    pairs = to_pandas(value_pairs(summary_df))
+    pairs = to_pandas(value_pairs(summary_df)).sort_values(["x", "mean_value"], ignore_index=True)
     if pairs.empty:
         models.fit_gamma_gamma([], [])  # raises RunFailed naming the spend model
     spend = models.fit_gamma_gamma(pairs["x"], pairs["mean_value"], pairs["customers"], penalty=settings.penalty)
@@ -119,11 +125,11 @@ TUPLE_SCHEMA = T.StructType(
 
 
 def customer_values(
-    spark: SparkSession, summary_df: DataFrame, fitted: Fitted, tuples: pd.DataFrame | None = None
+    spark: SparkSession, summary_df: DataFrame, fitted: Fitted, *, tuples: pd.DataFrame | None = None
 ) -> DataFrame:
     """``VALUE_COLUMNS`` for every customer of ``summary_df``: its distinct tuples (``tuples``, if collected
     already) are scored on the driver and joined back."""
-    tuples = to_pandas(likelihood_tuples(summary_df)) if tuples is None else tuples
+    tuples = sorted_tuples(summary_df) if tuples is None else tuples
     scores = tuple_scores(fitted, tuples)
     scored = spark.createDataFrame(scores.astype({"x": "int64"}), TUPLE_SCHEMA)
     p, q, v = fitted.spend.estimates
@@ -156,9 +162,9 @@ def spend_left_out(tuples: pd.DataFrame) -> dict[str, int]:
 def value_of_customers(
     spark: SparkSession,
     clean_df: DataFrame,
+    *,
     as_of: dt.date,
     settings: ValueConfig,
-    *,
     keep: Callable[[DataFrame], DataFrame],
     trained: Fitted | None = None,
 ) -> ValueOutcome:
@@ -166,16 +172,16 @@ def value_of_customers(
     cannot support gives the reason instead of values."""
     time_unit = trained.time_unit if trained else settings.time_unit
     summary_df = keep(customer_summary(clean_df, as_of, time_unit=time_unit))
-    tuples = to_pandas(likelihood_tuples(summary_df))
+    tuples = sorted_tuples(summary_df)
     left_out = spend_left_out(tuples)
     try:
-        fitted = trained or fit_models(summary_df, settings, tuples)
+        fitted = trained or fit_models(summary_df, settings, tuples=tuples)
     except RunFailed as exc:
         log.warning("value: not fitted: %s", exc)
         return ValueOutcome(None, str(exc), summary_df, None, left_out)
     for fit in (fitted.purchases, fitted.spend):
         log.info("value: %s %s log-likelihood %.2f", fit.model, fit.params, fit.log_likelihood)
-    return ValueOutcome(fitted, None, summary_df, customer_values(spark, summary_df, fitted, tuples), left_out)
+    return ValueOutcome(fitted, None, summary_df, customer_values(spark, summary_df, fitted, tuples=tuples), left_out)
 
 
 def model_rows(fitted: Fitted) -> list[dict[str, Any]]:
