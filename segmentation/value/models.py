@@ -6,7 +6,7 @@ time from the first to the last purchase, ``T`` the time from the first purchase
 ``weight`` how many customers share the tuple. The log-likelihood is the weighted sum over tuples, so a fit on
 tuples equals the fit on customers. Parameters are positive; the optimiser minimises the negative log-likelihood
 per customer plus ``penalty`` · Σ θ² (squared parameters, as lifetimes' penalizer) over their logarithms: L-BFGS-B,
-a Nelder-Mead polish, then Newton steps. Standard errors come from a central-difference Hessian of that (total)
+then Newton steps to a zero gradient (a Nelder-Mead polish first when Newton cannot finish from there). Standard errors come from a central-difference Hessian of that (total)
 objective in log space, mapped to the parameters by the delta method: se(θ) = θ · se(ln θ).
 """
 
@@ -35,6 +35,7 @@ NAMES: dict[str, tuple[str, ...]] = {
 LOG_BOUND = 25.0  # log-parameters are searched in [-25, 25]; an optimum on that bound is not identified
 HESSIAN_STEP = 1e-4  # central differences in log space: about eps ** (1/4)
 GRADIENT_STEP = 1e-5  # and about eps ** (1/3) for the gradient of the Newton polish
+GRADIENT_TOLERANCE = 1e-7  # the objective is per customer: a gradient below this (in log space) is an optimum
 A_NEAR_ONE = 1e-4  # BG/NBD E[X(t)] divides by a - 1: within this of 1 it averages a = 1 ± A_NEAR_ONE
 FAILED = 1e10  # the objective where the likelihood is not finite, so the optimiser backs away
 
@@ -214,10 +215,18 @@ def _hessian(f: Callable[[Array], float], phi: Array, h: float = HESSIAN_STEP) -
     return hess
 
 
-def _newton(f: Callable[[Array], float], phi: Array, rounds: int = 4) -> Array:
-    """A few Newton steps with central differences from phi: the digits where f is too flat for the simplex."""
+def _gradient(f: Callable[[Array], float], phi: Array) -> Array:
+    """The gradient of f at phi by central differences."""
+    return np.array([(f(phi + e) - f(phi - e)) / (2 * GRADIENT_STEP) for e in np.eye(len(phi)) * GRADIENT_STEP])
+
+
+def _newton(f: Callable[[Array], float], phi: Array, rounds: int = 6) -> tuple[Array, bool]:
+    """Newton steps with central differences from phi, and whether they reached a point where the gradient is
+    below ``GRADIENT_TOLERANCE`` (near an optimum Newton gains digits in a step or two; far from one it stops)."""
     for _ in range(rounds):
-        gradient = np.array([(f(phi + e) - f(phi - e)) / (2 * GRADIENT_STEP) for e in np.eye(len(phi)) * GRADIENT_STEP])
+        gradient = _gradient(f, phi)
+        if np.all(np.abs(gradient) < GRADIENT_TOLERANCE):
+            return phi, True
         try:
             step = np.linalg.solve(_hessian(f, phi), gradient)
         except np.linalg.LinAlgError:
@@ -225,7 +234,7 @@ def _newton(f: Callable[[Array], float], phi: Array, rounds: int = 4) -> Array:
         if not np.all(np.abs(step) < 0.1) or f(phi - step) > f(phi) + 1e-13:
             break
         phi = phi - step
-    return phi
+    return phi, bool(np.all(np.abs(_gradient(f, phi)) < GRADIENT_TOLERANCE))
 
 
 def _fit(model: str, loglik: Loglik, weight: Array, start: ArrayLike, penalty: float) -> Fit:
@@ -243,12 +252,16 @@ def _fit(model: str, loglik: Loglik, weight: Array, start: ArrayLike, penalty: f
     phi0 = np.log(np.asarray(start, dtype=float))
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(phi0)
     first = optimize.minimize(objective, phi0, method="L-BFGS-B", bounds=bounds)
-    simplex = first.x + np.vstack([np.zeros(len(phi0)), 1e-3 * np.eye(len(phi0))])
-    options = {"xatol": 1e-9, "fatol": 1e-13, "maxiter": 2000, "initial_simplex": simplex}
-    polish = optimize.minimize(objective, first.x, method="Nelder-Mead", bounds=bounds, options=options)
-    if not polish.success or objective(polish.x) >= FAILED:
-        raise RunFailed(f"value model {model}: the fit did not converge ({polish.message})")
-    phi = _newton(objective, polish.x)
+    phi, converged = _newton(objective, first.x)
+    iterations = int(first.nit)
+    if not converged:  # Newton could not finish from there: a Nelder-Mead polish, then Newton again
+        simplex = first.x + np.vstack([np.zeros(len(phi0)), 1e-3 * np.eye(len(phi0))])
+        options = {"xatol": 1e-9, "fatol": 1e-13, "maxiter": 2000, "initial_simplex": simplex}
+        polish = optimize.minimize(objective, first.x, method="Nelder-Mead", bounds=bounds, options=options)
+        if not polish.success or objective(polish.x) >= FAILED:
+            raise RunFailed(f"value model {model}: the fit did not converge ({polish.message})")
+        phi, _ = _newton(objective, polish.x)
+        iterations += int(polish.nit)
     if np.any(np.abs(phi) >= LOG_BOUND - 1e-3):
         raise RunFailed(f"value model {model}: an estimate ran to the edge of the search: the data cannot identify it")
     hess = _hessian(objective, phi) * total
@@ -266,8 +279,8 @@ def _fit(model: str, loglik: Loglik, weight: Array, start: ArrayLike, penalty: f
         log_likelihood=float(weight @ loglik(theta)),
         customers=total,
         tuples=len(weight),
-        converged=bool(polish.success),
-        iterations=int(first.nit) + int(polish.nit),
+        converged=True,
+        iterations=iterations,
         penalty=penalty,
     )
 
