@@ -148,7 +148,7 @@ def test_a_log_where_nobody_bought_twice_is_not_fitted_and_says_why(spark: Spark
     ]
     settings = config.JobConfig().value
     outcome = stage.value_of_customers(
-        spark, spark.createDataFrame(rows, LINES), dt.date(2011, 1, 31), settings, keep=lambda f: f
+        spark, spark.createDataFrame(rows, LINES), as_of=dt.date(2011, 1, 31), settings=settings, keep=lambda f: f
     )
     assert outcome.fitted is None and outcome.values is None
     assert outcome.reason == (
