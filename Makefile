@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 PLANTED_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup check-java run history-demo test cluster-test connect-test lint package bench planted clean
+.PHONY: help setup check-java run history-demo test test-extended cluster-test connect-test lint package bench planted clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,8 +54,11 @@ history-demo: setup $(TWO_PERIODS) ## segments over time: one log at two as-of d
 	$(BIN)/segmentation run --config conf/local.yaml --input $(TWO_PERIODS) --output output/history \
 	  --set features.as_of=2011-12-09 --set features.window_days=182
 
-test: lint ## the checks of make lint, then the test suite
-	$(BIN)/python -m pytest
+test: lint ## the checks of make lint, then the test suite (without the tests marked extended)
+	$(BIN)/python -m pytest -m "not extended"
+
+test-extended: setup ## the tests marked extended: faults, concurrent publishes, other processes and file systems (about 20 min)
+	$(BIN)/python -m pytest -m extended
 
 lint: setup ## ruff (lint and format), mypy on segmentation/ and the import contracts (lint-imports)
 	$(BIN)/ruff check .
@@ -66,7 +69,7 @@ lint: setup ## ruff (lint and format), mypy on segmentation/ and the import cont
 cluster-test: setup ## spark-submit the packaged job to a real standalone cluster on 127.0.0.1 (part of make test)
 	$(BIN)/python -m pytest tests/test_cluster.py
 
-connect-test: setup ## run the whole job over a real Spark Connect server on 127.0.0.1 (part of make test)
+connect-test: setup ## run the whole job over a real Spark Connect server on 127.0.0.1 (two of its tests are extended)
 	$(BIN)/python -m pytest tests/test_connect.py
 
 package: setup ## build what a cluster needs into dist/: the wheel, segmentation.zip (--py-files), conf/, jobs/

@@ -16,7 +16,7 @@ from segmentation.demo import generate
 
 from .conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]  # make test-extended, not make test
 TABLES = [
     *("customer_value", "features", "migration", "profiles", "quarantine", "report", "report_sample", "runs"),
     *("segments", "sweep", "value_model"),

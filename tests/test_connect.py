@@ -59,6 +59,7 @@ def test_the_whole_job_over_spark_connect_equals_a_classic_run(
     assert published(spark, run) == published(spark, Path(local.run_folder))
 
 
+@pytest.mark.extended
 def test_spark_remote_environment_variable_selects_connect(tmp_path: Path, connect_server: str) -> None:
     # SPARK_REMOTE is how Databricks Connect and many platforms say "use Connect"; scoring works over it too
     log = tmp_path / "log.csv.gz"
@@ -112,6 +113,7 @@ print(run(spark, load_config([], settings, output_path=out)).run_folder)
 """
 
 
+@pytest.mark.extended
 def test_a_catalog_view_with_a_predicate_over_spark_connect_equals_the_files(
     spark: SparkSession, tmp_path: Path, connect_server: str
 ) -> None:

@@ -26,7 +26,7 @@ from segmentation.jobs import segment
 from .conftest import job_config
 from .spark_processes import Processes, mount_namespace, start_connect_server
 
-pytestmark = [pytest.mark.slow, pytest.mark.connect]
+pytestmark = [pytest.mark.slow, pytest.mark.connect, pytest.mark.extended]  # make test-extended
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from segmentation.publish import files, storage
 
 from .conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]  # make test-extended, not make test
 INJECT = REPO / "tests" / "faults" / "inject.py"
 SETTINGS = ["--set", "model.k_min=2", "--set", "model.k_max=4", "--set", "model.seeds=2"]
 TABLES = ("segments", "features", "profiles", "sweep", "quarantine")

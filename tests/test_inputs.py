@@ -394,6 +394,7 @@ def readme_example(marker: str) -> str:
     return after.split("```python\n", 1)[1].split("```", 1)[0]
 
 
+@pytest.mark.extended
 def test_the_readme_catalog_table_example_runs_as_written(tmp_path: Path) -> None:
     # in a process of its own, from a folder laid out as the repository after `make run` (the demo log, conf/)
     generate.write(str(tmp_path / "data/generated/transactions.csv.gz"), customers=80, seed=3)

@@ -134,6 +134,7 @@ def test_relative_absolute_and_file_uri_paths_give_identical_runs(spark: SparkSe
     assert files.committed_runs(storage.for_root(spark, given["relative"][1])) == [(runs["relative"].as_of, "main")]
 
 
+@pytest.mark.extended
 def test_a_default_file_system_that_is_not_the_local_disk(tmp_path: Path) -> None:
     """viewfs:// (a real Hadoop file system that pyspark ships) as the default file system, mounting
     ``/<name>`` on a temporary folder: the run is published there, and only there."""
