@@ -6,8 +6,9 @@ time from the first to the last purchase, ``T`` the time from the first purchase
 ``weight`` how many customers share the tuple. The log-likelihood is the weighted sum over tuples, so a fit on
 tuples equals the fit on customers. Parameters are positive; the optimiser minimises the negative log-likelihood
 per customer plus ``penalty`` · Σ θ² (squared parameters, as lifetimes' penalizer) over their logarithms: L-BFGS-B,
-then Newton steps to a zero gradient (a Nelder-Mead polish first when Newton cannot finish from there). Standard errors come from a central-difference Hessian of that (total)
-objective in log space, mapped to the parameters by the delta method: se(θ) = θ · se(ln θ).
+then Newton steps to a zero gradient (a Nelder-Mead polish first when Newton cannot finish from there). Standard
+errors come from a central-difference Hessian of that (total) objective in log space, mapped to the parameters by
+the delta method: se(θ) = θ · se(ln θ).
 """
 
 from __future__ import annotations
