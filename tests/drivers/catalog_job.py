@@ -82,6 +82,7 @@ def tables_now(spark: SparkSession) -> dict[str, Any]:
                 k: str(r[k]) if k in ("as_of_date",) else r[k]
                 for k in ("as_of_date", "run_id", "attempt_id", "chosen_k", "customers", "lines_in", "model_path")
             }
+            | {"value_status": json.loads(r["manifest_json"]).get("value", {}).get("status")}
             for r in runs
         ],
         "segment_counts": [[str(r.as_of_date), r.segment_name, r.n] for r in counts],
