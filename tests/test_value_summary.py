@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation.value.summary import customer_summary, likelihood_tuples, value_pairs
+from segmentation.value import models
+from segmentation.value.summary import SPEND_BIN_WIDTH, customer_summary, likelihood_tuples, value_pairs
 
 from .conftest import REPO
 
@@ -86,3 +88,26 @@ def test_the_cdnow_log_gives_hardie_s_published_summary(spark: SparkSession) -> 
     )
     assert close == 2357
     assert likelihood_tuples(spark.createDataFrame(summary)).agg(F.sum("customers")).first()[0] == 2357
+
+
+def test_spend_bins_bound_what_is_collected_and_fit_as_the_customers_do(spark: SparkSession) -> None:
+    rng = np.random.default_rng(11)
+    n = 40_000
+    x = rng.integers(1, 4, n)
+    mean_value = np.round(np.exp(rng.normal(3.0, 0.6, n)), 6)  # more customers than bins of x and ln(value)
+    summary = pd.DataFrame(
+        {"customer_id": [f"c{i}" for i in range(n)], "x": x, "t_x": 1.0, "T": 2.0, "mean_value": mean_value}
+    )
+    frame = spark.createDataFrame(summary, "customer_id string, x long, t_x double, T double, mean_value double")
+    pairs = value_pairs(frame).toPandas().sort_values(["x", "mean_value"], ignore_index=True)
+    spread = np.log(mean_value.max() / mean_value.min())
+    assert int(pairs["customers"].sum()) == n
+    assert len(pairs) < n / 2
+    assert len(pairs) <= 3 * (spread / SPEND_BIN_WIDTH + 1)
+    again = value_pairs(frame.repartition(7)).toPandas().sort_values(["x", "mean_value"], ignore_index=True)
+    pd.testing.assert_frame_equal(pairs, again, check_exact=True)  # the same doubles in any order of addition
+    binned = models.fit_gamma_gamma(pairs["x"], pairs["mean_value"], pairs["customers"])
+    each = models.fit_gamma_gamma(x, mean_value)
+    np.testing.assert_allclose(binned.estimates, each.estimates, rtol=1e-5)
+    assert binned.log_likelihood == pytest.approx(each.log_likelihood, rel=1e-7)
+    assert (binned.customers, binned.tuples) == (n, len(pairs))

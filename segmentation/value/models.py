@@ -86,6 +86,25 @@ class Fit:
         return dict(zip(self.names, self.standard_errors, strict=True))
 
 
+@dataclass(frozen=True)
+class _Levels:
+    """The distinct values of ``x`` and where each tuple's ``x`` is among them: a term that depends on ``x`` alone
+    (``gammaln(r + x)``, ``betaln(a, b + x)``) is computed once per distinct ``x`` (a few hundred at most) rather
+    than once per tuple, to the same doubles."""
+
+    values: Array
+    index: Array
+
+    @classmethod
+    def of(cls, x: Array) -> _Levels:
+        values, index = np.unique(x, return_inverse=True)
+        return cls(values, index)
+
+    def map(self, term: Callable[[Array], Array]) -> Array:
+        """``term`` of every tuple's ``x``."""
+        return np.asarray(term(self.values), dtype=float)[self.index]
+
+
 def _log_hyp2f1(a: ArrayLike, b: ArrayLike, c: ArrayLike, z: ArrayLike) -> Array:
     """ln 2F1(a, b; c; z) for a, b, c > 0 and 0 <= z < 1 (a series of positive terms).
 
@@ -127,20 +146,25 @@ def bgnbd_log_likelihood(params: ArrayLike, tuples: Tuples) -> Array:
     return _bgnbd_log_likelihood(params, *tuples.arrays())
 
 
-def _bgnbd_log_likelihood(params: ArrayLike, x: Array, t_x: Array, T: Array) -> Array:
+def _bgnbd_log_likelihood(params: ArrayLike, x: Array, t_x: Array, T: Array, levels: _Levels | None = None) -> Array:
     r, alpha, a, b = np.asarray(params, dtype=float)
+    by_x = levels or _Levels.of(x)
     repeat = x > 0
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) - special.betaln(a, b)
-    alive = special.betaln(a, b + x) - (r + x) * np.log(alpha + T)
-    x1 = np.where(repeat, x, 1.0)  # keeps b + x - 1 > 0 where the term is masked out
-    dead = np.where(repeat, special.betaln(a + 1, b + x1 - 1) - (r + x) * np.log(alpha + t_x), -np.inf)
+    common = by_x.map(lambda u: special.gammaln(r + u)) - special.gammaln(r) + r * np.log(alpha) - special.betaln(a, b)
+    alive = by_x.map(lambda u: special.betaln(a, b + u)) - (r + x) * np.log(alpha + T)
+    # u = 0 is scored as 1 so that b + u - 1 > 0 where the term is masked out
+    dead_beta = by_x.map(lambda u: special.betaln(a + 1, b + np.where(u > 0, u, 1.0) - 1))
+    dead = np.where(repeat, dead_beta - (r + x) * np.log(alpha + t_x), -np.inf)
     return np.asarray(common + np.logaddexp(alive, dead), dtype=float)
 
 
-def _pareto_terms(params: ArrayLike, x: Array, t_x: Array, T: Array) -> tuple[Array, Array, Array]:
+def _pareto_terms(
+    params: ArrayLike, x: Array, t_x: Array, T: Array, levels: _Levels | None = None
+) -> tuple[Array, Array, Array]:
     """Pareto/NBD log-likelihood in three parts: the common factor, alive at T, and died in (t_x, T]."""
     r, alpha, s, beta = np.asarray(params, dtype=float)
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    by_x = levels or _Levels.of(x)
+    common = by_x.map(lambda u: special.gammaln(r + u)) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     big, second = (alpha, s + 1) if alpha >= beta else (beta, r + x)  # Fader & Hardie's case split
     gap, rsx = abs(alpha - beta), r + s + x
@@ -158,13 +182,15 @@ def pareto_nbd_log_likelihood(params: ArrayLike, tuples: Tuples) -> Array:
     return np.asarray(common + np.logaddexp(alive, dead), dtype=float)
 
 
-def gamma_gamma_log_likelihood(params: ArrayLike, x: ArrayLike, m_x: ArrayLike) -> Array:
+def gamma_gamma_log_likelihood(params: ArrayLike, x: ArrayLike, m_x: ArrayLike, levels: _Levels | None = None) -> Array:
     """Gamma-Gamma (Colombo & Jiang 1999) log-likelihood of mean repeat value m_x over x > 0; params (p, q, v)."""
     p, q, v = np.asarray(params, dtype=float)
     x, m_x = np.asarray(x, dtype=float), np.asarray(m_x, dtype=float)
+    by_x = levels or _Levels.of(x)
     px = p * x
-    head = special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(v)
-    return np.asarray(head + (px - 1) * np.log(m_x) + px * np.log(x) - (px + q) * np.log(x * m_x + v), dtype=float)
+    head = by_x.map(lambda u: special.gammaln(p * u + q) - special.gammaln(p * u) + p * u * np.log(u))
+    head = head - special.gammaln(q) + q * np.log(v)
+    return np.asarray(head + (px - 1) * np.log(m_x) - (px + q) * np.log(x * m_x + v), dtype=float)
 
 
 def _column(values: ArrayLike, name: str, *, signed: bool = False) -> Array:
@@ -296,7 +322,9 @@ def fit_bgnbd(tuples: Tuples, *, penalty: float = 0.0) -> Fit:
     """Fit BG/NBD (r, alpha, a, b) to weighted (x, t_x, T) tuples; penalty · Σ θ² is added per customer."""
     xs, txs, Ts, w = _summary(BGNBD, tuples)
     r, alpha = _start(xs, Ts, w)
-    return _fit(BGNBD, lambda theta: _bgnbd_log_likelihood(theta, xs, txs, Ts), w, (r, alpha, 1.0, 1.0), penalty)
+    by_x = _Levels.of(xs)
+    start = (r, alpha, 1.0, 1.0)
+    return _fit(BGNBD, lambda theta: _bgnbd_log_likelihood(theta, xs, txs, Ts, by_x), w, start, penalty)
 
 
 def fit_pareto_nbd(tuples: Tuples, *, penalty: float = 0.0) -> Fit:
@@ -304,9 +332,10 @@ def fit_pareto_nbd(tuples: Tuples, *, penalty: float = 0.0) -> Fit:
     xs, txs, Ts, w = _summary(PARETO_NBD, tuples)
     r, alpha = _start(xs, Ts, w)
     start = (r, alpha, 1.0, float(w @ Ts) / float(w.sum()))
+    by_x = _Levels.of(xs)
 
     def loglik(theta: Array) -> Array:
-        common, alive, dead = _pareto_terms(theta, xs, txs, Ts)
+        common, alive, dead = _pareto_terms(theta, xs, txs, Ts, by_x)
         return np.asarray(common + np.logaddexp(alive, dead), dtype=float)
 
     return _fit(PARETO_NBD, loglik, w, start, penalty)
@@ -323,7 +352,8 @@ def fit_gamma_gamma(x: ArrayLike, m_x: ArrayLike, weight: ArrayLike | None = Non
         )
     xs, ms, w = xs[keep], ms[keep], w[keep]
     start = (1.0, 2.0, float(w @ ms) / float(w.sum()))  # the population mean p v / (q - 1) starts at the data's
-    return _fit(GAMMA_GAMMA, lambda theta: gamma_gamma_log_likelihood(theta, xs, ms), w, start, penalty)
+    by_x = _Levels.of(xs)
+    return _fit(GAMMA_GAMMA, lambda theta: gamma_gamma_log_likelihood(theta, xs, ms, by_x), w, start, penalty)
 
 
 def _arrays(*values: ArrayLike) -> tuple[Array, ...]:

@@ -21,9 +21,11 @@ from typing import cast
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 UNIT_DAYS = {"day": 1, "week": 7}
 SUMMARY_COLUMNS = ("customer_id", "x", "t_x", "T", "mean_value")
+SPEND_BIN_WIDTH = 1e-3  # the width of a spend bin in ln(mean_value): 0.1% apart (``value_pairs``)
 
 
 def purchase_days(clean_df: DataFrame) -> DataFrame:
@@ -69,11 +71,23 @@ def likelihood_tuples(summary_df: DataFrame) -> DataFrame:
     )
 
 
-def value_pairs(summary_df: DataFrame) -> DataFrame:
-    """The distinct ``(x, mean_value)`` of the customers who bought again at a positive mean value, with their
-    ``customers`` count: what the Gamma-Gamma spend model is fitted on."""
+def value_pairs(summary_df: DataFrame, *, width: float = SPEND_BIN_WIDTH) -> DataFrame:
+    """The customers who bought again at a positive mean value, in bins of ``x`` and ``ln(mean_value)`` (``width``
+    wide), each with its ``customers`` count and their arithmetic ``mean_value``: what the Gamma-Gamma spend model
+    is fitted on.
+
+    The bins bound what is collected by the spread of ``x`` and of the values, whatever the number of customers
+    (at most ``ln(largest / smallest) / width + 1`` bins per ``x``). The likelihood's terms in ``m``,
+    ``(p x - 1) ln m`` and ``-(p x + q) ln(x m + v)``, are smooth and concave in ``ln m``, so a bin's customers
+    scored at their mean move each term by at most its factor times ``width ** 2 / 8`` (1.3e-7 at the default):
+    far below any estimate's standard error (the tests compare with the per-customer fit). The mean is summed as
+    a decimal, so it is the same double in any order of addition (as a double only beyond a decimal's 10 ** 32).
+    """
     qualified = summary_df.where((F.col("x") > 0) & (F.col("mean_value") > 0))
-    return qualified.groupBy("x", "mean_value").agg(F.count(F.lit(1)).alias("customers"))
+    bin_of = F.floor(F.log(F.col("mean_value")) / F.lit(width)).alias("_bin")
+    exact = F.avg(F.col("mean_value").try_cast(T.DecimalType(38, 6))).cast("double")
+    mean = F.coalesce(exact, F.avg("mean_value")).alias("mean_value")
+    return qualified.groupBy("x", bin_of).agg(F.count(F.lit(1)).alias("customers"), mean).drop("_bin")
 
 
 def to_pandas(frame: DataFrame) -> pd.DataFrame:
