@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import math
@@ -111,13 +112,24 @@ def generated(name: str, target_lines: int, planted: int, seed: int, data_dir: P
     per_customer = lines_per_customer(planted, seed)
     customers = max(MIN_PARTS, round(target_lines / per_customer))
     sizes = chunk_sizes(customers, chunk)
-    log.info("%s: generating %d customers (%.1f lines each) in %d parts", name, customers, per_customer, len(sizes))
+    workers = max(1, min(os.cpu_count() or 1, len(sizes)))
+    log.info(
+        "%s: generating %d customers (%.1f lines each) in %d parts, %d at a time",
+        name,
+        customers,
+        per_customer,
+        len(sizes),
+        workers,
+    )
     lines, truths = 0, []
-    for index, size in enumerate(sizes):
-        written, truth = write_chunk(folder, index, size, seed, planted)
-        lines += written
-        truths.append(truth)
-        log.info("%s: part %d/%d written (%d lines)", name, index + 1, len(sizes), written)
+    # each part has its own seed (seed + index), so parts made side by side are the parts made one by one
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        count = len(sizes)
+        parts = pool.map(write_chunk, [folder] * count, range(count), sizes, [seed] * count, [planted] * count)
+        for index, (written, truth) in enumerate(parts):
+            lines += written
+            truths.append(truth)
+            log.info("%s: part %d/%d written (%d lines)", name, index + 1, len(sizes), written)
     pd.concat(truths, ignore_index=True).to_csv(home / "truth.csv", index=False)
     found = BenchInput(name, str(folder), lines, customers, planted, str(home / "truth.csv"), len(sizes), seed)
     (home / INFO).write_text(json.dumps(found.as_dict(), indent=2))

@@ -42,7 +42,7 @@ class ValueRun:
     segment_rows: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, TableOutput] = field(default_factory=dict)
     calibration: Calibration | None = None
-    values: DataFrame | None = None  # VALUE_COLUMNS per customer (ids as read), when there are values
+    values: DataFrame | None = None  # VALUE_COLUMNS and the segment per customer (ids as read), when there are values
 
 
 def value_run(
@@ -74,9 +74,9 @@ def value_run(
             status="not fitted", reason=outcome.reason, spend_left_out=outcome.spend_left_out, **_settings(job)
         )
         return ValueRun(section)
-    values = job.keep(outcome.values)
     segments = segmented.select("customer_id", SEGMENT)
-    by_segment = segment_values(values, segments)
+    values = job.keep(outcome.values.join(segments, "customer_id", "left"))  # joined once: profiles and table
+    by_segment = segment_values(values)
     calibration = None
     if cfg.value.holdout and fits is None:
         holdout = later_lines(validated.lines, cfg.input)
@@ -102,7 +102,7 @@ def value_run(
         calibration=calibration.as_dict() if calibration else None,
         **settings,
     )
-    tables = value_tables(job, values.join(segments, "customer_id", "left"), outcome.fitted, key=key)
+    tables = value_tables(job, values, outcome.fitted, key=key)
     if calibration is not None:
         tables[CALIBRATION] = TableOutput(calibration.frame(job.spark).coalesce(1))
     return ValueRun(section, by_segment, tables, calibration, values)

@@ -209,7 +209,7 @@ class ValueFitEntry(_Section):
     standard_errors: dict[str, float | None]
     log_likelihood: float
     customers: int
-    tuples: int
+    tuples: int  # distinct (x, t_x, T) tuples; for the spend model, its bins of x and ln(mean value)
     penalty: float = 0.0
 
 

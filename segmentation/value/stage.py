@@ -254,13 +254,14 @@ def with_segment_values(spark: SparkSession, profiles_df: DataFrame, rows: list[
     return profiles_df.join(frame, SEGMENT, "left").orderBy(SEGMENT)
 
 
-def segment_values(values_df: DataFrame, segments_df: DataFrame) -> list[dict[str, Any]]:
-    """Per segment (k rows, one aggregation): customers with a value, their expected value and its share, mean and
-    median ``clv``, mean ``p_alive``, the share of them probably no longer active (P(alive) below ``ALIVE``), and
-    the sums the run's totals add up (``_purchases``, ``_clv``, ``_longest_T``)."""
-    joined = values_df.join(segments_df.select("customer_id", SEGMENT), "customer_id")
+def segment_values(values_df: DataFrame) -> list[dict[str, Any]]:
+    """Per segment of ``values_df`` (``VALUE_COLUMNS`` and ``segment``; k rows, one aggregation): customers with a
+    value, their expected value and its share, mean and median ``clv``, mean ``p_alive``, the share of them probably
+    no longer active (P(alive) below ``ALIVE``), and the sums the run's totals add up (``_purchases``, ``_clv``,
+    ``_longest_T``). Customers without a segment are left out."""
     rows = (
-        joined.groupBy(SEGMENT)
+        values_df.where(F.col(SEGMENT).isNotNull())
+        .groupBy(SEGMENT)
         .agg(
             F.count(F.lit(1)).alias("valued_customers"),
             F.sum("expected_value").alias("expected_value"),
