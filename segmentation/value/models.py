@@ -93,7 +93,7 @@ class _Levels:
     than once per tuple, to the same doubles."""
 
     values: Array
-    index: Array
+    index: NDArray[np.intp]
 
     @classmethod
     def of(cls, x: Array) -> _Levels:
