@@ -182,7 +182,9 @@ def pareto_nbd_log_likelihood(params: ArrayLike, tuples: Tuples) -> Array:
     return np.asarray(common + np.logaddexp(alive, dead), dtype=float)
 
 
-def gamma_gamma_log_likelihood(params: ArrayLike, x: ArrayLike, m_x: ArrayLike, levels: _Levels | None = None) -> Array:
+def gamma_gamma_log_likelihood(
+    params: ArrayLike, x: ArrayLike, m_x: ArrayLike, *, levels: _Levels | None = None
+) -> Array:
     """Gamma-Gamma (Colombo & Jiang 1999) log-likelihood of mean repeat value m_x over x > 0; params (p, q, v)."""
     p, q, v = np.asarray(params, dtype=float)
     x, m_x = np.asarray(x, dtype=float), np.asarray(m_x, dtype=float)
@@ -353,7 +355,7 @@ def fit_gamma_gamma(x: ArrayLike, m_x: ArrayLike, weight: ArrayLike | None = Non
     xs, ms, w = xs[keep], ms[keep], w[keep]
     start = (1.0, 2.0, float(w @ ms) / float(w.sum()))  # the population mean p v / (q - 1) starts at the data's
     by_x = _Levels.of(xs)
-    return _fit(GAMMA_GAMMA, lambda theta: gamma_gamma_log_likelihood(theta, xs, ms, by_x), w, start, penalty)
+    return _fit(GAMMA_GAMMA, lambda theta: gamma_gamma_log_likelihood(theta, xs, ms, levels=by_x), w, start, penalty)
 
 
 def _arrays(*values: ArrayLike) -> tuple[Array, ...]:
