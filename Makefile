@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 PLANTED_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup check-java run history-demo test test-extended cluster-test connect-test lint package bench planted clean
+.PHONY: help setup check-java run history-demo test test-extended cluster-test connect-test lint package bench bench-value planted clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -89,6 +89,9 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 
 bench: setup $(BENCH_STAMP) ## side-by-side benchmark against the tutorial PySpark way and pandas + scikit-learn (bench/README.md)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-value: setup $(BENCH_STAMP) ## what the value stage costs: 20M lines with and without it, and pandas' memory (bench/README.md; about 25 min)
+	$(BIN)/python bench/value_cost.py --pandas $(VALUE_ARGS)
 
 planted: setup ## the choice of k on every planted scenario, two seeds, against the truth (bench/results/planted.md; about 15 min)
 	$(BIN)/python bench/planted.py --output bench/results/planted.md $(PLANTED_ARGS)
