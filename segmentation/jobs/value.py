@@ -87,6 +87,7 @@ def value_run(
             fitted=outcome.fitted,
             as_of=validated.as_of,
             days=cfg.value.holdout_days,
+            tuples=outcome.tuples,
         )
     settings = _settings(job) if fits is None else _trained_settings(outcome.fitted)
     section = ValueSection(

@@ -109,13 +109,17 @@ def calibrate(
     fitted: Fitted,
     as_of: dt.date,
     days: int | None,
+    tuples: pd.DataFrame | None = None,
 ) -> Calibration | None:
-    """The calibration of ``fitted`` against the holdout lines (None when there is no holdout line)."""
+    """The calibration of ``fitted`` against the holdout lines (None when there is no holdout line); ``tuples``:
+    the summary's distinct tuples if already collected (``stage.sorted_tuples``)."""
     end = holdout_end(holdout_df, as_of, days)
     if end is None or end <= as_of:
         return None
     span = (end - as_of).days / UNIT_DAYS[fitted.time_unit]
-    tuples = to_pandas(likelihood_tuples(summary_df).select("x", "t_x", "T")).sort_values(["x", "t_x", "T"])
+    if tuples is None:
+        tuples = to_pandas(likelihood_tuples(summary_df)).sort_values(["x", "t_x", "T"], ignore_index=True)
+    tuples = tuples[["x", "t_x", "T"]]
     xs = models.Tuples(tuples["x"], tuples["t_x"], tuples["T"])
     predicted = models.expected_purchases(fitted.purchases, span, xs)
     scored = tuples.assign(predicted=predicted, p=models.p_alive(fitted.purchases, xs))

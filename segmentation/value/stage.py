@@ -69,6 +69,7 @@ class ValueOutcome:
     summary: DataFrame | None
     values: DataFrame | None  # VALUE_COLUMNS, one row per customer with a purchase day
     spend_left_out: dict[str, int]
+    tuples: pd.DataFrame | None = None  # the summary's distinct tuples, collected and sorted (``sorted_tuples``)
 
 
 def sorted_tuples(summary_df: DataFrame) -> pd.DataFrame:
@@ -178,10 +179,11 @@ def value_of_customers(
         fitted = trained or fit_models(summary_df, settings, tuples=tuples)
     except RunFailed as exc:
         log.warning("value: not fitted: %s", exc)
-        return ValueOutcome(None, str(exc), summary_df, None, left_out)
+        return ValueOutcome(None, str(exc), summary_df, None, left_out, tuples)
     for fit in (fitted.purchases, fitted.spend):
         log.info("value: %s %s log-likelihood %.2f", fit.model, fit.params, fit.log_likelihood)
-    return ValueOutcome(fitted, None, summary_df, customer_values(spark, summary_df, fitted, tuples=tuples), left_out)
+    values = customer_values(spark, summary_df, fitted, tuples=tuples)
+    return ValueOutcome(fitted, None, summary_df, values, left_out, tuples)
 
 
 def model_rows(fitted: Fitted) -> list[dict[str, Any]]:
