@@ -41,8 +41,8 @@ setup: check-java $(STAMP) ## create .venv and install the package with its test
 $(DEMO): | $(STAMP)
 	$(BIN)/segmentation generate --output $(DEMO) --truth data/generated/truth.csv
 
-run: setup $(DEMO) ## run the whole job on the generated demo log (output in ./output)
-	$(BIN)/segmentation run --config conf/local.yaml
+run: setup $(DEMO) ## run the whole job on the generated demo log (conf/demo.yaml: output in output/demo)
+	$(BIN)/segmentation run --config conf/demo.yaml
 
 TWO_PERIODS := data/generated/two_periods.csv.gz
 $(TWO_PERIODS): | $(STAMP)

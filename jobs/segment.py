@@ -1,4 +1,4 @@
-"""spark-submit entry: ``spark-submit jobs/segment.py --config conf/local.yaml [--input ...] [--output ...]``."""
+"""spark-submit entry: ``spark-submit jobs/segment.py [--config FILE] --input PATH --output PATH [--set KEY=VALUE ...]``."""
 
 import sys
 

@@ -40,13 +40,22 @@ def test_defaults_as_a_plain_dict_are_base_yaml() -> None:
 
 
 def test_local_overlay_layers_on_base(tmp_path: Path) -> None:
-    cfg = load([REPO / "conf/local.yaml"], check_paths=False)
+    cfg = load([REPO / "conf/demo.yaml"], check_paths=False)
     assert cfg.input.path == "data/generated/transactions.csv.gz"
-    assert cfg.output.path == "output"
+    assert cfg.output.path == "output/demo"
     assert cfg.spark.master == "local[*]"
     assert dict(cfg.spark.conf) == {}  # the local session's defaults are the code's (session.LOCAL_DEFAULTS)
     assert cfg.input.columns.customer_id == "CustomerID"  # from base.yaml
     assert cfg.model.k_max == 10
+
+
+def test_the_local_config_names_no_output_so_a_run_without_output_is_refused(log_file: Path) -> None:
+    # the demo's output is the demo's: a run of one's own data with conf/local.yaml and no --output stops
+    with pytest.raises(ConfigError, match=r"^output\.path: no output given; pass --output PATH"):
+        load([REPO / "conf/local.yaml"], input_path=str(log_file))
+    with pytest.raises(ConfigError, match=r"input\.path: no input given"):
+        load([REPO / "conf/local.yaml"])
+    assert load([REPO / "conf/demo.yaml"], check_paths=False).output.path == "output/demo"
 
 
 def test_input_output_and_set_override_files(tmp_path: Path, log_file: Path) -> None:

@@ -110,7 +110,7 @@ def test_the_bundle_names_an_entry_point_of_the_built_wheel(artefacts: Path) -> 
     assert task["libraries"] == [{"whl": "./dist/*.whl"}]
 
 
-@pytest.mark.parametrize("name", ["databricks.yaml", "local.yaml"])
+@pytest.mark.parametrize("name", ["databricks.yaml", "demo.yaml"])
 def test_environment_configs_are_valid(name: str) -> None:
     cfg = config.load([REPO / "conf" / name], check_paths=False)
     if name == "databricks.yaml":

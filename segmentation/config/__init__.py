@@ -5,7 +5,7 @@ The names below are the package's public face: ``load`` a configuration, and the
 """
 
 from segmentation.config.known import EPOCH_FORMATS, TRANSACTION_FEATURES, unavailable_features
-from segmentation.config.loader import load, parse_override, read_yaml
+from segmentation.config.loader import load, load_with_origins, parse_override, read_yaml
 from segmentation.config.paths import input_root, is_local_path, local_path
 from segmentation.config.schema import (
     CatalogOutputConfig,
@@ -27,6 +27,7 @@ from segmentation.config.schema import (
     SparkConfig,
     ValueConfig,
 )
+from segmentation.config.show import effective_yaml
 from segmentation.errors import ConfigError
 
 __all__ = [
@@ -51,9 +52,11 @@ __all__ = [
     "SelectionConfig",
     "SparkConfig",
     "ValueConfig",
+    "effective_yaml",
     "input_root",
     "is_local_path",
     "load",
+    "load_with_origins",
     "local_path",
     "parse_override",
     "read_yaml",

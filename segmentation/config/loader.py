@@ -87,9 +87,37 @@ def load(
     input_table: str | None = None,
     check_paths: bool = True,
     paths_needed: bool = True,
+    flags: Sequence[tuple[str, str, Any]] = (),
 ) -> JobConfig:
     """Build and validate a JobConfig from files, ``--set`` overrides, explicit paths and table (``paths_needed``
-    False: a command that only needs the session settings, such as ``report``)."""
+    False: a command that only needs the session settings, such as ``report``); ``flags``: ``(flag, key,
+    value)`` set after the overrides, errors naming the flag (``--as-of``)."""
+    cfg, _ = load_with_origins(
+        config_files,
+        overrides,
+        input_path=input_path,
+        output_path=output_path,
+        input_table=input_table,
+        check_paths=check_paths,
+        paths_needed=paths_needed,
+        flags=flags,
+    )
+    return cfg
+
+
+def load_with_origins(
+    config_files: Sequence[str | os.PathLike[str]] = (),
+    overrides: Sequence[str] = (),
+    *,
+    input_path: str | None = None,
+    output_path: str | None = None,
+    input_table: str | None = None,
+    check_paths: bool = True,
+    paths_needed: bool = True,
+    flags: Sequence[tuple[str, str, Any]] = (),
+) -> tuple[JobConfig, dict[str, str]]:
+    """``load``, and where each key given was set: dotted key -> a file, ``--set KEY``, ``--input``, ...
+    (a key that is not there has its default; ``origin_of``)."""
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for file in config_files:
@@ -97,6 +125,8 @@ def load(
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(values, origin, key, value, f"--set {key}")
+    for flag, key, value in flags:
+        _set_dotted(values, origin, key, value, flag)
     if input_path is not None:  # the command line's input replaces the files' (a path or a table)
         _set_dotted(values, origin, "input.path", input_path, "--input")
         _set_dotted(values, origin, "input.table", None, "--input")
@@ -110,8 +140,18 @@ def load(
     except ValidationError as exc:  # from None: pydantic's text would echo the value (a key put in a file)
         _fail(origin, *explain(exc.errors()[0]))
     if paths_needed and (problem := next(_path_problems(cfg, check_paths), None)):
-        _fail(origin, *problem)
-    return cfg
+        key, message = problem  # named by where that very key was set; a path that is missing was set nowhere
+        given = {"input.path": cfg.input.path, "output.path": cfg.output.path}.get(key) is not None
+        raise ConfigError(f"{origin[key]}: {key}: {message}" if given and key in origin else f"{key}: {message}")
+    return cfg, origin
+
+
+def origin_of(origin: Mapping[str, str], key: str) -> str:
+    """Where ``key`` (dotted) got its value: the nearest of it and its parents that was set, else ``default``."""
+    probe = key.partition("[")[0]
+    while probe and probe not in origin:
+        probe = probe.rpartition(".")[0]
+    return origin.get(probe, "default")
 
 
 def _merge_layers(values: dict[str, Any], origin: dict[str, str], layer: dict[str, Any]) -> None:
@@ -148,10 +188,7 @@ def _set_dotted(values: dict[str, Any], origin: dict[str, str], key: str, value:
 
 
 def _fail(origin: Mapping[str, str], key: str, message: str) -> NoReturn:
-    probe = key.partition("[")[0]
-    while probe and probe not in origin:
-        probe = probe.rpartition(".")[0]
-    raise ConfigError(f"{origin.get(probe, 'default')}: {key}: {message}") from None
+    raise ConfigError(f"{origin_of(origin, key)}: {key}: {message}") from None
 
 
 def _path_problems(cfg: JobConfig, check_paths: bool) -> Iterator[tuple[str, str]]:
@@ -160,7 +197,7 @@ def _path_problems(cfg: JobConfig, check_paths: bool) -> Iterator[tuple[str, str
         yield "input.path", "no input given; set input.path or input.table, or pass --input PATH or --input-table NAME"
         return
     if out is None:
-        yield "output.path", "no output folder given; set output.path or pass --output PATH"
+        yield "output.path", "no output given; pass --output PATH (or set output.path in a config)"
         return
     if inp is None:  # a catalog table: read through the session's catalog; only the output is checked here
         if not is_local_path(out) and ".." in Path(urlparse(out).path).parts:

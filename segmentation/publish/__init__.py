@@ -5,6 +5,7 @@ the only code that touches the output root's files.
 The names below are what the rest of the job uses; the modules behind them are this package's own.
 """
 
+from segmentation.publish.catalog_names import table_name as catalog_table_name
 from segmentation.publish.files import committed_runs, read_manifest, resolve_run, run_folder, table_path
 from segmentation.publish.manifest import SCHEMA_VERSION, SCORING, SEGMENTATION, Manifest
 from segmentation.publish.privacy import load_key, protect
@@ -23,6 +24,7 @@ __all__ = [
     "Storage",
     "StoredRun",
     "TableOutput",
+    "catalog_table_name",
     "committed_runs",
     "for_root",
     "load_key",

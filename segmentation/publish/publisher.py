@@ -98,6 +98,10 @@ class Publisher(Protocol):
         """Commit the staged attempt with ``manifest``; where the run's files are."""
         ...
 
+    def report_location(self) -> str | None:
+        """Where a reader opens the staged report: its ``report.html``, or the ``report`` table (None: no report)."""
+        ...
+
     def discard(self) -> None:
         """Remove what this attempt wrote; published runs are never touched."""
         ...

@@ -49,6 +49,7 @@ class FilePublisher:
     def __init__(self, spark: SparkSession, store: Storage, run_id: str) -> None:
         self.spark, self._storage, self.run_id = spark, store, run_id
         self.staging: files.Staging | None = None
+        self._report: str | None = None
         self._work: str | None = None
 
     @property
@@ -82,7 +83,10 @@ class FilePublisher:
 
     def stage_report(self, report: ReportFiles) -> None:
         assert self.staging is not None, "stage_report before stage"
-        files.write_report(self._storage, self.staging.folder, report)
+        self._report = files.write_report(self._storage, self.staging.folder, report)["html"]
+
+    def report_location(self) -> str | None:
+        return self._report
 
     def publish(self, manifest: Manifest) -> str:
         assert self.staging is not None, "publish before stage"
@@ -128,6 +132,7 @@ class CatalogPublisher:
         self.table_staging: catalog.CatalogStaging | None = None
         self._work_tables: str | None = None
         self._committed = False  # the tables are published: the model they name must stay
+        self._report_staged = False
 
     @property
     def storage(self) -> Storage:
@@ -184,6 +189,12 @@ class CatalogPublisher:
             [("markdown", report.markdown), ("html", report.html)], "format string, content string"
         )
         self.stage(self.staging.as_of, {REPORT_TABLE: TableOutput(documents)})
+        self._report_staged = True
+
+    def report_location(self) -> str | None:
+        if self.file_publisher is not None and self.file_publisher.report_location():
+            return self.file_publisher.report_location()
+        return f"table {table_name(self.settings, REPORT_TABLE)}" if self._report_staged else None
 
     def publish(self, manifest: Manifest) -> str:
         assert self.staging is not None and self.table_staging is not None, "publish before stage"

@@ -60,6 +60,7 @@ class RunSummary:
     segment_sizes: dict[int, int]
     segment_names: dict[int, str]
     timings: dict[str, float] = field(default_factory=dict)
+    report: str | None = None  # where to open the run's report (``Publisher.report_location``); None: none
 
 
 class RunContext:

@@ -1,24 +1,23 @@
-"""The command line: ``segmentation run``, ``score``, ``report``, ``history`` and ``generate``.
-
-Arguments are parsed from an explicit ``argv`` so that parsing is testable; ``main`` returns an exit code.
-"""
+"""The command line's commands: ``main`` parses the arguments (``parser``), runs one command and maps what it
+raised to an exit code (``parser.EXIT_CODES``)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark.errors import PySparkException
 
+from segmentation.cli.parser import build_parser
 from segmentation.config import load
 from segmentation.errors import ConfigError, RunFailed, SegmentationError, summary
-from segmentation.version import __version__
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -28,116 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("segmentation")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with its subcommands."""
-    parser = argparse.ArgumentParser(prog="segmentation", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"segmentation {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="run the whole job: validate, features, k sweep, segments, outputs")
-    _add_job_options(run, "input file, folder or glob", "output root folder")
-    run.add_argument(
-        "--holdout-days",
-        type=int,
-        metavar="N",
-        help="check the value forecast against the N days of lines after the as-of date (value.holdout)",
-    )
-
-    score = commands.add_parser("score", help="assign new customers to the segments of a published run")
-    score.add_argument(
-        "--model", required=True, metavar="PATH", help="a published run folder, or an output root (see --model-date)"
-    )
-    score.add_argument("--model-date", metavar="YYYY-MM-DD", help="as-of date of the training run under a root")
-    score.add_argument("--model-run-id", metavar="ID", help="run id of the training run under a root")
-    _add_job_options(score, "the new log or customer table", "output root for the scored customers")
-
-    rep = commands.add_parser(
-        "report", help="re-render the report of a published run (Spark only with --config, --set or --remote)"
-    )
-    rep.add_argument("run", metavar="PATH", help="a published run folder, or an output root (its latest run)")
-    rep.add_argument(
-        "--config", action="append", default=[], metavar="FILE", help="YAML config whose spark settings reach PATH"
-    )
-    rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    rep.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
-    _add_verbosity(rep)
-
-    hist = commands.add_parser(
-        "history", help="list the published runs under a local output root, or one table's Parquet files"
-    )
-    hist.add_argument("root", metavar="PATH", help="an output root")
-    hist.add_argument("--files", metavar="TABLE", help="print the Parquet files of TABLE (e.g. segments) instead")
-    hist.add_argument("--run-id", metavar="ID", help="only runs of this run id")
-    _add_verbosity(hist)
-
-    gen = commands.add_parser("generate", help="write a deterministic synthetic transaction log (gzip CSV)")
-    gen.add_argument("--output", required=True, metavar="PATH", help="file to write, e.g. data/log.csv.gz")
-    gen.add_argument("--customers", type=int, default=3000)
-    gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--truth", metavar="PATH", help="also write each customer's true behaviour as CSV")
-    gen.add_argument("--planted", type=int, metavar="K", help="plant K well-separated behaviours (1 to 6)")
-    gen.add_argument(
-        "--shape",
-        choices=("online_retail", "cdnow"),
-        default="online_retail",
-        help="cdnow: a purchase log without invoices or products (customer, yyyyMMdd date, items, total) as CSV, "
-        "run with conf/examples/cdnow.yaml; an --output ending in .jsonl or .jsonl.gz writes JSON lines",
-    )
-    gen.add_argument(
-        "--scenario",
-        metavar="NAME",
-        help="a planted scenario for the choice of k (segmentation/demo/planted.py: k3..k8, unequal, overlap, "
-        "heavy_tail, one_time, repeat_split, customer_table); prints the settings to run it with",
-    )
-    gen.add_argument(
-        "--periods",
-        type=int,
-        choices=(1, 2),
-        default=1,
-        help="2: two periods of 182 days with planted moves between behaviours (see the printed as-of dates)",
-    )
-    _add_verbosity(gen)
-    return parser
-
-
-def _add_job_options(parser: argparse.ArgumentParser, input_help: str, output_help: str) -> None:
-    """--config, --input, --output, --set and the verbosity flags shared by run and score."""
-    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
-    inputs = parser.add_mutually_exclusive_group()
-    inputs.add_argument("--input", metavar="PATH", help=f"{input_help} (overrides input.path)")
-    inputs.add_argument(
-        "--input-table", metavar="NAME", help="a catalog table or view to read instead of files (input.table)"
-    )
-    parser.add_argument("--output", metavar="PATH", help=f"{output_help} (overrides output.path)")
-    parser.add_argument(
-        "--remote",
-        metavar="sc://HOST:PORT",
-        help="run over Spark Connect (Databricks Connect, a Connect server); also read from SPARK_REMOTE",
-    )
-    parser.add_argument("--run-id", metavar="ID", help="run id (overrides output.run_id; a re-run replaces it)")
-    parser.add_argument(
-        "--baseline",
-        metavar="DATE[/RUN_ID]",
-        help="the published run to compare with (overrides history.baseline; default: the latest earlier date)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override one config key, e.g. --set model.k_max=8 (repeatable)",
-    )
-    _add_verbosity(parser)
-
-
-def _add_verbosity(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    group.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3  # as parser.EXIT_CODES says
 
 
 class CurrentStderrHandler(logging.StreamHandler):
@@ -184,16 +74,19 @@ def configure_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``segmentation`` console script: an exit code, never a traceback for a known error.
-
-    0: done. 1: the run failed (its input, or Spark or the file system during a stage; nothing was published).
-    2: a configuration mistake. 3: a bug in this project (the traceback is logged with ``-v``).
-    """
+    """Entry point of the ``segmentation`` console script: an exit code (``EXIT_CODES``), never a traceback for a
+    known error."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     configure_logging(args.quiet, args.verbose)
-    command = {"generate": _generate, "score": _score, "report": _report, "run": _run, "history": _history}[
-        args.command
-    ]
+    command = {
+        "generate": _generate,
+        "score": _score,
+        "report": _report,
+        "run": _run,
+        "history": _history,
+        "runs": _runs,
+        "config": _config,
+    }[args.command]
     try:
         print(command(args))
     except ConfigError as exc:
@@ -277,21 +170,72 @@ def _history(args: argparse.Namespace) -> str:
     return "\n".join(lines) or f"no published run under {args.root}"
 
 
-def _run(args: argparse.Namespace) -> str:
-    cfg = load(
-        args.config, _overrides(args), input_path=args.input, output_path=args.output, input_table=args.input_table
+def _job_config(args: argparse.Namespace, *, check_paths: bool = True) -> tuple[JobConfig, dict[str, str]]:
+    """The configuration of a job's options (run, score, config) and where each key was set."""
+    from segmentation.config import load_with_origins
+
+    flags = [("--as-of", "features.as_of", args.as_of)] if args.as_of else []
+    return load_with_origins(
+        args.config,
+        _overrides(args),
+        input_path=args.input,
+        output_path=args.output,
+        input_table=args.input_table,
+        check_paths=check_paths,
+        flags=flags,
     )
+
+
+def _config(args: argparse.Namespace) -> str:
+    """``config show``: the effective configuration with its origins; ``config check``: valid or exit 2."""
+    from segmentation.config import effective_yaml
+
+    if args.config_command == "show":
+        cfg, origin = _job_config(args, check_paths=False)
+        return effective_yaml(cfg, origin).rstrip("\n")
+    cfg, _ = _job_config(args)
+    source = cfg.input.path if cfg.input.table is None else f"table {cfg.input.table}"
+    target = cfg.output.path if not cfg.output.catalog.enabled else f"catalog database {cfg.output.catalog.database}"
+    as_of = cfg.features.as_of.isoformat() if cfg.features.as_of else "the day of the latest valid line"
+    return f"configuration ok: {cfg.input.kind} from {source}, published to {target}, as of {as_of}"
+
+
+def _runs(args: argparse.Namespace) -> str:
+    """The published runs under a root (any file system Spark reaches) or in a catalog database."""
+    from segmentation.history import listing
+    from segmentation.publish import for_root
+
+    if (args.root is None) == (args.catalog is None):
+        raise ConfigError("runs: give an output ROOT or --catalog DATABASE (one of them)")
+    local = args.catalog is None and "://" not in args.root and not args.root.startswith(("hdfs:", "s3a:", "gs:"))
+    if local and not (args.config or args.overrides or args.remote):
+        found, where = listing.file_runs(for_root(None, args.root), args.run_id), args.root
+    else:
+        cfg = load(args.config, args.overrides, paths_needed=False)
+        with _session(cfg, args.remote) as spark:
+            if args.catalog is not None:
+                settings = listing.catalog_database(args.catalog)
+                found, where = listing.catalog_runs(spark, settings, args.run_id), f"database {args.catalog}"
+            else:
+                found, where = listing.file_runs(for_root(spark, args.root), args.run_id), args.root
+    if args.json:
+        return "\n".join(json.dumps(run.as_dict()) for run in found)
+    return listing.runs_text(found, where)
+
+
+def _run(args: argparse.Namespace) -> str:
+    cfg, _ = _job_config(args)
     from segmentation.jobs import segment
 
     with _session(cfg, args.remote) as spark:
         result = segment.run(spark, cfg)
+    if args.json:
+        return json.dumps(summary_record(result, chosen_k=result.choice.k, chosen=result.choice.reason))
     return summary_text(result, chosen=result.choice.reason, took=result.timings.get("total", 0.0))
 
 
 def _score(args: argparse.Namespace) -> str:
-    cfg = load(
-        args.config, _overrides(args), input_path=args.input, output_path=args.output, input_table=args.input_table
-    )
+    cfg, _ = _job_config(args)
     try:
         model_date = dt.date.fromisoformat(args.model_date) if args.model_date else None
     except ValueError:
@@ -300,6 +244,8 @@ def _score(args: argparse.Namespace) -> str:
 
     with _session(cfg, args.remote) as spark:
         result = score.score(spark, cfg, args.model, model_as_of=model_date, model_run_id=args.model_run_id)
+    if args.json:
+        return json.dumps(summary_record(result, model=result.model_as_of))
     return summary_text(result, model=result.model_as_of)
 
 
@@ -345,7 +291,8 @@ def _session(cfg: JobConfig, remote: str | None) -> Iterator[SparkSession]:
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    """The ``--set`` overrides, plus ``--run-id`` as ``output.run_id`` (quoted, so it stays text)."""
+    """The ``--set`` overrides, plus ``--run-id`` as ``output.run_id`` (quoted, so it stays text), ``--baseline``
+    and ``--holdout-days``."""
     extra = [f"output.run_id={args.run_id!r}"] if args.run_id else []
     if args.baseline:
         extra.append(f"history.baseline={args.baseline!r}")
@@ -373,10 +320,31 @@ def summary_text(
     if chosen is not None:
         lines.append(f"chosen k       {chosen}")
     lines += [f"segment sizes  {sizes}", f"published      {result.run_folder}"]
+    if result.report:
+        lines.append(f"report         {result.report}")
     if took is not None:
         lines.append(f"took           {took:.1f} s")
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def summary_record(
+    result: RunSummary, *, chosen_k: int | None = None, chosen: str | None = None, model: dt.date | None = None
+) -> dict[str, Any]:
+    """The summary as one JSON-friendly object, for orchestrators (``--json``)."""
+    return {
+        "status": "published",
+        "as_of_date": result.as_of.isoformat(),
+        "model_as_of_date": model.isoformat() if model else None,
+        "counts": result.counts.as_dict(),
+        "customers": result.customers,
+        "chosen_k": chosen_k,
+        "choice_reason": chosen,
+        "segments": [
+            {"segment": seg, "name": result.segment_names.get(seg), "customers": n}
+            for seg, n in sorted(result.segment_sizes.items())
+        ],
+        "output_root": result.output_root,
+        "run_folder": result.run_folder,
+        "report": result.report,
+        "timings_seconds": result.timings,
+    }

@@ -1,0 +1,30 @@
+"""The command line, ``segmentation``: ``parser`` (the arguments and their help) and ``main`` (the commands and
+their exit codes). ``python -m segmentation.cli`` is the same program."""
+
+from segmentation.cli.main import (
+    EXIT_BUG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    LiveStatusHandler,
+    _overrides,
+    configure_logging,
+    main,
+    summary_record,
+    summary_text,
+)
+from segmentation.cli.parser import build_parser
+
+__all__ = [
+    "EXIT_BUG",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "LiveStatusHandler",
+    "_overrides",
+    "build_parser",
+    "configure_logging",
+    "main",
+    "summary_record",
+    "summary_text",
+]
