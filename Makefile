@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 PLANTED_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup check-java run history-demo test test-extended cluster-test connect-test lint package bench bench-value planted clean
+.PHONY: help setup check-java run history-demo test test-extended cluster-test connect-test lint docs package bench bench-value planted clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,10 @@ lint: setup ## ruff (lint and format), mypy on segmentation/ and the import cont
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+docs: setup ## generate the reference pages from the code, then build the docs site into site/ (mkdocs --strict)
+	$(BIN)/python -m segmentation.cli.reference docs/reference
+	$(BIN)/mkdocs build --strict --site-dir site
 
 cluster-test: setup ## spark-submit the packaged job to a real standalone cluster on 127.0.0.1 (part of make test)
 	$(BIN)/python -m pytest tests/test_cluster.py
