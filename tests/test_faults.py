@@ -95,7 +95,7 @@ def test_faults_never_damage_published_runs(spark: SparkSession, tmp_path: Path,
     latest = (out / "latest").read_text()
 
     # 2. a task fails on its first attempt; local[2,3] allows retries: success, same outputs
-    retried = run("task-once", fault_log, out, "local[2,3]", "--run-id", "retried")
+    retried = run("task-once", fault_log, out, "local[2,3]", "--run-id", "retried", "-v")  # Spark's log too
     assert retried.returncode == 0, retried.stderr[-3000:]
     assert "injected fault" in retried.stderr  # the failure happened and was retried
     assert published(spark, committed(out, "retried")) == reference

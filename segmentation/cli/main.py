@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SegmentationError, OSError) as exc:  # OSError: a file the command reads or writes outside a run
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
+        _point_to_spark_log()
         return EXIT_FAILED
     except Exception as exc:
         log.debug("internal error", exc_info=True)
@@ -105,6 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_BUG
     return EXIT_OK
+
+
+def _point_to_spark_log() -> None:
+    """After a failure: where Spark's own warnings and stack traces are, when it wrote any."""
+    from segmentation.runtime.session import spark_log_path
+
+    path = spark_log_path()
+    if path and os.path.isfile(path) and os.path.getsize(path) > 0:
+        print(f"Spark's log (its warnings and stack traces): {path}", file=sys.stderr)
 
 
 def _generate(args: argparse.Namespace) -> str:
@@ -212,7 +222,7 @@ def _runs(args: argparse.Namespace) -> str:
         found, where = listing.file_runs(for_root(None, args.root), args.run_id), args.root
     else:
         cfg = load(args.config, args.overrides, paths_needed=False)
-        with _session(cfg, args.remote) as spark:
+        with _session(cfg, args.remote, verbose=args.verbose) as spark:
             if args.catalog is not None:
                 settings = listing.catalog_database(args.catalog)
                 found, where = listing.catalog_runs(spark, settings, args.run_id), f"database {args.catalog}"
@@ -227,7 +237,7 @@ def _run(args: argparse.Namespace) -> str:
     cfg, _ = _job_config(args)
     from segmentation.jobs import segment
 
-    with _session(cfg, args.remote) as spark:
+    with _session(cfg, args.remote, verbose=args.verbose) as spark:
         result = segment.run(spark, cfg)
     if args.json:
         return json.dumps(summary_record(result, chosen_k=result.choice.k, chosen=result.choice.reason))
@@ -242,7 +252,7 @@ def _score(args: argparse.Namespace) -> str:
         raise ConfigError(f"--model-date: expected a date like 2011-12-09, got {args.model_date!r}") from None
     from segmentation.jobs import score
 
-    with _session(cfg, args.remote) as spark:
+    with _session(cfg, args.remote, verbose=args.verbose) as spark:
         result = score.score(spark, cfg, args.model, model_as_of=model_date, model_run_id=args.model_run_id)
     if args.json:
         return json.dumps(summary_record(result, model=result.model_as_of))
@@ -256,7 +266,7 @@ def _report(args: argparse.Namespace) -> str:
     if not (args.config or args.overrides or args.remote):
         return _render_report(None, args.run)
     cfg = load(args.config, args.overrides, paths_needed=False)
-    with _session(cfg, args.remote) as spark:
+    with _session(cfg, args.remote, verbose=args.verbose) as spark:
         return _render_report(spark, args.run)
 
 
@@ -272,15 +282,18 @@ def _render_report(spark: SparkSession | None, path: str) -> str:
 
 
 @contextlib.contextmanager
-def _session(cfg: JobConfig, remote: str | None) -> Iterator[SparkSession]:
+def _session(cfg: JobConfig, remote: str | None, *, verbose: bool = False) -> Iterator[SparkSession]:
     """The session for one command: the active one, or one started here and stopped after.
 
-    This program owns its process, so it sets what a local session's Python workers need in its environment
-    (``session.local_worker_environment``: this interpreter); the library itself sets no environment variable.
+    This program owns its process, so it sets in its environment what a local session's Python workers need
+    (``session.local_worker_environment``: this interpreter) and where Spark's own log goes: a file of this
+    process, and the terminal only with -v (``session.terminal_logging``); the library sets no environment
+    variable. A variable the user set stands.
     """
-    from segmentation.runtime.session import local_worker_environment, spark_session
+    from segmentation.runtime.session import local_worker_environment, spark_session, terminal_logging
 
-    for name, value in local_worker_environment(cfg.spark, remote).items():
+    environment = {**local_worker_environment(cfg.spark, remote), **terminal_logging(verbose)}
+    for name, value in environment.items():
         os.environ.setdefault(name, value)
     with contextlib.ExitStack() as opened:
         try:

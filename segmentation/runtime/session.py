@@ -3,15 +3,18 @@ defaults on a laptop), and the SQL settings a job needs for its duration.
 
 Nothing here changes the process: no environment variable is set. A local session whose Python workers must run
 this interpreter (a virtual environment) needs ``PYSPARK_PYTHON`` set by whoever starts the process
-(``local_worker_environment`` says what); the ``segmentation`` command sets it for its own process."""
+(``local_worker_environment`` says what); the ``segmentation`` command sets it for its own process. Likewise where
+Spark's JVM logging goes in a local session (``terminal_logging``: a log file, and the terminal only with ``-v``)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from importlib import resources
 from pathlib import PurePath
 
@@ -36,7 +39,8 @@ LOCAL_MASTER = "local[*]"
 # - no web UI, whose listeners cost time on every task;
 # - the throughput collector: in one local JVM on few cores, G1's concurrent threads compete with the job's
 #   (Online Retail: 72 s against 87 s end to end, alternated; 20M lines: within noise);
-# - Spark's JVM logging from segmentation/log4j2.properties: warnings without the start-up notices.
+# - Spark's JVM logging from segmentation/log4j2.properties: warnings without the start-up notices, to a log file
+#   and to the terminal (both where the environment says: ``terminal_logging``).
 # The driver memory is set too (``local_driver_memory``): in local mode the driver's heap is all of Spark's.
 LOCAL_DEFAULTS: dict[str, str] = {
     "spark.sql.shuffle.partitions": "8",
@@ -45,6 +49,11 @@ LOCAL_DEFAULTS: dict[str, str] = {
 LOCAL_DRIVER_MEMORY_GB = 4
 LOG4J_FILE = "log4j2.properties"
 LOG4J_PROPERTY = "log4j2.configurationFile"
+# read by log4j2.properties: the file that gets Spark's warnings and errors with their stack traces, and the
+# level from which they also go to the terminal (``off``: none; unset: ``warn``, as a notebook or a test expects)
+SPARK_LOG_VARIABLE = "SEGMENTATION_SPARK_LOG"
+SPARK_CONSOLE_VARIABLE = "SEGMENTATION_SPARK_CONSOLE"
+SPARK_LOGS_FOLDER = "segmentation-logs"
 # the JVM options of a local session: the throughput collector, and Spark's Java BLAS and LAPACK without first
 # trying native libraries (which print "JNI_OnLoad: dlopen(libblas.so.3) failed" where there are none)
 LOCAL_JAVA_OPTIONS = (
@@ -154,6 +163,32 @@ def log4j_options() -> list[str]:
     when the package is not installed as files (a zip)."""
     found = resources.files("segmentation.runtime").joinpath(LOG4J_FILE)
     return [f"-D{LOG4J_PROPERTY}={found.as_uri()}"] if isinstance(found, PurePath) and found.is_file() else []
+
+
+def terminal_logging(verbose: bool, now: datetime | None = None) -> dict[str, str]:
+    """The environment a command line that owns its process sets before it starts a local session: Spark's
+    warnings and errors, stack traces and all, go to a log file of this process's own and, only when
+    ``verbose``, to the terminal as well (``SEGMENTATION_SPARK_CONSOLE`` ``warn``, else ``off``).
+
+    The file is ``<temp folder>/segmentation-logs/spark-<local time>-<pid>.log`` (``now`` stands for the local
+    time), unless ``SEGMENTATION_SPARK_LOG`` is set already: the user's choice stands. log4j creates the file,
+    and its folder, at its first line; ``spark_log_path`` says which file it is. A session under spark-submit or
+    over Spark Connect keeps its cluster's logging and reads neither variable.
+    """
+    path = os.environ.get(SPARK_LOG_VARIABLE) or default_spark_log(now or datetime.now(), os.getpid())
+    return {SPARK_LOG_VARIABLE: path, SPARK_CONSOLE_VARIABLE: "warn" if verbose else "off"}
+
+
+def default_spark_log(now: datetime, pid: int) -> str:
+    """The log file of process ``pid`` started at local time ``now``, in ``segmentation-logs`` of the temp folder."""
+    name = f"spark-{now:%Y%m%d-%H%M%S}-{pid}.log"
+    return os.path.join(tempfile.gettempdir(), SPARK_LOGS_FOLDER, name)
+
+
+def spark_log_path() -> str | None:
+    """The file this process's environment names for Spark's log (``SEGMENTATION_SPARK_LOG``), or None. It exists
+    only once a local session started with ``log4j2.properties`` has logged a warning or an error."""
+    return os.environ.get(SPARK_LOG_VARIABLE) or None
 
 
 def local_driver_memory(physical_bytes: int | None) -> str:
