@@ -280,6 +280,33 @@ def test_command_line_run_and_config_error(
     assert code == 0
     assert "chosen k       k=3: fixed by model.k" in printed
     assert list((tmp_path / "cli" / "runs" / "as_of_date=2011-12-09" / "run_id=main").glob("attempt=*/_SUCCESS"))
+    report = printed.split("report         ", 1)[1].splitlines()[0]  # the summary says where the report is
+    assert report.endswith("/report.html") and Path(report).is_file()
+    assert Path(report).parent == Path(printed.split("published      ", 1)[1].splitlines()[0])
+
+    # --json: one object on stdout for an orchestrator; --as-of sets the date
+    root = str(tmp_path / "cli")
+    argv = ["run", "--input", str(small_log), "--output", root, "--as-of", "2011-12-01", "--run-id", "j", "--json"]
+    assert cli.main([*argv, "--set", "model.k=3", "-q"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "published" and record["as_of_date"] == "2011-12-01" and record["chosen_k"] == 3
+    assert sum(s["customers"] for s in record["segments"]) == record["customers"] > 0
+    assert Path(record["report"]).is_file() and record["run_folder"] in record["report"]
+    assert record["counts"]["lines_in"] > 0 and record["timings_seconds"]["total"] > 0
+
+    # runs: both published runs of the root, oldest as-of date first, with k, customers and report
+    assert cli.main(["runs", root]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split()[:3] == ["as-of", "date", "run"]
+    assert [line.split()[:2] for line in listed[1:]] == [["2011-12-01", "j"], ["2011-12-09", "main"]]
+    assert listed[1].split()[-1] == record["report"]
+    assert cli.main(["runs", root, "--run-id", "j", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["as_of_date"], r["run_id"], r["chosen_k"], r["customers"]) for r in rows] == [
+        ("2011-12-01", "j", 3, record["customers"])
+    ]
+    assert cli.main(["runs", str(tmp_path / "nothing")]) == 0
+    assert capsys.readouterr().out.startswith("no published run in")
 
     code = cli.main(["run", "--input", str(small_log), "--output", str(tmp_path / "x"), "--set", "model.k_min=1"])
     assert code == 2

@@ -153,6 +153,9 @@ class RecordingPublisher:
         self.calls.append("publish")
         return "memory/a1"
 
+    def report_location(self) -> str | None:
+        return "memory/a1/report.html" if "stage_report" in self.calls else None
+
     def discard(self) -> None:
         self.calls.append("discard")
 
@@ -266,8 +269,10 @@ def test_no_library_module_sets_the_environment_or_the_plotting_backend() -> Non
         if sets_env.search(line) or "matplotlib.use(" in line or re.search(r"import.*pyplot|pyplot\.|\bplt\.", line)
     ]
     # the command line owns its process: it sets PYSPARK_PYTHON there for a local session's workers
-    assert [f.split(": ", 1)[1] for f in found if f.startswith("cli.py:")] == ["os.environ.setdefault(name, value)"]
-    assert [f for f in found if not f.startswith("cli.py:")] == []
+    assert [f.split(": ", 1)[1] for f in found if f.startswith("cli/main.py:")] == [
+        "os.environ.setdefault(name, value)"
+    ]
+    assert [f for f in found if not f.startswith("cli/main.py:")] == []
 
 
 def test_the_garbage_collector_runs_in_one_place() -> None:
@@ -311,8 +316,8 @@ def test_the_public_api_names_what_a_notebook_calls() -> None:
 
 
 def test_the_readme_python_examples_use_only_the_public_api() -> None:
-    text = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    blocks = [block for page in pages for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)]
     assert blocks
     imported = []
     for block in blocks:
@@ -321,5 +326,5 @@ def test_the_readme_python_examples_use_only_the_public_api() -> None:
                 imported += [(node.module, alias.name) for alias in node.names]
             elif isinstance(node, ast.Import):
                 imported += [(alias.name, "") for alias in node.names if alias.name.startswith("segmentation")]
-    assert imported, "the README shows the library in use"
+    assert imported, "the README and the docs show the library in use"
     assert [(m, n) for m, n in imported if m != "segmentation" or n not in segmentation.__all__] == []

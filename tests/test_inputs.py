@@ -385,13 +385,21 @@ def test_the_time_zone_applies_to_instants_and_leaves_local_times_as_they_are(sp
     assert parsing.has_zone("yyyy-MM-dd'T'HH:mm:ssXXX") and not parsing.has_zone("yyyy-MM-dd'Z'")
 
 
-# ---------------------------------------------------------------- the README's example
+# ---------------------------------------------------------------- the docs' example
 
 
-def readme_example(marker: str) -> str:
-    """The Python block that follows ``<!-- README example: marker -->`` in the README."""
-    after = (REPO / "README.md").read_text().split(f"<!-- README example: {marker} -->", 1)[1]
-    return after.split("```python\n", 1)[1].split("```", 1)[0]
+def runnable_example(name: str) -> str:
+    """The code block right after ``<!-- runnable: name -->`` in README.md or a page under docs/."""
+    marker = f"<!-- runnable: {name} -->"
+    found = [
+        text.split(marker, 1)[1]
+        for path in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+        if marker in (text := path.read_text())
+    ]
+    assert len(found) == 1, f"{marker} is in {len(found)} places, not one"
+    fence = found[0].lstrip("\n").split("\n", 1)
+    assert fence[0].startswith("```"), f"{marker} is not right before a code fence"
+    return fence[1].split("\n```", 1)[0] + "\n"
 
 
 @pytest.mark.extended
@@ -399,7 +407,7 @@ def test_the_readme_catalog_table_example_runs_as_written(tmp_path: Path) -> Non
     # in a process of its own, from a folder laid out as the repository after `make run` (the demo log, conf/)
     generate.write(str(tmp_path / "data/generated/transactions.csv.gz"), customers=80, seed=3)
     shutil.copytree(REPO / "conf", tmp_path / "conf")
-    (tmp_path / "example.py").write_text(readme_example("catalog table"))
+    (tmp_path / "example.py").write_text(runnable_example("catalog-table"))
     done = subprocess.run(
         [sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
     )

@@ -46,7 +46,7 @@ def configuration_page() -> str:
             if _model_of(field.annotation) is not None:
                 continue
             key = field.serialization_alias or field.alias or name
-            description = (field.description or "").replace("\n", " ").replace("|", "\\|")
+            description = (field.description or "").replace("\n", " ").replace("``", "`").replace("|", "\\|")
             default = _default(_lookup(defaults, f"{prefix}.{key}"))
             out.append(f"| `{prefix}.{key}` | {_type(field.annotation)} | {default} | {description} |\n")
     return "".join(out)
