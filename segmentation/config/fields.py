@@ -46,7 +46,8 @@ def limit(default: Any, expect: str, **bounds: Any) -> Any:
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # a string literal right under a field is its description (the generated configuration reference shows it)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 ZONE_OFFSET = re.compile(r"^(?:UTC|GMT)?[+-](\d{2}):(\d{2})$")
