@@ -1,4 +1,4 @@
-"""spark-submit entry: ``spark-submit jobs/segment.py [--config FILE] --input PATH --output PATH [--set KEY=VALUE ...]``."""
+"""spark-submit entry: ``spark-submit jobs/segment.py [--config FILE] --input PATH --output PATH [--set K=V ...]``."""
 
 import sys
 
