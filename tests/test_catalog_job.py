@@ -32,7 +32,8 @@ def test_catalog_tables_across_dates_reruns_and_a_failure(tmp_path: Path) -> Non
         cwd=tmp_path,
         env={**os.environ, "PYSPARK_PYTHON": sys.executable},
     )
-    steps = {s["step"]: s for s in map(json.loads, (line for line in done.stdout.splitlines() if line.startswith("{")))}
+    printed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    steps = {s["step"]: s for s in printed if "step" in s}
     assert list(steps) == ["first", "second_date", "rerun", "failed"], done.stderr[-4000:]
     assert [s["code"] for s in steps.values()] == [0, 0, 0, 1]
 
@@ -78,4 +79,12 @@ def test_catalog_tables_across_dates_reruns_and_a_failure(tmp_path: Path) -> Non
 
     # the run that failed half-way through writing changed nothing
     assert failed == rerun
+
+    # `segmentation runs --catalog seg`: the committed runs, oldest first, each with its k, customers and report
+    (listed,) = [p for p in printed if "listed" in p]
+    assert listed["code"] == 0
+    assert [(r["as_of_date"], r["run_id"], r["kind"], r["chosen_k"], r["customers"]) for r in listed["listed"]] == [
+        (r["as_of_date"], r["run_id"], "segmentation", r["chosen_k"], r["customers"]) for r in rerun["runs"]
+    ]
+    assert all(r["report"].endswith("'") and "`report` WHERE as_of_date" in r["report"] for r in listed["listed"])
     assert "stage write failed" in done.stderr and "injected" in done.stderr

@@ -90,3 +90,21 @@ def test_relative_links_point_to_existing_files(name: str) -> None:
     relative = [t.split("#", 1)[0] for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t) and t[0] != "#"]
     missing = [t for t in relative if t and not (REPO / t).exists()]
     assert missing == []
+
+
+# the examples marked runnable and the tests that run them as written (a new marker needs a test here)
+RUNNABLE = {
+    "catalog-table": "tests/test_inputs.py::test_the_readme_catalog_table_example_runs_as_written",
+    "cdnow": "tests/test_newcomer.py::test_a_newcomer_follows_the_readme_in_a_fresh_folder",
+    "jsonl": "tests/test_newcomer.py::test_a_newcomer_follows_the_readme_in_a_fresh_folder",
+    "read-files-with-pandas": "tests/test_newcomer.py::test_a_newcomer_follows_the_readme_in_a_fresh_folder",
+}
+
+
+def test_every_example_marked_runnable_is_run_by_a_test() -> None:
+    marked = [m for p in documents() for m in re.findall(r"^<!-- runnable: ([\w-]+) -->$", p.read_text(), re.M)]
+    assert sorted(marked) == sorted(RUNNABLE)  # each once
+    for name, test in RUNNABLE.items():
+        module, function = test.split("::")
+        source = (REPO / module).read_text()
+        assert f"def {function}(" in source and f'"{name}"' in source, (name, test)

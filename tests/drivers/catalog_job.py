@@ -8,6 +8,8 @@ Prints one JSON object per step: the command's exit code and what the tables hol
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from typing import Any
@@ -127,6 +129,10 @@ def main(folder: str, log: str) -> None:
             fail_in_the_middle_of_writing()
         code = run(log, root, *settings)
         print(json.dumps({"step": name, "code": code, "tables": tables_now(spark)}), flush=True)
+    listed = io.StringIO()  # `segmentation runs --catalog` on the tables the steps left
+    with contextlib.redirect_stdout(listed):
+        code = cli.main(["runs", "--catalog", DATABASE, "--json"])
+    print(json.dumps({"listed": [json.loads(line) for line in listed.getvalue().splitlines()], "code": code}))
 
 
 if __name__ == "__main__":
