@@ -2,9 +2,12 @@
 tables alike), checked to be comparable, with its model loaded; and the centroids of both runs in its space.
 
 The baseline is the run ``history.baseline`` names (``DATE`` or ``DATE/RUN_ID``, the CLI's ``--baseline``), else
-the latest earlier as-of date of the same run id under the same output. With a baseline a run keeps the
-baseline's segment ids for the same behaviours (``identity``), adds ``previous_segment`` to its segments table and
-publishes a ``migration`` table (``migration``).
+the latest earlier as-of date of the same run id under the same output. Once this run's customers are known, the
+rule of ``relation`` decides whether it is taken: a baseline of the same input (table name, else path string) is
+related; of another input, only when at least ``history.min_shared_customers`` of the smaller run's customers
+are in both. A found baseline that is unrelated is ignored (the run starts its ids afresh); a named one is taken
+with a warning. With a baseline a run keeps the baseline's segment ids for the same behaviours (``identity``),
+adds ``previous_segment`` to its segments table and publishes a ``migration`` table (``migration``).
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ def before_reading(publisher: Publisher, cfg: JobConfig) -> Baseline | None:
 
 def after_reading(publisher: Publisher, cfg: JobConfig, *, found: Baseline | None, as_of: dt.date) -> Baseline | None:
     """The baseline once the as-of date is known: the one found before reading (checked to be earlier than
-    this run, now that its date is known), else the latest earlier run."""
+    this run, now that its date is known), else the latest earlier run; whether it is related to this run's
+    input is decided later, on its customers (``relation.judge``)."""
     if cfg.history.baseline is None and cfg.features.as_of is None:
         return find_baseline(publisher, cfg, as_of=as_of)
     if found is not None:
@@ -90,7 +94,8 @@ def check_order(cfg: JobConfig, named: tuple[dt.date, str], as_of: dt.date) -> N
 
 
 def find_baseline(publisher: Publisher, cfg: JobConfig, *, as_of: dt.date | None) -> Baseline | None:
-    """The run to compare with (see the module), checked to be comparable; None when there is none.
+    """The run to compare with (see the module), checked to be comparable; None when there is none. Whether
+    it is related to this run's input is ``relation.judge``'s to decide, once this run's customers are known.
 
     With ``history.baseline`` it must exist and be committed; without, a run needs ``as_of`` to find the
     latest earlier one. Raises InputError naming the baseline when it is missing, not committed, later than

@@ -14,6 +14,7 @@ from pyspark.sql import types as T
 
 from segmentation.history.baseline import Baseline
 from segmentation.history.identity import Identity, explain_changes
+from segmentation.history.relation import Judged
 from segmentation.model.pipeline import SEGMENT
 from segmentation.publish import protect
 from segmentation.publish.manifest import HistorySection, RunRef
@@ -203,14 +204,21 @@ def compare(
 
 
 def history_section(
-    comparison: Comparison, identity: Identity, *, method: str, match_distance: float | None
+    comparison: Comparison,
+    identity: Identity,
+    *,
+    method: str,
+    match_distance: float | None,
+    judged: Judged | None = None,
 ) -> HistorySection:
-    """The manifest's ``history``: the baseline, how ids were kept, the matching and the migration."""
+    """The manifest's ``history``: the baseline, whether it was taken (``judged``, ``history.relation``), how ids
+    were kept, the matching and the migration."""
     baseline = comparison.baseline
     return HistorySection(
         baseline=RunRef(as_of_date=baseline.as_of.isoformat(), run_id=baseline.run_id, where=baseline.where)
         if baseline
         else None,
+        **(judged.as_dict() if judged else {}),
         method=method if baseline else "no baseline",
         match_distance=match_distance,
         **identity.as_dict(),

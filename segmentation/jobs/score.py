@@ -13,6 +13,7 @@ from segmentation.config import JobConfig, PrivacyConfig, unavailable_features
 from segmentation.errors import ConfigError, InputError
 from segmentation.features.table import feature_table
 from segmentation.history import baseline as baselines
+from segmentation.history import relation
 from segmentation.history.identity import Identity
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
 from segmentation.jobs.value import skipped_value, value_run, with_value
@@ -75,6 +76,8 @@ def score(
             table = feature_table(validated, cfg)
             feature_df = job.keep(table.frame)
             customers = feature_df.count()
+            judged = relation.judge(baseline, cfg, feature_df, customers=customers, key=key)
+            baseline = judged.baseline  # None when none was found, or one found was unrelated to this input
         with job.stage("assign"):
             assigned = fitted.transform(feature_df).select(*feature_df.columns, pipeline.CLUSTER)
             segmented = job.keep(pipeline.with_segments(assigned, mapping, names))
@@ -113,7 +116,7 @@ def score(
                 counts={**validated.counts.as_dict(), "customers": customers, "exact_copies": validated.exact_copies},
                 mapping=mapping,
                 profile_rows=profiled.rows,
-                history=history_section(comparison, kept, method="frozen model", match_distance=None),
+                history=history_section(comparison, kept, method="frozen model", match_distance=None, judged=judged),
                 model=ModelRef(run_folder=model_folder, as_of_date=trained.as_of_date, run_id=trained.run_id),
                 value=valued.section,
             )

@@ -22,6 +22,7 @@ from segmentation.errors import InputError, RunFailed, summary
 from segmentation.features.table import feature_table
 from segmentation.history import baseline as baselines
 from segmentation.history import identity as identities
+from segmentation.history import relation
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
 from segmentation.input.validate import Validated
 from segmentation.jobs.value import value_run, with_value
@@ -101,6 +102,8 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             feature_df = job.keep(table.frame)
             customers = feature_df.count()
             _check_enough_customers(customers, cfg)
+            judged = relation.judge(baseline, cfg, feature_df, customers=customers, key=key)
+            baseline = judged.baseline  # None when none was found, or one found was unrelated to this input
         with job.stage("sweep"):
             swept = sweep_k(job, feature_df, customers=customers, spec=spec)
         with job.stage("final_model"):
@@ -131,7 +134,11 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         with job.stage("report"):
             sample = report_sample(job, feature_df, final, customers=customers)
             history = history_section(
-                comparison, final.identity, method="centroid matching", match_distance=cfg.history.match_distance
+                comparison,
+                final.identity,
+                method="centroid matching",
+                match_distance=cfg.history.match_distance,
+                judged=judged,
             )
             manifest = run_manifest(
                 job,
@@ -164,6 +171,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         segment_sizes=profiled.sizes,
         segment_names=final.names,
         timings=job.timer.as_dict(),
+        report=job.publisher.report_location(),
     )
 
 
@@ -204,8 +212,9 @@ def final_model(
 ) -> FinalModel:
     """The chosen k's model (fitted again on everyone if the sweep saw a sample), segment ids and names.
 
-    Without a baseline, ids follow the value order (1 = highest); with one, each segment that is a baseline
-    behaviour keeps its id and name and a new one gets a new id (``history.identity``).
+    Without a baseline (none found, or the one found ignored as unrelated to this input: ``history.relation``),
+    ids follow the value order (1 = highest); with one, each segment that is a baseline behaviour keeps its id
+    and name and a new one gets a new id (``history.identity``).
     """
     chosen = swept.fitted[swept.choice.k]
     if swept.on_sample:

@@ -186,10 +186,30 @@ class MigrationRow(_Section):
     direction: str
 
 
+class BaselineCheck(_Section):
+    """Whether the baseline found or named is related to this run (``history.relation``): the same input, or
+    enough of the smaller run's customers in both runs (counts only, never a customer)."""
+
+    run: RunRef
+    input: str | None  # this run's input: its table, else its path
+    baseline_input: str | None
+    same_input: bool
+    customers: int
+    baseline_customers: int
+    shared_customers: int | None = None  # in both runs; None when the same input made measuring needless
+    shared_share: float | None = None  # of the smaller run's customers
+    min_shared: float | None = None  # history.min_shared_customers
+    related: bool
+
+
 class HistorySection(_Section):
-    """The run against its baseline: how ids were kept, what matched, appeared, vanished and moved."""
+    """The run against its baseline: whether one was taken (``status``, ``reason``, ``check``), how ids were kept,
+    what matched, appeared, vanished and moved. An ignored baseline is in ``check``, not ``baseline``."""
 
     baseline: RunRef | None = None
+    status: Literal["none", "taken", "taken unrelated", "ignored"] | None = None  # None: written before statuses
+    reason: str | None = None
+    check: BaselineCheck | None = None
     method: str = "no baseline"
     match_distance: float | None = None
     matches: list[Match] = []
@@ -338,9 +358,8 @@ class Manifest(_Section):
         if self.value is None:
             absent["value"] = True
         if self.history is not None:
-            history: dict[str, Any] = {
-                name: True for name in ("origins", "merges") if getattr(self.history, name) is None
-            }
+            optional = ("origins", "merges", "status", "reason", "check")
+            history: dict[str, Any] = {name: True for name in optional if getattr(self.history, name) is None}
             if all(row.expected_value is None for row in self.history.migration):
                 history["migration"] = {"__all__": {"expected_value"}}  # runs without value, or before it
             if history:

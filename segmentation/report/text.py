@@ -38,13 +38,22 @@ def movement_sentences(manifest: Manifest, limit: int = 5) -> list[str]:
 def history_lines(manifest: Manifest) -> list[str]:
     """The report's section on changes since the baseline: how segments matched, and the largest moves."""
     entry = manifest.history
+    if entry is not None and entry.status == "ignored" and entry.check is not None:
+        run = entry.check.run
+        return [
+            f"The earlier run of {run.as_of_date} (run id {run.run_id}) was not taken as the baseline, for its "
+            f"{entry.reason}, so this run's segments start their ids here and no movements are shown."
+        ]
     if entry is None or entry.baseline is None:
         return [
             "This run has no baseline (no earlier published run of this run id, or history is off), so its "
             "segments start their ids here and no movements are shown."
         ]
     baseline = entry.baseline
-    lines = [f"Compared with the run of {baseline.as_of_date} (run id {baseline.run_id}), by {entry.method}.", ""]
+    lines = [f"Compared with the run of {baseline.as_of_date} (run id {baseline.run_id}), by {entry.method}."]
+    if entry.status == "taken unrelated":
+        lines.append(f"It was taken because history.baseline names it, though it is unrelated: {entry.reason}.")
+    lines.append("")
     names = {f.to_segment: f.to_name for f in entry.migration if f.to_segment is not None}
     names |= {f.from_segment: f.from_name for f in entry.migration if f.from_segment is not None}
     for m in entry.matches:
