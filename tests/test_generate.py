@@ -144,3 +144,10 @@ def test_the_command_writes_the_two_period_log(tmp_path: Path, capsys: pytest.Ca
     assert list(pd.read_csv(truth).columns) == ["CustomerID", "persona_1", "persona_2"]
     assert cli.main([*argv, "--planted", "3"]) == cli.EXIT_USAGE
     assert "--planted: only for a one-period log" in capsys.readouterr().err
+
+
+def test_the_file_name_picks_plain_or_gzip_csv(tmp_path: Path) -> None:
+    plain, packed = tmp_path / "log.csv", tmp_path / "log.csv.gz"
+    assert generate.write(str(plain), customers=20, seed=1) == generate.write(str(packed), customers=20, seed=1)
+    assert plain.read_bytes().startswith(",".join(generate.HEADER).encode())
+    assert packed.read_bytes()[:2] == b"\x1f\x8b" and gzip.decompress(packed.read_bytes()) == plain.read_bytes()

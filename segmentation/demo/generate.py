@@ -327,7 +327,8 @@ MALFORMED_LINES = (
 def write(
     path: str, customers: int = 3000, seed: int = 7, *, truth_path: str | None = None, planted: int | None = None
 ) -> int:
-    """Write a gzip CSV log (and optionally the truth as CSV); return the number of data lines."""
+    """Write a CSV log, gzip when ``path`` ends in ``.gz`` (and optionally the truth as CSV); return the number
+    of data lines."""
     log, truth = generate(customers=customers, seed=seed, planted=planted)
     return write_log(path, log, truth, truth_path=truth_path)
 
@@ -335,19 +336,25 @@ def write(
 def write_periods(
     path: str, customers: int = 3000, seed: int = 7, *, truth_path: str | None = None, period_days: int = PERIOD_DAYS
 ) -> int:
-    """Write the two-period log as gzip CSV (and optionally its truth as CSV); return the number of data lines."""
+    """Write the two-period log as CSV, gzip when ``path`` ends in ``.gz`` (and optionally its truth as CSV);
+    return the number of data lines."""
     log, truth = generate_periods(customers=customers, seed=seed, period_days=period_days)
     return write_log(path, log, truth, truth_path=truth_path)
 
 
 def write_log(path: str, log: pd.DataFrame, truth: pd.DataFrame, *, truth_path: str | None) -> int:
-    """The log as gzip CSV (no timestamp in the header, so the same log gives the same bytes), malformed lines last."""
+    """The log as CSV, gzip when ``path`` ends in ``.gz`` (no timestamp in gzip's header, so the same log gives
+    the same bytes), malformed lines last."""
     buffer = io.StringIO()
     log.to_csv(buffer, index=False, lineterminator="\n")
-    text = buffer.getvalue() + "\n".join(MALFORMED_LINES) + "\n"
+    text = (buffer.getvalue() + "\n".join(MALFORMED_LINES) + "\n").encode("utf-8")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
-        handle.write(text.encode("utf-8"))
+    with open(path, "wb") as raw:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
+                handle.write(text)
+        else:
+            raw.write(text)
     if truth_path:
         truth.to_csv(truth_path, index=False)
     return len(log) + len(MALFORMED_LINES)
