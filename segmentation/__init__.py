@@ -11,7 +11,7 @@ What a notebook or a program calls (``__all__``)::
 
 The folders show the job in the order data flows: ``config`` -> ``input`` -> ``features`` -> ``model`` ->
 ``history`` -> ``report`` -> ``publish``, with ``runtime`` (session, run context) and ``jobs`` (run, score) on
-top and ``demo`` (generated logs) beside; the README's Layout says which may import which.
+top and ``demo`` (generated logs) beside; the Layout in CONTRIBUTING.md says which may import which.
 """
 
 from __future__ import annotations

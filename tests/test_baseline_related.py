@@ -75,6 +75,7 @@ def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Itera
     logger.addHandler(caught)
     try:
         found = {"a": run(A, "2011-12-07"), "export": run(EXPORT, "2011-12-08"), "b": run(B, "2011-12-09")}
+        found["again"] = run(A, "2011-12-10")  # after the other shop's run: the line looks back past it
     finally:
         logger.removeHandler(caught)
     yield {**found, "tmp": tmp, "warnings": caught.messages, "b_ids": set(other.values())}
@@ -110,7 +111,10 @@ def test_an_unrelated_log_ignores_the_baseline_found_and_starts_fresh(
     assert entry["check"]["shared_customers"] == 0
     # fresh ids, as a first run numbers them, nothing matched and no migration against the export
     assert entry["matches"] == [] and entry["new"] == [] and entry["migration"] == []
-    assert sorted(result.segment_names) == [1, 2, 3, 4] and entry["max_segment_id"] == 4
+    # the run id's ids are never reused: the fresh segments are numbered after the highest id of the line
+    used = manifest(runs["export"])["history"]["max_segment_id"]
+    assert used >= 4 and sorted(result.segment_names) == [used + 1, used + 2, used + 3, used + 4]
+    assert entry["max_segment_id"] == used + 4
     assert pd.read_parquet(Path(result.run_folder) / migration.MIGRATION).empty
     segments = spark.read.parquet(str(Path(result.run_folder) / "segments"))
     assert segments.filter("previous_segment IS NOT NULL").count() == 0 and segments.count() == result.customers
@@ -119,6 +123,7 @@ def test_an_unrelated_log_ignores_the_baseline_found_and_starts_fresh(
         "0% of customers shared)"
     )
     assert expected in runs["warnings"] and entry["reason"] == expected.split(" ignored: ")[1]
+    assert any(m.startswith("baseline 2011-12-07/main ignored: unrelated input") for m in runs["warnings"])
     assert not any(c in message for message in runs["warnings"] for c in runs["b_ids"])  # no customer in a log
     report = (Path(result.run_folder) / "report.md").read_text()
     assert "The earlier run of 2011-12-08 (run id main) was not taken as the baseline, for its unrelated" in report
@@ -227,3 +232,13 @@ def test_a_manifest_written_before_the_rule_reads_and_is_written_as_it_was() -> 
     older = fixture_manifest(history={"method": "no baseline", "migration": []})
     assert older.history is not None and older.history.status is None and older.history.check is None
     assert not {"status", "reason", "check"} & set(older.to_json()["history"])
+
+
+@pytest.mark.slow
+def test_a_run_after_an_unrelated_one_looks_back_to_the_latest_related_run(runs: dict[str, Any]) -> None:
+    entry = manifest(runs["again"])["history"]
+    assert entry["status"] == "taken" and entry["baseline"]["as_of_date"] == "2011-12-08"  # the export, past B
+    assert any(m.startswith("baseline 2011-12-09/main ignored: unrelated input") for m in runs["warnings"])
+    assert entry["matches"] and entry["migration"]
+    taken = {m["segment"] for m in entry["matches"]}
+    assert taken <= set(runs["export"].segment_names) and taken <= set(runs["again"].segment_names)

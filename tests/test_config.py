@@ -297,6 +297,9 @@ def test_holdout_days_on_the_command_line_set_the_value_holdout(tmp_path: Path, 
     from segmentation import cli
 
     args = cli.build_parser().parse_args(["run", "--holdout-days", "90", "--set", "features.as_of=2011-12-09"])
-    cfg = load([], cli._overrides(args), input_path=str(log_file), output_path=str(tmp_path / "out"))
+    cfg, origin = config.load_with_origins(
+        [], cli._overrides(args), input_path=str(log_file), output_path=str(tmp_path / "out"), flags=cli._flags(args)
+    )
     assert cfg.value.holdout is True and cfg.value.holdout_days == 90
+    assert origin["value.holdout_days"] == "--holdout-days" and origin["features.as_of"] == "--set features.as_of"
     assert JobConfig().value.holdout is False and JobConfig().value.enabled is True  # defaults

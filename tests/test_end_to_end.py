@@ -305,8 +305,13 @@ def test_command_line_run_and_config_error(
     assert [(r["as_of_date"], r["run_id"], r["chosen_k"], r["customers"]) for r in rows] == [
         ("2011-12-01", "j", 3, record["customers"])
     ]
-    assert cli.main(["runs", str(tmp_path / "nothing")]) == 0
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["runs", str(tmp_path / "empty")]) == 0
     assert capsys.readouterr().out.startswith("no published run in")
+    assert cli.main(["runs", str(tmp_path / "empty"), "--json"]) == 0
+    assert capsys.readouterr().out == ""  # nothing, not an empty line
+    assert cli.main(["runs", str(tmp_path / "mistyped")]) == cli.EXIT_FAILED
+    assert f"error: no output root at {tmp_path / 'mistyped'}" in capsys.readouterr().err
 
     code = cli.main(["run", "--input", str(small_log), "--output", str(tmp_path / "x"), "--set", "model.k_min=1"])
     assert code == 2

@@ -141,9 +141,13 @@ def test_the_error_family_sets_the_exit_codes(
     assert f"error: --model: {tmp_path / 'none'}: no published run here" in capsys.readouterr().err
     assert cli.main(["generate", "--output", str(tmp_path / "g.csv.gz"), "--planted", "9"]) == cli.EXIT_USAGE
     assert "configuration error: --planted: expected 1 to 6 segments, got 9" in capsys.readouterr().err
-    (tmp_path / "taken").mkdir()
-    assert cli.main(["generate", "--output", str(tmp_path / "taken")]) == cli.EXIT_FAILED  # a folder, not a file
+    (tmp_path / "taken.csv.gz").mkdir()
+    assert cli.main(["generate", "--output", str(tmp_path / "taken.csv.gz")]) == cli.EXIT_FAILED  # a folder
     assert "error: [Errno 21] Is a directory" in capsys.readouterr().err
+    assert cli.main(["generate", "--output", str(tmp_path / "log.parquet")]) == cli.EXIT_USAGE  # the name: CSV
+    assert "--output: name the file .csv, .csv.gz, .jsonl or .jsonl.gz" in capsys.readouterr().err
+    assert cli.main(["generate", "--periods", "2", "--output", str(tmp_path / "two.jsonl")]) == cli.EXIT_USAGE
+    assert "JSON lines only for the demo log" in capsys.readouterr().err
 
 
 def public_functions() -> list[tuple[str, object]]:

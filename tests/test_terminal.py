@@ -3,6 +3,7 @@ in a log file (``session.terminal_logging``, ``log4j2.properties``), and on the 
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import subprocess
@@ -91,7 +92,10 @@ def test_a_bad_file_leaves_its_one_line_error_on_the_terminal_and_the_trace_in_t
     assert not JAVA_FRAME.search(run.stderr), run.stderr[-4000:]
     assert not LOG4J_CONSOLE_LINE.search(run.stderr), run.stderr[-4000:]
     assert len(lines) < 15, run.stderr
-    assert run.spark_log.parent.name == "segmentation-logs" and run.spark_log.parents[1].name == "off"  # $TMPDIR
+    assert (
+        run.spark_log.parent.name == f"segmentation-logs-{getpass.getuser()}" and run.spark_log.parents[1].name == "off"
+    )
+    assert run.spark_log.parent.stat().st_mode & 0o777 == 0o700  # Spark's messages can quote input values
     trace = run.spark_log.read_text()
     assert "Lost task" in trace and "bad.csv.gz" in trace and "EOFException" in trace
     assert JAVA_FRAME.search(trace)
@@ -117,7 +121,7 @@ def test_terminal_logging_keeps_spark_off_the_terminal_unless_verbose(monkeypatc
 def test_terminal_logging_names_a_file_per_process_under_the_temp_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(session.SPARK_LOG_VARIABLE, raising=False)
     path = Path(session.terminal_logging(False, now=datetime(2026, 1, 2, 3, 4, 5))[session.SPARK_LOG_VARIABLE])
-    assert path.parent == Path(tempfile.gettempdir()) / "segmentation-logs"
+    assert path.parent == Path(tempfile.gettempdir()) / f"segmentation-logs-{getpass.getuser()}"
     assert path.name == f"spark-20260102-030405-{os.getpid()}.log"
     later = session.terminal_logging(False, now=datetime(2026, 1, 2, 3, 4, 6))[session.SPARK_LOG_VARIABLE]
     assert later != str(path)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 
 from segmentation.cli.parser import build_parser
@@ -88,7 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": _config,
     }[args.command]
     try:
-        print(command(args))
+        with contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext():
+            printed = command(args)  # with --json, only the JSON goes to stdout (a library's print goes to stderr)
+        if printed:
+            print(printed)
+    except BrokenPipeError:  # the output piped into a command that stopped reading (head, less)
+        sys.stderr.close()
+        return EXIT_OK
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -104,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "with the input or the configuration; run again with -v for the traceback",
             file=sys.stderr,
         )
+        _point_to_spark_log()
         return EXIT_BUG
     return EXIT_OK
 
@@ -117,9 +125,19 @@ def _point_to_spark_log() -> None:
         print(f"Spark's log (its warnings and stack traces): {path}", file=sys.stderr)
 
 
+CSV_NAMES, JSON_NAMES = (".csv", ".csv.gz"), (".jsonl", ".jsonl.gz", ".json", ".json.gz")
+
+
 def _generate(args: argparse.Namespace) -> str:
     from segmentation.demo import generate, planted
 
+    name = args.output.lower()  # the name picks the format
+    if not name.endswith(CSV_NAMES + JSON_NAMES):
+        raise ConfigError(
+            f"--output: name the file .csv, .csv.gz, .jsonl or .jsonl.gz (it picks the format), not {args.output!r}"
+        )
+    if name.endswith(JSON_NAMES) and (args.scenario or args.periods != 1 or args.shape != "online_retail"):
+        raise ConfigError("--output: JSON lines only for the demo log; name this one .csv or .csv.gz")
     if args.scenario is not None:
         if args.planted is not None or args.periods != 1:
             raise ConfigError("--scenario: not with --planted or --periods 2")
@@ -145,11 +163,9 @@ def _generate(args: argparse.Namespace) -> str:
     if args.shape == "cdnow":
         if args.planted is not None or args.periods != 1:
             raise ConfigError("--shape cdnow: not with --planted or --periods 2")
-        if not args.output.lower().endswith((".csv", ".csv.gz")):
-            raise ConfigError(f"--output: a CDNOW-shaped log is written as CSV; name it .csv, not {args.output!r}")
         lines = generate.write_cdnow(args.output, customers=args.customers, seed=args.seed, truth_path=args.truth)
         return f"wrote {lines} purchases of {args.customers} customers to {args.output}"
-    if args.output.lower().endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+    if name.endswith(JSON_NAMES):
         if args.planted is not None:
             raise ConfigError("--planted: only for a CSV log")
         lines = generate.write_json_lines(args.output, customers=args.customers, seed=args.seed, truth_path=args.truth)
@@ -162,9 +178,14 @@ def _generate(args: argparse.Namespace) -> str:
 
 def _history(args: argparse.Namespace) -> str:
     """The committed runs under a local root (date, run id, kind, customers, baseline), or a table's files."""
+    from segmentation.config import is_local_path
     from segmentation.history import readers
     from segmentation.publish import for_root, read_manifest
 
+    if not is_local_path(args.root):
+        raise ConfigError(
+            f"history: {args.root} is not on this machine's disk; list it with `segmentation runs ROOT --config FILE`"
+        )
     if args.files:
         return "\n".join(readers.parquet_files(args.root, args.files, run_id=args.run_id))
     store = for_root(None, args.root)
@@ -180,11 +201,12 @@ def _history(args: argparse.Namespace) -> str:
     return "\n".join(lines) or f"no published run under {args.root}"
 
 
-def _job_config(args: argparse.Namespace, *, check_paths: bool = True) -> tuple[JobConfig, dict[str, str]]:
+def _job_config(
+    args: argparse.Namespace, *, check_paths: bool = True, paths_needed: bool = True
+) -> tuple[JobConfig, dict[str, str]]:
     """The configuration of a job's options (run, score, config) and where each key was set."""
     from segmentation.config import load_with_origins
 
-    flags = [("--as-of", "features.as_of", args.as_of)] if args.as_of else []
     return load_with_origins(
         args.config,
         _overrides(args),
@@ -192,7 +214,8 @@ def _job_config(args: argparse.Namespace, *, check_paths: bool = True) -> tuple[
         output_path=args.output,
         input_table=args.input_table,
         check_paths=check_paths,
-        flags=flags,
+        paths_needed=paths_needed,
+        flags=_flags(args),
     )
 
 
@@ -201,7 +224,7 @@ def _config(args: argparse.Namespace) -> str:
     from segmentation.config import effective_yaml
 
     if args.config_command == "show":
-        cfg, origin = _job_config(args, check_paths=False)
+        cfg, origin = _job_config(args, check_paths=False, paths_needed=False)  # what a run would add to
         return effective_yaml(cfg, origin).rstrip("\n")
     cfg, _ = _job_config(args)
     source = cfg.input.path if cfg.input.table is None else f"table {cfg.input.table}"
@@ -212,22 +235,25 @@ def _config(args: argparse.Namespace) -> str:
 
 def _runs(args: argparse.Namespace) -> str:
     """The published runs under a root (any file system Spark reaches) or in a catalog database."""
+    from segmentation.config import is_local_path
     from segmentation.history import listing
     from segmentation.publish import for_root
 
     if (args.root is None) == (args.catalog is None):
         raise ConfigError("runs: give an output ROOT or --catalog DATABASE (one of them)")
-    local = args.catalog is None and "://" not in args.root and not args.root.startswith(("hdfs:", "s3a:", "gs:"))
-    if local and not (args.config or args.overrides or args.remote):
+    settings = listing.catalog_database(args.catalog) if args.catalog is not None else None
+    if settings is None and is_local_path(args.root) and not (args.config or args.overrides or args.remote):
         found, where = listing.file_runs(for_root(None, args.root), args.run_id), args.root
     else:
         cfg = load(args.config, args.overrides, paths_needed=False)
         with _session(cfg, args.remote, verbose=args.verbose) as spark:
-            if args.catalog is not None:
-                settings = listing.catalog_database(args.catalog)
-                found, where = listing.catalog_runs(spark, settings, args.run_id), f"database {args.catalog}"
-            else:
-                found, where = listing.file_runs(for_root(spark, args.root), args.run_id), args.root
+            try:
+                if settings is not None:
+                    found, where = listing.catalog_runs(spark, settings, args.run_id), f"database {args.catalog}"
+                else:
+                    found, where = listing.file_runs(for_root(spark, args.root), args.run_id), args.root
+            except (PySparkException, Py4JError) as exc:
+                raise RunFailed(f"cannot list the runs of {args.catalog or args.root}: {summary(exc)}") from exc
     if args.json:
         return "\n".join(json.dumps(run.as_dict()) for run in found)
     return listing.runs_text(found, where)
@@ -267,7 +293,10 @@ def _report(args: argparse.Namespace) -> str:
         return _render_report(None, args.run)
     cfg = load(args.config, args.overrides, paths_needed=False)
     with _session(cfg, args.remote, verbose=args.verbose) as spark:
-        return _render_report(spark, args.run)
+        try:
+            return _render_report(spark, args.run)
+        except (PySparkException, Py4JError) as exc:
+            raise RunFailed(f"cannot render the report of {args.run}: {summary(exc)}") from exc
 
 
 def _render_report(spark: SparkSession | None, path: str) -> str:
@@ -290,11 +319,18 @@ def _session(cfg: JobConfig, remote: str | None, *, verbose: bool = False) -> It
     process, and the terminal only with -v (``session.terminal_logging``); the library sets no environment
     variable. A variable the user set stands.
     """
-    from segmentation.runtime.session import local_worker_environment, spark_session, terminal_logging
+    from segmentation.runtime.session import (
+        SPARK_LOG_VARIABLE,
+        local_worker_environment,
+        spark_session,
+        terminal_logging,
+    )
 
     environment = {**local_worker_environment(cfg.spark, remote), **terminal_logging(verbose)}
     for name, value in environment.items():
         os.environ.setdefault(name, value)
+    with contextlib.suppress(OSError):  # Spark's messages can quote input values: the user's eyes only
+        os.makedirs(os.path.dirname(os.environ[SPARK_LOG_VARIABLE]), mode=0o700, exist_ok=True)
     with contextlib.ExitStack() as opened:
         try:
             spark = opened.enter_context(spark_session(cfg.spark, remote))
@@ -304,14 +340,26 @@ def _session(cfg: JobConfig, remote: str | None, *, verbose: bool = False) -> It
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    """The ``--set`` overrides, plus ``--run-id`` as ``output.run_id`` (quoted, so it stays text), ``--baseline``
-    and ``--holdout-days``."""
-    extra = [f"output.run_id={args.run_id!r}"] if args.run_id else []
-    if args.baseline:
-        extra.append(f"history.baseline={args.baseline!r}")
+    """The ``--set`` overrides."""
+    return list(args.overrides)
+
+
+def _flags(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
+    """The flags that set a key, as ``(flag, key, value)``: set after ``--set``, errors and ``config show`` name
+    the flag."""
+    flags: list[tuple[str, str, Any]] = []
+    if getattr(args, "as_of", None):
+        flags.append(("--as-of", "features.as_of", args.as_of))
+    if getattr(args, "run_id", None):
+        flags.append(("--run-id", "output.run_id", args.run_id))
+    if getattr(args, "baseline", None):
+        flags.append(("--baseline", "history.baseline", args.baseline))
     if getattr(args, "holdout_days", None) is not None:
-        extra += ["value.holdout=true", f"value.holdout_days={args.holdout_days}"]
-    return [*args.overrides, *extra]
+        flags += [
+            ("--holdout-days", "value.holdout", True),
+            ("--holdout-days", "value.holdout_days", args.holdout_days),
+        ]
+    return flags
 
 
 def summary_text(

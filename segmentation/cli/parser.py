@@ -75,12 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
   segmentation run --input-table sales.lines --output /tmp/models --set output.catalog.database=segments""",
     )
     _add_job_options(run, "the transaction log or customer table: a file, folder or glob", "output root")
-    run.add_argument(
-        "--holdout-days",
-        type=int,
-        metavar="N",
-        help="check the value forecast against the N days of lines after the as-of date (value.holdout)",
-    )
+    _add_holdout(run)
 
     score = _command(
         commands,
@@ -191,7 +186,7 @@ def _add_runs_command(commands: Any) -> None:
         """examples:
   segmentation runs out/
   segmentation runs hdfs:///segments --config conf/local.yaml --json
-  segmentation runs --catalog main.segments --config conf/databricks.yaml""",
+  segmentation runs --catalog main.segmentation --remote sc://HOST:443/;token=...   (Databricks Connect)""",
     )
     runs.add_argument("root", metavar="ROOT", nargs="?", help="an output root (not with --catalog)")
     runs.add_argument("--catalog", metavar="[CATALOG.]DATABASE", help="list the runs published as catalog tables")
@@ -223,7 +218,7 @@ def _add_config_command(commands: Any) -> None:
         "print every key as YAML with where its value came from",
         "Every configuration key as YAML (a file --config reads back), each with a comment saying where its "
         "value came from: default, a file, --set KEY or a flag.",
-        "examples:\n  segmentation config show --config conf/local.yaml --set model.k_max=8",
+        "examples:\n  segmentation config show\n  segmentation config show --config conf/demo.yaml --set model.k_max=8",
     )
     check = _command(
         actions,
@@ -236,6 +231,16 @@ def _add_config_command(commands: Any) -> None:
     )
     for action in (show, check):
         _add_job_options(action, "the log or customer table", "output root", session=False)
+        _add_holdout(action)
+
+
+def _add_holdout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--holdout-days",
+        type=int,
+        metavar="N",
+        help="check the value forecast against the N days of lines after the as-of date (value.holdout)",
+    )
 
 
 def _add_job_options(

@@ -185,6 +185,8 @@ def _set_dotted(values: dict[str, Any], origin: dict[str, str], key: str, value:
         node = node[part]
     node[parts[-1]] = value
     origin[key] = source
+    if isinstance(value, dict):  # a mapping set whole: each of its keys came from here too
+        _deep_merge({}, origin, key, value, source)
 
 
 def _fail(origin: Mapping[str, str], key: str, message: str) -> NoReturn:

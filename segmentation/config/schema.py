@@ -313,7 +313,7 @@ class HistoryConfig(Frozen):
         0.5, "a fraction above 0 and at most 1 (of the smaller run's customers, in both runs)", gt=0, le=1
     )
     """A baseline from another input is taken only if at least this share of the smaller run's customers are in both
-    runs."""
+    runs. A baseline named with history.baseline (--baseline) is taken anyway, with a warning."""
 
 
 class ValueConfig(Frozen):

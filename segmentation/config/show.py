@@ -22,7 +22,7 @@ def _lines(node: Mapping[str, Any], origin: Mapping[str, str], *, prefix: str, d
     out = []
     for key, value in node.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
-        label = yaml.safe_dump({key: None}).split(":", 1)[0]  # the key quoted where YAML needs it
+        label = _scalar(str(key))  # the key quoted where YAML needs it
         if isinstance(value, dict) and value:
             out.append(f"{INDENT * depth}{label}:")
             out += _lines(value, origin, prefix=dotted, depth=depth + 1)

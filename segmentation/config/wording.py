@@ -30,7 +30,7 @@ _KEY_IN_FILE = (
 _RETIRED = {  # keys that once existed -> what replaced them
     "selection.silhouette_tolerance": (
         "no longer a setting: in the combined rule every criterion votes for its best k, instead of the smallest "
-        "k within a silhouette tolerance winning (README: Choosing k); remove the key"
+        "k within a silhouette tolerance winning (docs/how-it-works/sweep.md); remove the key"
     ),
 }
 

@@ -350,7 +350,7 @@ def write_log(path: str, log: pd.DataFrame, truth: pd.DataFrame, *, truth_path: 
     text = (buffer.getvalue() + "\n".join(MALFORMED_LINES) + "\n").encode("utf-8")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as raw:
-        if path.endswith(".gz"):
+        if path.lower().endswith(".gz"):
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
                 handle.write(text)
         else:
@@ -421,7 +421,7 @@ def write_json_lines(path: str, customers: int = 3000, seed: int = 7, *, truth_p
     text = json_lines(log).encode("utf-8")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as raw:
-        if path.endswith(".gz"):
+        if path.lower().endswith(".gz"):
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
                 handle.write(text)
         else:

@@ -308,7 +308,7 @@ def settings(spec: Scenario) -> tuple[str, ...]:
 
 
 def write(path: str, name: str, *, customers: int = 3000, seed: int = 7, truth_path: str | None = None) -> int:
-    """Write scenario ``name``: a gzip CSV log, or a customer table as CSV; return the number of data rows."""
+    """Write scenario ``name``: a CSV log (gzip when ``path`` ends in .gz), or a customer table as CSV; the rows."""
     spec = scenario(name)
     if spec.kind == "customers":
         if not path.endswith(".csv"):

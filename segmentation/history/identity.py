@@ -89,9 +89,11 @@ class Identity:
         }
 
 
-def first_run(names: Mapping[int, str]) -> Identity:
-    """A run without a baseline: its segments keep the ids they have (1 = highest value)."""
-    return Identity({s: s for s in names}, dict(names), max_segment_id=max(names, default=0))
+def first_run(names: Mapping[int, str], *, used_up_to: int = 0) -> Identity:
+    """A run without a baseline: its segments keep the ids they have (1 = highest value), after ``used_up_to``,
+    the highest id an earlier run of its run id used (a run id's ids are never reused)."""
+    ids = {s: used_up_to + s for s in names}
+    return Identity(ids, {ids[s]: name for s, name in names.items()}, max_segment_id=max(ids.values(), default=0))
 
 
 def match(

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.config import CatalogOutputConfig
-from segmentation.errors import ConfigError
+from segmentation.errors import ConfigError, InputError
 from segmentation.publish import Storage, catalog_table_name, committed_runs, read_manifest, resolve_run
 
 REPORT_FILE = "report.html"
@@ -36,7 +36,10 @@ class PublishedRun:
 
 
 def file_runs(store: Storage, run_id: str | None = None) -> list[PublishedRun]:
-    """Every committed run under the root of ``store`` (of ``run_id`` if given), oldest first."""
+    """Every committed run under the root of ``store`` (of ``run_id`` if given), oldest first; InputError when
+    there is no such root (a mistyped path is not an empty root)."""
+    if not store.exists(store.root):
+        raise InputError(f"no output root at {store.root}")
     found = []
     for as_of, rid in committed_runs(store):
         if run_id not in (None, rid):
@@ -75,6 +78,9 @@ def catalog_database(text: str) -> CatalogOutputConfig:
 def catalog_runs(spark: SparkSession, settings: CatalogOutputConfig, run_id: str | None = None) -> list[PublishedRun]:
     """Every run committed to the catalog tables of ``settings`` (its ``runs`` table), oldest first."""
     runs_table, report_table = catalog_table_name(settings, "runs"), catalog_table_name(settings, "report")
+    database = ".".join(part for part in (settings.catalog_name, settings.database) if part)
+    if not spark.catalog.databaseExists(database):
+        raise InputError(f"no database {database} in the session's catalog")
     if not spark.catalog.tableExists(runs_table):
         return []
     rows = spark.table(runs_table)

@@ -1,20 +1,25 @@
 """Whether a baseline is related to this run, and so taken: the rule, its measure in Spark, and what it decides.
 
 A baseline is related when it read the same input as this run (the same table name, else the same path string
-as its manifest records). A baseline of another input (a later export, another table) is related only when at
-least ``history.min_shared_customers`` of the smaller run's customers are in both runs. Customers are compared
+as its manifest records, and the same ``input.where``). A baseline of another input (a later export, another
+table, another filter) is related only when at least ``history.min_shared_customers`` of the smaller run's
+customers are in both runs. Customers are compared
 as published, pseudonymised with this run's key when it is one that pseudonymises, as the migration compares
 them: one join and one count, no customer reaches the driver.
 
-A found baseline that is unrelated is ignored: the run starts its ids afresh, as a first run does, and has no
-migration. A named one (``history.baseline``) is taken all the same, with a warning. Either way the manifest's
+A found baseline that is unrelated is ignored, and the run looks further back, newest first, through at most
+``LOOK_BACK`` earlier runs of its run id for the latest related one; with none, it has no baseline and no
+migration, and numbers its segments after the highest id its run id ever used (ids are never reused). A named
+one (``history.baseline``) is taken all the same, with a warning. Either way the manifest's
 history records the status, the reason and the measure (counts only).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Status = Literal["none", "taken", "taken unrelated", "ignored"]
 CUSTOMER_ID = "customer_id"
+LOOK_BACK = 5  # earlier runs judged at most, newest first, before a run starts without a baseline
 
 
 @dataclass(frozen=True)
@@ -39,15 +45,17 @@ class Judged:
     status: Status
     reason: str | None = None
     check: BaselineCheck | None = None
+    used_up_to: int = 0  # the highest segment id any run of this run id used: new ids come after it
 
     def as_dict(self) -> dict[str, Any]:
         """The manifest history's ``status``, ``reason`` and ``check``."""
         return {"status": self.status, "reason": self.reason, "check": self.check}
 
 
-def input_name(path: str | None, table: str | None) -> str | None:
-    """A run's input as the rule compares it: its table, else its path."""
-    return table or path
+def input_name(path: str | None, table: str | None, where: str | None = None) -> str | None:
+    """A run's input as the rule compares it: its table, else its path, with its ``input.where`` filter."""
+    name = table or path
+    return f"{name} WHERE {where}" if name is not None and where else name
 
 
 def share_of_smaller(shared: int, customers: int, baseline_customers: int) -> float:
@@ -74,7 +82,8 @@ def check(
     """How ``baseline`` relates to this run, whose customers are ``current`` (``customers`` of them): the same
     input is related without a measure; another input is measured (``shared_customers``)."""
     recorded = baseline.manifest.input
-    mine, theirs = input_name(cfg.input.path, cfg.input.table), input_name(recorded.path, recorded.table)
+    mine = input_name(cfg.input.path, cfg.input.table, cfg.input.where)
+    theirs = input_name(recorded.path, recorded.table, recorded.where)
     known = {
         "run": RunRef(as_of_date=baseline.as_of.isoformat(), run_id=baseline.run_id, where=baseline.where),
         "input": mine,
@@ -115,9 +124,36 @@ def decide(found: BaselineCheck, *, named: bool) -> Status:
 
 
 def judge(
+    baseline: Baseline | None,
+    cfg: JobConfig,
+    current: DataFrame,
+    *,
+    customers: int,
+    key: bytes | None,
+    earlier: Callable[[Baseline], Baseline | None] | None = None,
+) -> Judged:
+    """The baseline this run uses (see the module), after the rule; an unrelated one logs a warning. ``earlier``
+    gives the run before a found one (``baseline.find_baseline`` before its date): an ignored baseline's
+    predecessors are judged in turn, up to ``LOOK_BACK`` runs in all."""
+    judged = judge_one(baseline, cfg, current, customers=customers, key=key)
+    first = judged
+    for _ in range(LOOK_BACK - 1):
+        if judged.status != "ignored" or earlier is None or judged.check is None:
+            break
+        assert baseline is not None
+        baseline = earlier(baseline)
+        if baseline is None:
+            break
+        judged = judge_one(baseline, cfg, current, customers=customers, key=key)
+    if judged.status == "ignored" and judged is not first:  # the first ignored one explains the fresh start
+        judged = dataclasses.replace(first, used_up_to=max(first.used_up_to, judged.used_up_to))
+    return judged
+
+
+def judge_one(
     baseline: Baseline | None, cfg: JobConfig, current: DataFrame, *, customers: int, key: bytes | None
 ) -> Judged:
-    """The baseline this run uses (see the module), after the rule; an unrelated one logs a warning."""
+    """``baseline`` judged by the rule alone."""
     if baseline is None:
         return Judged(None, "none")
     found = check(baseline, cfg, current, customers=customers, key=key)
@@ -125,9 +161,9 @@ def judge(
     name = f"{baseline.as_of.isoformat()}/{baseline.run_id}"
     if status == "ignored":
         log.warning("baseline %s ignored: %s", name, why)
-        return Judged(None, status, why, found)
+        return Judged(None, status, why, found, used_up_to=baseline.used_up_to)
     if status == "taken unrelated":
         log.warning("baseline %s taken because history.baseline names it, though it is unrelated: %s", name, why)
     else:
         log.info("baseline %s taken: %s", name, why)
-    return Judged(baseline, status, why, found)
+    return Judged(baseline, status, why, found, used_up_to=baseline.used_up_to)

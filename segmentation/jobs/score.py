@@ -4,6 +4,7 @@ segment ids and names, the same output layout (without a sweep, a new model or a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.ml import PipelineModel
@@ -22,6 +23,7 @@ from segmentation.model.profiles import profile_segments
 from segmentation.publish import (
     MODEL,
     Manifest,
+    Publisher,
     TableOutput,
     for_root,
     load_key,
@@ -76,7 +78,9 @@ def score(
             table = feature_table(validated, cfg)
             feature_df = job.keep(table.frame)
             customers = feature_df.count()
-            judged = relation.judge(baseline, cfg, feature_df, customers=customers, key=key)
+            judged = relation.judge(
+                baseline, cfg, feature_df, customers=customers, key=key, earlier=_earlier(job.publisher, cfg)
+            )
             baseline = judged.baseline  # None when none was found, or one found was unrelated to this input
         with job.stage("assign"):
             assigned = fitted.transform(feature_df).select(*feature_df.columns, pipeline.CLUSTER)
@@ -165,3 +169,10 @@ def _privacy_of(cfg: JobConfig, trained: Manifest) -> PrivacyConfig:
     if trained.config.get("privacy", {}).get("pseudonymize_ids") and not cfg.privacy.pseudonymize_ids:
         return cfg.privacy.model_copy(update={"pseudonymize_ids": True})
     return cfg.privacy
+
+
+def _earlier(publisher: Publisher, cfg: JobConfig) -> Callable[[baselines.Baseline], baselines.Baseline | None] | None:
+    """The run before a found baseline (for ``relation.judge`` to look further back); none for a named one."""
+    if cfg.history.baseline is not None:
+        return None
+    return lambda found: baselines.find_baseline(publisher, cfg, as_of=found.as_of)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,7 +32,7 @@ from segmentation.model.metrics import KResult
 from segmentation.model.profiles import RepeatSplit, SegmentProfiles, profile_segments
 from segmentation.model.profiles import repeat_splits as find_repeat_splits
 from segmentation.model.sweep_text import metrics_table
-from segmentation.publish import TableOutput, load_key, read_manifest
+from segmentation.publish import Publisher, TableOutput, load_key, read_manifest
 from segmentation.publish.manifest import (
     SEGMENTATION,
     HistorySection,
@@ -102,12 +103,14 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
             feature_df = job.keep(table.frame)
             customers = feature_df.count()
             _check_enough_customers(customers, cfg)
-            judged = relation.judge(baseline, cfg, feature_df, customers=customers, key=key)
+            judged = relation.judge(
+                baseline, cfg, feature_df, customers=customers, key=key, earlier=_earlier(job.publisher, cfg)
+            )
             baseline = judged.baseline  # None when none was found, or one found was unrelated to this input
         with job.stage("sweep"):
             swept = sweep_k(job, feature_df, customers=customers, spec=spec)
         with job.stage("final_model"):
-            final = final_model(job, feature_df, swept, spec=spec, baseline=baseline)
+            final = final_model(job, feature_df, swept, spec=spec, baseline=baseline, used_up_to=judged.used_up_to)
         with job.stage("profiles"):
             profiled = profile_segments(final.segmented, spec, table.revenue_column, names=final.names)
         with job.stage("value"):
@@ -209,12 +212,14 @@ def final_model(
     *,
     spec: pipeline.FeatureSpec,
     baseline: baselines.Baseline | None,
+    used_up_to: int = 0,
 ) -> FinalModel:
     """The chosen k's model (fitted again on everyone if the sweep saw a sample), segment ids and names.
 
     Without a baseline (none found, or the one found ignored as unrelated to this input: ``history.relation``),
     ids follow the value order (1 = highest); with one, each segment that is a baseline behaviour keeps its id
-    and name and a new one gets a new id (``history.identity``).
+    and name and a new one gets a new id (``history.identity``); ``used_up_to``: the highest id its run id
+    used (a run without a baseline numbers its segments after it).
     """
     chosen = swept.fitted[swept.choice.k]
     if swept.on_sample:
@@ -226,7 +231,7 @@ def final_model(
     order = pipeline.segment_order(stats)
     own_names = pipeline.segment_names(chosen, order, spec, kind=job.cfg.input.kind)
     if baseline is None:
-        ident = identities.first_run(own_names)
+        ident = identities.first_run(own_names, used_up_to=used_up_to)
     else:
         current, previous = baselines.baseline_centroids(baseline, assigned, order)
         ident = identities.match(
@@ -344,3 +349,10 @@ def _track(job: RunContext, folder: str) -> None:
                 f"stage track failed ({type(exc).__name__}: {summary(exc)}); the run is published "
                 f"at {folder}, but it is not in MLflow"
             ) from exc
+
+
+def _earlier(publisher: Publisher, cfg: JobConfig) -> Callable[[baselines.Baseline], baselines.Baseline | None] | None:
+    """The run before a found baseline (for ``relation.judge`` to look further back); none for a named one."""
+    if cfg.history.baseline is not None:
+        return None
+    return lambda found: baselines.find_baseline(publisher, cfg, as_of=found.as_of)

@@ -8,6 +8,7 @@ Spark's JVM logging goes in a local session (``terminal_logging``: a log file, a
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import sys
@@ -170,8 +171,9 @@ def terminal_logging(verbose: bool, now: datetime | None = None) -> dict[str, st
     warnings and errors, stack traces and all, go to a log file of this process's own and, only when
     ``verbose``, to the terminal as well (``SEGMENTATION_SPARK_CONSOLE`` ``warn``, else ``off``).
 
-    The file is ``<temp folder>/segmentation-logs/spark-<local time>-<pid>.log`` (``now`` stands for the local
-    time), unless ``SEGMENTATION_SPARK_LOG`` is set already: the user's choice stands. log4j creates the file,
+    The file is ``<temp folder>/segmentation-logs-<user>/spark-<local time>-<pid>.log`` (``now`` stands for the
+    local time; the command line makes that folder readable by the user only: Spark's messages can quote input
+    values), unless ``SEGMENTATION_SPARK_LOG`` is set already: the user's choice stands. log4j creates the file,
     and its folder, at its first line; ``spark_log_path`` says which file it is. A session under spark-submit or
     over Spark Connect keeps its cluster's logging and reads neither variable.
     """
@@ -180,9 +182,19 @@ def terminal_logging(verbose: bool, now: datetime | None = None) -> dict[str, st
 
 
 def default_spark_log(now: datetime, pid: int) -> str:
-    """The log file of process ``pid`` started at local time ``now``, in ``segmentation-logs`` of the temp folder."""
+    """The log file of process ``pid`` started at local time ``now``, in ``segmentation-logs-<user>`` of the temp
+    folder (one per user: a folder another user made first would not be writable)."""
     name = f"spark-{now:%Y%m%d-%H%M%S}-{pid}.log"
-    return os.path.join(tempfile.gettempdir(), SPARK_LOGS_FOLDER, name)
+    return os.path.join(tempfile.gettempdir(), f"{SPARK_LOGS_FOLDER}-{_user()}", name)
+
+
+def _user() -> str:
+    """This process's user name (its uid where the platform has no name for it), safe in a file name."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def spark_log_path() -> str | None:
