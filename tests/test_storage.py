@@ -35,6 +35,8 @@ NOT_ON_THE_OUTPUT_ROOT = {
     "config/paths.py",
     "input/sources.py",
     "demo/generate.py",
+    "cli/main.py",  # Spark's own log file of the process (its folder, whether it was written)
+    "cli/reference.py",  # the docs' generated reference pages
 }
 PACKAGE = REPO / "segmentation"
 

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 
 from segmentation.cli.parser import build_parser
@@ -114,6 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _point_to_spark_log()
         return EXIT_BUG
     return EXIT_OK
+
+
+def _from_spark(exc: BaseException) -> bool:
+    """A Spark or Py4J error (a JVM call that failed), Py4J's recognised without importing it (Connect has none)."""
+    return isinstance(exc, PySparkException) or any(c.__module__.startswith("py4j.") for c in type(exc).__mro__)
 
 
 def _point_to_spark_log() -> None:
@@ -252,7 +256,9 @@ def _runs(args: argparse.Namespace) -> str:
                     found, where = listing.catalog_runs(spark, settings, args.run_id), f"database {args.catalog}"
                 else:
                     found, where = listing.file_runs(for_root(spark, args.root), args.run_id), args.root
-            except (PySparkException, Py4JError) as exc:
+            except Exception as exc:
+                if not _from_spark(exc):
+                    raise
                 raise RunFailed(f"cannot list the runs of {args.catalog or args.root}: {summary(exc)}") from exc
     if args.json:
         return "\n".join(json.dumps(run.as_dict()) for run in found)
@@ -295,7 +301,9 @@ def _report(args: argparse.Namespace) -> str:
     with _session(cfg, args.remote, verbose=args.verbose) as spark:
         try:
             return _render_report(spark, args.run)
-        except (PySparkException, Py4JError) as exc:
+        except Exception as exc:
+            if not _from_spark(exc):
+                raise
             raise RunFailed(f"cannot render the report of {args.run}: {summary(exc)}") from exc
 
 

@@ -30,7 +30,7 @@ HELP_WIDTH = 100  # descriptions are wrapped to this width (argparse wraps optio
 DOCS = "Every command and flag: docs/reference/cli.md; the configuration keys: docs/reference/configuration.md."
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs as written; each option's default shown where it has one."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -40,12 +40,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)" if shown and "%(default)" not in text else text
 
 
+def help_formatter(prog: str, width: int | None = None) -> argparse.HelpFormatter:
+    """The formatter of every command's help (``width``: the terminal's when None)."""
+    return _HelpFormatter(prog, width=width)
+
+
 def _command(commands: Any, name: str, summary_line: str, description: str, examples: str = "") -> Any:
     """A subcommand with its one-line help, its description, examples and the exit codes."""
     epilog = "\n\n".join(part for part in (examples, EXIT_CODES) if part)
     wrapped = textwrap.fill(description, width=HELP_WIDTH)
     return commands.add_parser(
-        name, help=summary_line, description=wrapped, epilog=epilog, formatter_class=HelpFormatter
+        name, help=summary_line, description=wrapped, epilog=epilog, formatter_class=help_formatter
     )
 
 
@@ -55,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segmentation",
         description=PROGRAM,
         epilog=f"{PROGRAM_EXAMPLES}\n\n{EXIT_CODES}\n\n{DOCS}",
-        formatter_class=HelpFormatter,
+        formatter_class=help_formatter,
     )
     parser.add_argument("--version", action="version", version=f"segmentation {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -185,7 +185,7 @@ def default_spark_log(now: datetime, pid: int) -> str:
     """The log file of process ``pid`` started at local time ``now``, in ``segmentation-logs-<user>`` of the temp
     folder (one per user: a folder another user made first would not be writable)."""
     name = f"spark-{now:%Y%m%d-%H%M%S}-{pid}.log"
-    return os.path.join(tempfile.gettempdir(), f"{SPARK_LOGS_FOLDER}-{_user()}", name)
+    return os.sep.join((tempfile.gettempdir(), f"{SPARK_LOGS_FOLDER}-{_user()}", name))
 
 
 def _user() -> str:
