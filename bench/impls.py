@@ -18,7 +18,9 @@ from segmentation.runtime.session import local_driver_memory, physical_memory
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 BASE_CONFIG = REPO / "conf" / "base.yaml"
-IMPLS = ("ours", "pyspark", "sklearn")
+IMPLS = ("ours", "ours-driver", "pyspark", "sklearn")
+# ours-driver: the same command with the sweep in the driver (model.sweep_engine=driver); run when --impls names it
+DEFAULT_IMPLS = ("ours", "pyspark", "sklearn")
 STAGES = ("read_validate", "features", "sweep", "final_model", "profiles", "write", "report", "publish", "total")
 
 
@@ -53,14 +55,15 @@ def command(impl: str, input_path: str, output: Path, driver_memory: str, work: 
     (4g on a machine with 8 GB or more). Another ``driver_memory`` adds a config that sets it.
     """
     python = sys.executable
-    if impl == "ours":
+    if impl in ("ours", "ours-driver"):
         cli = str(Path(python).parent / "segmentation")
         config = (
             []
             if driver_memory == local_driver_memory(physical_memory())
             else ["--config", str(ours_overlay(work, driver_memory))]
         )
-        return [cli, "run", *config, "--input", input_path, "--output", str(output), "--run-id", "bench"]
+        engine = ["--set", "model.sweep_engine=driver"] if impl == "ours-driver" else []
+        return [cli, "run", *config, *engine, "--input", input_path, "--output", str(output), "--run-id", "bench"]
     if impl == "pyspark":
         script = str(BENCH / "reference_pyspark.py")
         return [python, script, "--input", input_path, "--output", str(output), "--driver-memory", driver_memory]
@@ -99,6 +102,7 @@ def reference_outcome(output: Path, stdout: str) -> Outcome:
 
 OUTCOME_READERS: dict[str, Callable[[Path, str], Outcome]] = {
     "ours": ours_outcome,
+    "ours-driver": ours_outcome,
     "pyspark": reference_outcome,
     "sklearn": reference_outcome,
 }

@@ -11,6 +11,12 @@ have had, the k the retired rule (the smallest k within 0.01 of the best silhoue
 k the combined rule takes when Spark's silhouette (squared distances) is replaced by the usual one (Euclidean,
 exact, on a sample of at most 2,000 of the sweep's customers): the check that the rule does not depend on
 which silhouette it is given. The sweep is observed (not changed) by wrapping ``sweep.run_sweep``.
+
+The job runs with the MLlib sweep (``model.sweep_engine: spark``), and the observer also sweeps the very same
+vectors in the driver (``sweep.run_driver_sweep``, the default engine): the table gives the driver's chosen k
+and whether its reason is the same (the k, the rule's first clause and the criteria that put it first; the
+values differ, since the driver's fits are not MLlib's). With the same k, the default engine's run publishes the
+same segments: the final model is fitted by MLlib on every customer with the same seeds either way.
 """
 
 from __future__ import annotations
@@ -55,10 +61,14 @@ class SweepObserver:
     def __init__(self) -> None:
         self.truth = None
         self.per_k: dict[int, tuple[float, float]] = {}
+        self.driver: selection.Choice | None = None
+        self.rules = selection.SelectionConfig()
         self._original = sweep.run_sweep
 
     def __call__(self, vectors_df, ks, settings, **options):  # type: ignore[no-untyped-def]
         results, fitted = self._original(vectors_df, ks, settings, **options)
+        driver = sweep.run_driver_sweep(sweep.driver_points(vectors_df), ks, settings, **options)
+        self.driver = selection.choose_k(driver, self.rules, settings.k)
         usual = planted.usual_silhouettes(vectors_df, fitted)
         self.per_k = {}
         for k, model in fitted.items():
@@ -83,9 +93,10 @@ def run_one(
     planted.write(str(data), name, customers=customers, seed=seed, truth_path=str(truth_path))
     truth = spark.read.option("header", True).csv(str(truth_path)).cache()
     observer.truth = truth
+    observer.driver = None
     cfg = config.load(
         [REPO / "conf/base.yaml"],
-        [*planted.settings(spec), f"model.k_max={k_max}", "history.enabled=false"],
+        [*planted.settings(spec), f"model.k_max={k_max}", "history.enabled=false", "model.sweep_engine=spark"],
         input_path=str(data),
         output_path=str(work / f"out-{name}-{seed}"),
     )
@@ -113,6 +124,9 @@ def run_one(
         "real_split": spec.real_split,
         "repeat_splits": manifest.get("repeat_splits", []),
         "reason": result.choice.reason,
+        "driver": observer.driver.k if observer.driver else None,
+        "driver_same_reason": bool(observer.driver)
+        and selection.decisive(observer.driver.reason) == selection.decisive(result.choice.reason),
         "seconds": seconds,
     }
 
@@ -120,21 +134,24 @@ def run_one(
 def table(rows: list[dict]) -> list[str]:
     lines = [
         "| scenario | seed | what makes it hard | planted k | chosen k | ARI | ARI at planted k | retired rule's k "
-        "| k with the usual silhouette | one-time/repeat splits reported |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| k with the usual silhouette | one-time/repeat splits reported | driver sweep's k (same reason) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         splits = ", ".join(f"{s['repeat']}/{s['one_time']}" for s in r["repeat_splits"]) or "-"
         lines.append(
             f"| {r['scenario']} | {r['seed']} | {r['hard']} | {r['planted']} | {r['chosen']} | {r['ari']:.3f} | "
-            f"{r['ari_at_planted']:.3f} | {r['retired']} | {r['with_usual_silhouette']} | {splits} |"
+            f"{r['ari_at_planted']:.3f} | {r['retired']} | {r['with_usual_silhouette']} | {splits} | "
+            f"{r['driver']} ({'yes' if r['driver_same_reason'] else 'no'}) |"
         )
     aris = [r["ari"] for r in rows]
     lines += [
         "",
         f"Mean ARI {statistics.mean(aris):.3f}, lowest {min(aris):.3f}; chosen k within one of the planted k in "
         f"{sum(abs(r['chosen'] - r['planted']) <= 1 for r in rows)} of {len(rows)} runs; the usual silhouette "
-        f"gives the same k in {sum(r['chosen'] == r['with_usual_silhouette'] for r in rows)} of {len(rows)}.",
+        f"gives the same k in {sum(r['chosen'] == r['with_usual_silhouette'] for r in rows)} of {len(rows)}; "
+        f"the driver sweep chooses the same k in {sum(r['chosen'] == r['driver'] for r in rows)} of {len(rows)}, "
+        f"for the same reason in {sum(r['driver_same_reason'] for r in rows)}.",
     ]
     return lines
 
@@ -170,7 +187,8 @@ def main() -> None:
                 rows.append(row)
                 print(
                     f"{name} seed={seed}: planted {row['planted']}, chosen {row['chosen']}, ARI {row['ari']:.3f} "
-                    f"({row['seconds']:.0f} s); {row['reason']}",
+                    f"({row['seconds']:.0f} s), driver sweep {row['driver']} "
+                    f"({'same' if row['driver_same_reason'] else 'other'} reason); {row['reason']}",
                     flush=True,
                 )
     text = "\n".join(table(rows))

@@ -26,7 +26,7 @@ import pandas as pd
 import psutil
 import pyspark
 import sklearn
-from impls import IMPLS, OUTCOME_READERS, REPO, ari, command, read_truth
+from impls import DEFAULT_IMPLS, IMPLS, OUTCOME_READERS, REPO, ari, command, read_truth
 from inputs import ONLINE_RETAIL, BenchInput, generated, online_retail, parse_sizes
 from measure import Measured, run_measured
 from summary import MB, write_results
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="base seed of the generator (chunk i: seed + i)")
     parser.add_argument("--chunk-customers", type=int, default=20_000, help="customers per generated part file")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--impls", default=",".join(IMPLS), help="implementations to run, comma-separated")
+    parser.add_argument("--impls", default=",".join(DEFAULT_IMPLS), help="implementations to run, comma-separated")
     parser.add_argument("--driver-memory", default="4g", help="Spark driver memory (ours and pyspark)")
     parser.add_argument("--online-retail", default="../shared/data/online_retail.csv.gz", help="relative to the repo")
     parser.add_argument("--data-dir", default="bench/data", help="cache of generated inputs")

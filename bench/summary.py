@@ -40,7 +40,7 @@ def summarise(runs: Sequence[Run], input_name: str, impl: str) -> dict[str, Any]
     tried = [r for r in runs if r["input"] == input_name and r["impl"] == impl]
     walls = [r["wall_seconds"] for r in done]
     ks = [r["chosen_k"] for r in done]
-    stages = {s: median(r["stages"].get(s) for r in done) for s in STAGES} if impl == "ours" else {}
+    stages = {s: median(r["stages"].get(s) for r in done) for s in STAGES} if impl.startswith("ours") else {}
     return {
         "runs": len(tried),
         "ok": len(done),
@@ -64,12 +64,13 @@ def summaries(runs: Sequence[Run], inputs: Sequence[dict[str, Any]]) -> dict[str
 
 def ratios(summary: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     """Ratios of medians on one input: ours over each reference, time and peak memory."""
-    ours = summary.get("ours", {})
     found = {}
-    for ref in ("pyspark", "sklearn"):
-        other = summary.get(ref, {})
-        found[f"time ours/{ref}"] = ratio(ours.get("median_seconds"), other.get("median_seconds"))
-        found[f"memory ours/{ref}"] = ratio(ours.get("median_peak_mb"), other.get("median_peak_mb"))
+    for own in ("ours", "ours-driver"):
+        ours = summary.get(own, {})
+        for ref in ("pyspark", "sklearn"):
+            other = summary.get(ref, {})
+            found[f"time {own}/{ref}"] = ratio(ours.get("median_seconds"), other.get("median_seconds"))
+            found[f"memory {own}/{ref}"] = ratio(ours.get("median_peak_mb"), other.get("median_peak_mb"))
     return found
 
 
@@ -217,6 +218,8 @@ def timing_section(inputs: Sequence[dict[str, Any]], sums: dict[str, dict[str, d
 
 def ratio_section(inputs: Sequence[dict[str, Any]], sums: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     heads = ["time ours/pyspark", "time ours/sklearn", "memory ours/pyspark", "memory ours/sklearn"]
+    if any("ours-driver" in sums[i["name"]] for i in inputs):
+        heads += ["time ours-driver/pyspark", "time ours-driver/sklearn"]
     rows = [[i["name"], *[fmt(ratios(sums[i["name"]])[h], 2) for h in heads]] for i in inputs]
     return ["## Ratios of medians (below 1: ours is faster / smaller)", "", *table(["input", *heads], rows)]
 
@@ -224,9 +227,10 @@ def ratio_section(inputs: Sequence[dict[str, Any]], sums: dict[str, dict[str, di
 def stage_section(inputs: Sequence[dict[str, Any]], sums: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     rows = []
     for inp in inputs:
-        stages = sums[inp["name"]].get("ours", {}).get("median_stage_seconds")
-        if stages:
-            rows.append([inp["name"], *[fmt(stages.get(s)) for s in STAGES]])
+        for own in ("ours", "ours-driver"):
+            stages = sums[inp["name"]].get(own, {}).get("median_stage_seconds")
+            if stages:
+                rows.append([f"{inp['name']} ({own})", *[fmt(stages.get(s)) for s in STAGES]])
     if not rows:
         return []
     note = (

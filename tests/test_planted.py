@@ -58,7 +58,7 @@ def test_overlapping_behaviours_are_found_by_the_criteria_that_agree_and_with_th
         return results, fitted
 
     monkeypatch.setattr(sweep, "run_sweep", observed)
-    result, ari, manifest = run_scenario(spark, tmp_path, "overlap")
+    result, ari, manifest = run_scenario(spark, tmp_path, "overlap", "model.sweep_engine=spark")  # MLlib's fits
     assert result.choice.k == 5, result.choice.reason
     assert ari >= 0.9
     # the retired rule (the smallest k within 0.01 of the best silhouette) took fewer segments

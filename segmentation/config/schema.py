@@ -213,6 +213,9 @@ class ModelConfig(Frozen):
     """KMeans fits run at the same time, from threads."""
     sweep_max_customers: Whole = limit(50_000, "at least 2", ge=2)
     """Customers above which the sweep runs on a seeded sample of about this many."""
+    sweep_engine: Literal["spark", "driver"] = "spark"
+    """Where the sweep's fits run: ``spark`` (MLlib, dozens of jobs a fit) or ``driver`` (numpy, milliseconds a
+    fit, on at most 200,000 customers; may choose another k on hard data). The final model is MLlib's."""
     outlier_fence_iqr: Number = limit(3.0, "a number of interquartile ranges from 0 (off) to 100", ge=0, le=100)
     """Each feature is capped this many interquartile ranges outside its quartiles (after ``log1p``); 0: no capping."""
     outlier_max_share: Number = limit(0.05, "a share from 0 to below 0.5", ge=0, lt=0.5)

@@ -28,6 +28,7 @@ from segmentation.history.migration import MIGRATION, compare, history_section, 
 from segmentation.input.validate import Validated
 from segmentation.jobs.value import value_run, with_value
 from segmentation.model import pipeline, selection, sweep
+from segmentation.model.local_kmeans import DRIVER_MAX_ROWS
 from segmentation.model.metrics import KResult
 from segmentation.model.profiles import RepeatSplit, SegmentProfiles, profile_segments
 from segmentation.model.profiles import repeat_splits as find_repeat_splits
@@ -67,7 +68,7 @@ class SweptK:
     preprocessing: PipelineModel
     vectors: DataFrame
     results: list[KResult]
-    fitted: dict[int, KMeansModel]
+    fitted: dict[int, KMeansModel]  # the sweep's MLlib models by k (none from the driver engine)
     choice: selection.Choice
     sample_size: int  # customers the sweep ran on (all of them, or a seeded sample)
     on_sample: bool
@@ -188,21 +189,32 @@ def sweep_k(job: RunContext, feature_df: DataFrame, *, customers: int, spec: pip
     vectors = job.keep(prep.transform(fit_input).select("customer_id", pipeline.VECTOR))
     ks = [settings.k] if settings.k else list(range(settings.k_min, min(settings.k_max, customers) + 1))
     swept_on, sample_size = vectors, customers
-    if customers > settings.sweep_max_customers and settings.k is None:
+    on_sample = customers > settings.sweep_max_customers and settings.k is None
+    if on_sample:
         fraction = settings.sweep_max_customers / customers
-        sample = vectors.sample(fraction=fraction, seed=settings.seed)
-        # in as few partitions as the model's input of that size: every Lloyd iteration costs a task per partition
-        swept_on = job.keep(model_input(sample, settings.sweep_max_customers, settings.customers_per_partition))
-        sample_size = swept_on.count()
-        log.info("the sweep runs on a seeded sample of %d of %d customers", sample_size, customers)
+        swept_on = vectors.sample(fraction=fraction, seed=settings.seed)
     rules = job.cfg.selection
-    results, fitted = sweep.run_sweep(swept_on, ks, settings, in_contention=lambda r: selection.in_contention(r, rules))
-    job.release_models()  # the other seeds' models, before the next Spark call
+    contention = lambda r: selection.in_contention(r, rules)  # noqa: E731
+    fitted: dict[int, KMeansModel] = {}
+    if settings.sweep_engine == "driver" and min(customers, settings.sweep_max_customers) <= DRIVER_MAX_ROWS:
+        points = sweep.driver_points(swept_on)
+        sample_size = len(points)
+        results = sweep.run_driver_sweep(points, ks, settings, in_contention=contention)
+    else:
+        if on_sample:
+            # in as few partitions as the model's input of that size: every Lloyd iteration costs a task per
+            # partition
+            swept_on = job.keep(model_input(swept_on, settings.sweep_max_customers, settings.customers_per_partition))
+            sample_size = swept_on.count()
+        results, fitted = sweep.run_sweep(swept_on, ks, settings, in_contention=contention)
+        job.release_models()  # the other seeds' models, before the next Spark call
+    if on_sample:
+        log.info("the sweep ran on a seeded sample of %d of %d customers", sample_size, customers)
     choice = selection.choose_k(results, rules, settings.k)
     for line in metrics_table(results, chosen=choice.k, elbow=choice.elbow):
         log.info("sweep %s", line)
     log.info("chose %s", choice.reason)
-    return SweptK(prep, vectors, results, fitted, choice, sample_size, on_sample=swept_on is not vectors)
+    return SweptK(prep, vectors, results, fitted, choice, sample_size, on_sample=on_sample)
 
 
 def final_model(
@@ -221,8 +233,8 @@ def final_model(
     and name and a new one gets a new id (``history.identity``); ``used_up_to``: the highest id its run id
     used (a run without a baseline numbers its segments after it).
     """
-    chosen = swept.fitted[swept.choice.k]
-    if swept.on_sample:
+    chosen = swept.fitted.get(swept.choice.k)
+    if chosen is None:  # the sweep ran on a sample, or in the driver
         chosen = sweep.fit_best(swept.vectors, swept.choice.k, job.cfg.model)
         job.release_models()  # the other seeds' models, before the next Spark call
     full = pipeline.full_model(swept.preprocessing, chosen)

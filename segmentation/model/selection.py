@@ -20,6 +20,7 @@ fixed ``model.k``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -265,3 +266,19 @@ def _joined(items: Sequence[str]) -> str:
 def _excluded_note(results: Sequence[KResult], words: str, test) -> str:
     dropped = [str(r.k) for r in results if test(r)]
     return f"; k={', '.join(dropped)} {words}" if dropped else ""
+
+
+def decisive(reason: str) -> str:
+    """What decided a choice, from its reason: the first clause (the k, and how many criteria put it first or the
+    rule that decided) and the criteria that put it first, without their values. Two sweeps whose fits differ
+    (``model.sweep_engine``) chose alike when this is equal."""
+    head = reason.split(" among the ")[0].split("; ")[0]
+    voters = re.search(r"criteria put it first \((.*)\)$", head)
+    names = voters.group(1) if voters else ""
+    return f"{_without_values(head)} [{_without_values(names)}]"
+
+
+def _without_values(text: str) -> str:
+    while (shorter := re.sub(r" \([^()]*\)", "", text)) != text:
+        text = shorter
+    return text

@@ -1,8 +1,10 @@
 """The KMeans sweep over k: several seeds per k fitted at once, the best kept and measured (``metrics``).
 
-Every metric is computed in Spark at O(customers x k) cost from one aggregation over the assignments
-(plus Spark's own silhouette): nothing that grows with the data reaches the driver, only per-cluster sums
-and the contingency table of the seeds' assignments (at most k^seeds rows).
+Two engines (``model.sweep_engine``): ``driver`` collects the sweep's vectors (at most
+``local_kmeans.DRIVER_MAX_ROWS``) and fits with numpy (``local_kmeans``, ``run_driver_sweep``); ``spark`` fits
+with MLlib (``run_sweep``), and every metric is computed in Spark at O(customers x k) cost from one aggregation
+over the assignments (plus Spark's own silhouette): nothing that grows with the data reaches the driver, only
+per-cluster sums and the contingency table of the seeds' assignments (at most k^seeds rows).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 
+import numpy as np
 from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.config import ModelConfig
+from segmentation.model import local_kmeans
 from segmentation.model.metrics import (
     KResult,
     calinski_harabasz,
@@ -227,3 +232,59 @@ def _fit_and_measure(
     fits.clear()
     futures.clear()
     return done
+
+
+def driver_points(vectors_df: DataFrame) -> np.ndarray:
+    """The standardised vectors of ``vectors_df`` (``customer_id``, ``VECTOR``) as an n x d array in the driver,
+    ordered by customer id, so the fits do not depend on how the rows were partitioned."""
+    rows = vectors_df.select("customer_id", vector_to_array(F.col(VECTOR)).alias("_v")).collect()
+    rows.sort(key=lambda row: row["customer_id"])
+    return np.array([row["_v"] for row in rows], dtype=float)
+
+
+def run_driver_sweep(
+    points: np.ndarray,
+    ks: Iterable[int],
+    settings: ModelConfig,
+    *,
+    in_contention: Callable[[KResult], bool] | None = None,
+) -> list[KResult]:
+    """``run_sweep`` in the driver (``local_kmeans``): the same seeds, the same contention rule, the same metrics."""
+    ks, seeds = list(ks), seeds_for(settings)
+    progress = SweepProgress(len(ks) * len(seeds))
+    fits: dict[int, list[local_kmeans.LocalFit]] = {k: [] for k in ks}
+
+    def fitted(chosen: Sequence[int], count: int) -> dict[int, KResult]:
+        for k in chosen:
+            while len(fits[k]) < count:
+                seed = seeds[len(fits[k])]
+                progress.fitting(k, seed)
+                fits[k].append(
+                    local_kmeans.fit(
+                        points,
+                        k,
+                        seed,
+                        max_iter=settings.max_iter,
+                        tol=settings.tol,
+                        init=settings.init_mode,
+                        init_steps=settings.init_steps,
+                    )
+                )
+        return {k: local_kmeans.measure(points, k, fits[k], seeds=seeds[: len(fits[k])]) for k in chosen}
+
+    if in_contention is None or len(seeds) == 1 or len(ks) == 1:
+        done = fitted(ks, len(seeds))
+    else:
+        done = fitted(ks, 1)
+        contenders = [k for k in ks if in_contention(done[k])]
+        progress.expect(len(ks) + len(contenders or ks) * (len(seeds) - 1))
+        _log_seeds(seeds[1:], contenders, after="one seed")
+        done |= fitted(contenders or ks, len(seeds))
+        if contenders and not any(in_contention(done[k]) for k in contenders):
+            progress.expect(len(ks) * len(seeds))
+            _log_seeds(seeds[1:], [], after="every seed for " + ", ".join(map(str, contenders)))
+            done |= fitted([k for k in ks if k not in contenders], len(seeds))
+    results = [done[k] for k in ks]
+    for result in results:
+        log.info("k=%d: %s", result.k, metrics_line(result))
+    return results
