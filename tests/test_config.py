@@ -233,8 +233,8 @@ KEY_IN_FILE = (
         (
             "model:\n  k_mn: 3\n",
             "model.k_mn: unknown key; expected one of: customers_per_partition, init_mode, init_steps, k, k_max, "
-            "k_min, max_iter, order_by, outlier_fence_iqr, outlier_max_share, seed, seeds, sweep_max_customers, "
-            "sweep_parallelism, tol",
+            "k_min, max_iter, order_by, outlier_fence_iqr, outlier_max_share, seed, seeds, sweep_engine, "
+            "sweep_max_customers, sweep_parallelism, tol",
         ),
         ("privacy:\n  key: do-not-echo\n", KEY_IN_FILE),
         # cross-field rules

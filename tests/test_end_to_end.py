@@ -23,6 +23,7 @@ from segmentation.config import SelectionConfig
 from segmentation.demo import generate
 from segmentation.errors import InputError
 from segmentation.jobs import score, segment
+from segmentation.model import sweep
 from segmentation.publish import files, storage
 
 from .conftest import ONLINE_RETAIL, job_config
@@ -362,9 +363,21 @@ def test_scoring_the_training_log_reproduces_its_segments(spark: SparkSession, t
         score.score(spark, cfg, trained.output_root, model_as_of=trained.as_of)
 
 
-def test_sweep_on_a_sample_then_final_fit_on_everyone(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
+@pytest.mark.parametrize("engine", ["spark", "driver"])
+def test_sweep_on_a_sample_then_final_fit_on_everyone(
+    spark: SparkSession, tmp_path: Path, small_log: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = ["model.k_min=3", "model.k_max=4", "model.sweep_max_customers=200", "model.seeds=2"]
-    result = segment.run(spark, job_config(tmp_path, str(small_log), *settings))
+    final_fits: list[tuple[int, int]] = []
+    original = sweep.fit_best
+
+    def spied(vectors_df, k, model_settings):  # type: ignore[no-untyped-def]
+        final_fits.append((vectors_df.count(), k))
+        return original(vectors_df, k, model_settings)
+
+    monkeypatch.setattr(sweep, "fit_best", spied)
+    result = segment.run(spark, job_config(tmp_path, str(small_log), *settings, f"model.sweep_engine={engine}"))
+    assert final_fits == [(result.customers, result.choice.k)]  # the final model is fitted on every customer
     manifest = json.loads((Path(result.run_folder) / "manifest.json").read_text())
     assert manifest["sweep_sample"]["used"] is True
     assert 120 < manifest["sweep_sample"]["customers"] < 280

@@ -234,7 +234,7 @@ def final_model(
     used (a run without a baseline numbers its segments after it).
     """
     chosen = swept.fitted.get(swept.choice.k)
-    if chosen is None:  # the sweep ran on a sample, or in the driver
+    if swept.on_sample or chosen is None:  # the sweep saw a sample, or ran in the driver: fit on everyone
         chosen = sweep.fit_best(swept.vectors, swept.choice.k, job.cfg.model)
         job.release_models()  # the other seeds' models, before the next Spark call
     full = pipeline.full_model(swept.preprocessing, chosen)
