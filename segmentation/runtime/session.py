@@ -22,6 +22,7 @@ from pathlib import PurePath
 from pyspark.sql import SparkSession
 
 from segmentation.config import SparkConfig
+from segmentation.runtime import class_data
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +145,17 @@ def session_conf(settings: SparkConfig, *, under_spark_submit: bool) -> tuple[st
 
     ``settings.master`` if set; else local mode when this process starts its own JVM, and none (the launcher's)
     under spark-submit. A local master adds ``LOCAL_DEFAULTS``, the driver memory and the JVM options (with the
-    quiet logging of ``log4j2.properties``). The config's ``spark.conf`` wins over every default; one that sets
-    ``spark.driver.extraJavaOptions`` replaces those options, and Spark's log level is then set to WARN instead.
+    quiet logging of ``log4j2.properties``, and the class-data archive of ``class_data`` once it has been made).
+    The config's ``spark.conf`` wins over every default; one that sets ``spark.driver.extraJavaOptions`` replaces
+    those options, and Spark's log level is then set to WARN instead.
     """
     master = settings.master or (None if under_spark_submit else LOCAL_MASTER)
     defaults = dict(SESSION_DEFAULTS)
     if is_local(master):
         defaults |= LOCAL_DEFAULTS
         defaults["spark.driver.memory"] = local_driver_memory(physical_memory())
-        defaults["spark.driver.extraJavaOptions"] = " ".join([*LOCAL_JAVA_OPTIONS, *log4j_options()])
+        options = [*LOCAL_JAVA_OPTIONS, *class_data.sharing_options(), *log4j_options()]
+        defaults["spark.driver.extraJavaOptions"] = " ".join(options)
     conf = {**defaults, **{key: str(value) for key, value in settings.conf.items()}}
     if LOG4J_PROPERTY in conf.get("spark.driver.extraJavaOptions", "") and "spark.log.level" not in settings.conf:
         del conf["spark.log.level"]  # the file sets it, without Spark's notice that it did

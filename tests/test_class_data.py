@@ -1,0 +1,80 @@
+"""Class-data sharing for a local session's JVM (``runtime.class_data``): the archive's name follows the Java
+runtime and pyspark, a local session maps it once it is made, and the one ``make setup`` made really maps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from segmentation.config import SparkConfig
+from segmentation.runtime import class_data, session
+
+from .conftest import REPO
+
+
+def java_options(conf: dict[str, str]) -> str:
+    return conf["spark.driver.extraJavaOptions"]
+
+
+def test_a_local_session_maps_the_archive_once_it_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(class_data.FOLDER_VARIABLE, str(tmp_path))
+    archive = class_data.archive_path()
+    assert archive is not None and archive.parent == tmp_path and archive.name.startswith("spark-classes-")
+    _, conf = session.session_conf(SparkConfig(), under_spark_submit=False)
+    assert "SharedArchiveFile" not in java_options(conf)  # not made yet: nothing to map
+    archive.write_bytes(b"")
+    _, conf = session.session_conf(SparkConfig(), under_spark_submit=False)
+    assert f"-XX:SharedArchiveFile={archive}" in java_options(conf) and class_data.QUIET in java_options(conf)
+    assert "-XX:+UseParallelGC" in java_options(conf)  # the local defaults stay
+    assert class_data.build() == archive and archive.read_bytes() == b""  # made already: kept as it is
+    # under spark-submit or with the config's own JVM options, the launcher's or the config's options stand
+    assert "spark.driver.extraJavaOptions" not in session.session_conf(SparkConfig(), under_spark_submit=True)[1]
+    own = SparkConfig(conf={"spark.driver.extraJavaOptions": "-XX:+UseG1GC"})
+    assert java_options(session.session_conf(own, under_spark_submit=False)[1]) == "-XX:+UseG1GC"
+    # off: no archive, no option, and nothing to make
+    monkeypatch.setenv(class_data.FOLDER_VARIABLE, "off")
+    assert class_data.archive_path() is None and class_data.sharing_options() == []
+    with pytest.raises(RuntimeError, match="SEGMENTATION_CDS_DIR"):
+        class_data.build()
+
+
+def test_the_archive_is_named_after_the_java_runtime_and_the_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    java = class_data.java_runner()
+    assert java is not None and java.name == "java"
+    other = tmp_path / "java"
+    other.write_bytes(b"another runtime")
+    assert class_data.archive_key(java) == class_data.archive_key(java)
+    assert class_data.archive_key(other) != class_data.archive_key(java)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
+    assert class_data.java_runner() is None and class_data.archive_path(tmp_path) is None
+    monkeypatch.delenv(class_data.FOLDER_VARIABLE, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert class_data.archive_folder() == tmp_path / "cache" / "segmentation"
+
+
+def test_the_archive_make_setup_made_maps_into_a_local_session() -> None:
+    """``-Xshare:on`` makes a JVM that cannot map the archive fail to start: this session starts and counts."""
+    if os.environ.get(class_data.FOLDER_VARIABLE, "").strip().lower() == "off":
+        pytest.skip("class-data sharing is off (SEGMENTATION_CDS_DIR=off)")
+    archive = class_data.archive_path()
+    assert archive is not None and archive.is_file(), "make setup makes it: python -m segmentation.runtime.class_data"
+    script = (
+        "from segmentation.config import SparkConfig\n"
+        "from segmentation.runtime import session\n"
+        "session.LOCAL_JAVA_OPTIONS = (*session.LOCAL_JAVA_OPTIONS, '-Xshare:on')\n"
+        "spark = session.build_session(SparkConfig(master='local[1]'))\n"
+        "print('counted', spark.range(7).count())\n"
+        "spark.stop()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_GATEWAY", "SPARK_REMOTE"))}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "counted 7" in done.stdout
