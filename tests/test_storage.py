@@ -37,6 +37,7 @@ NOT_ON_THE_OUTPUT_ROOT = {
     "demo/generate.py",
     "cli/main.py",  # Spark's own log file of the process (its folder, whether it was written)
     "cli/reference.py",  # the docs' generated reference pages
+    "runtime/class_data.py",  # the JVM's class archive, in the user's cache folder
 }
 PACKAGE = REPO / "segmentation"
 
