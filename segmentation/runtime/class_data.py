@@ -97,18 +97,22 @@ def build(folder: Path | None = None, *, timeout: float = 600) -> Path:
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f"{archive.name}.{os.getpid()}.part")
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    with tempfile.TemporaryDirectory(prefix="segmentation-cds-") as work:
-        script = Path(work) / "workload.py"
-        script.write_text(_WORKLOAD)
-        options = " ".join([DUMP_COLLECTOR, f"-XX:ArchiveClassesAtExit={partial}", QUIET])
-        command = [str(submit), "--master", "local[2]", "--driver-java-options", options, str(script), work]
-        environment = {**os.environ, "PYSPARK_PYTHON": sys.executable, FOLDER_VARIABLE: "off"}
-        done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
-        raise RuntimeError(f"the class-data archive was not made (exit code {done.returncode}): {tail}")
-    os.replace(partial, archive)  # whole: the JVM that wrote it has exited
+    try:
+        with tempfile.TemporaryDirectory(prefix="segmentation-cds-") as work:
+            script = Path(work) / "workload.py"
+            script.write_text(_WORKLOAD)
+            options = " ".join([DUMP_COLLECTOR, f"-XX:ArchiveClassesAtExit={partial}", QUIET])
+            command = [str(submit), "--master", "local[2]", "--driver-java-options", options, str(script), work]
+            environment = {**os.environ, "PYSPARK_PYTHON": sys.executable, FOLDER_VARIABLE: "off"}
+            done = subprocess.run(
+                command, env=environment, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        if done.returncode != 0 or not partial.is_file():
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+            raise RuntimeError(f"the class-data archive was not made (exit code {done.returncode}): {tail}")
+        os.replace(partial, archive)  # whole: the JVM that wrote it has exited
+    finally:
+        partial.unlink(missing_ok=True)  # a failed or timed-out run's part, never mapped: not left in the cache
     return archive
 
 
