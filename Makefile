@@ -12,7 +12,7 @@ BENCH_ARGS ?=
 PLANTED_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup check-java run history-demo test test-extended cluster-test connect-test lint docs package bench bench-value planted clean
+.PHONY: help setup install check-java run history-demo test test-extended cluster-test connect-test lint docs package bench bench-value planted clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,7 +43,9 @@ $(CDS_STAMP): $(STAMP)
 	-$(BIN)/python -m segmentation.runtime.class_data
 	@touch $(CDS_STAMP)
 
-setup: check-java $(STAMP) $(CDS_STAMP) ## create .venv, install the package with its test extras, make the JVM's class archive
+install: check-java $(STAMP) ## create .venv and install the package with its test extras (what the tests need)
+
+setup: install $(CDS_STAMP) ## make install, then the JVM's class archive that starts later local runs sooner
 
 $(DEMO): | $(STAMP)
 	$(BIN)/segmentation generate --output $(DEMO) --truth data/generated/truth.csv
@@ -64,10 +66,10 @@ history-demo: setup $(TWO_PERIODS) ## segments over time: one log at two as-of d
 test: lint ## the checks of make lint, then the test suite (without the tests marked extended)
 	$(BIN)/python -m pytest -m "not extended"
 
-test-extended: setup ## the tests marked extended: faults, concurrent publishes, other processes and file systems (about 20 min)
+test-extended: install ## the tests marked extended: faults, concurrent publishes, other processes and file systems (about 20 min)
 	$(BIN)/python -m pytest -m extended
 
-lint: setup ## ruff (lint and format), mypy on segmentation/ and the import contracts (lint-imports)
+lint: install ## ruff (lint and format), mypy on segmentation/ and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -58,12 +58,23 @@ def test_the_archive_is_named_after_the_java_runtime_and_the_cache_folder(
     assert class_data.archive_folder() == tmp_path / "cache" / "segmentation"
 
 
-def test_the_archive_make_setup_made_maps_into_a_local_session() -> None:
-    """``-Xshare:on`` makes a JVM that cannot map the archive fail to start: this session starts and counts."""
-    if os.environ.get(class_data.FOLDER_VARIABLE, "").strip().lower() == "off":
-        pytest.skip("class-data sharing is off (SEGMENTATION_CDS_DIR=off)")
-    archive = class_data.archive_path()
-    assert archive is not None and archive.is_file(), "make setup makes it: python -m segmentation.runtime.class_data"
+SMALL_WORKLOAD = """
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.getOrCreate()
+assert spark.range(7).count() == 7
+spark.stop()
+"""
+
+
+def test_an_archive_build_makes_maps_into_a_local_session(tmp_path: Path) -> None:
+    """``-Xshare:on`` makes a JVM that cannot map its archive fail to start: a session started with it counts.
+
+    The archive is made the way ``make setup`` makes it, from a smaller workload (a count instead of the demo run).
+    """
+    archive = class_data.build(tmp_path, workload=SMALL_WORKLOAD, timeout=300)
+    assert archive == class_data.archive_path(tmp_path) and archive.stat().st_size > 2**20
+    assert [p.name for p in tmp_path.iterdir()] == [archive.name]  # no part file left
     script = (
         "from segmentation.config import SparkConfig\n"
         "from segmentation.runtime import session\n"
@@ -73,8 +84,23 @@ def test_the_archive_make_setup_made_maps_into_a_local_session() -> None:
         "spark.stop()\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_GATEWAY", "SPARK_REMOTE"))}
+    env[class_data.FOLDER_VARIABLE] = str(tmp_path)
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "counted 7" in done.stdout
+
+
+def test_the_same_jars_in_another_folder_get_another_archive(tmp_path: Path) -> None:
+    """The archive records the class path it was made with: pyspark in another virtual environment (another
+    clone of the project) must not find an archive made for this one, even with the same version and jars."""
+    java = class_data.java_runner()
+    assert java is not None
+    here = Path(class_data.pyspark.__file__).parent / "jars"
+    elsewhere = tmp_path / "jars"
+    elsewhere.mkdir()
+    for jar in here.glob("*.jar"):
+        (elsewhere / jar.name).symlink_to(jar)  # the same names and sizes
+    assert class_data.archive_key(java) == class_data.archive_key(java, here)
+    assert class_data.archive_key(java, elsewhere) != class_data.archive_key(java, here)

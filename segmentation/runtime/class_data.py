@@ -9,8 +9,9 @@ builds maps it (``sharing_options``, used by ``session.session_conf``).
 Safety rules:
 
 - The archive is named by a key of the Java runtime (its path, size and modification time) and of pyspark (its
-  version and the names and sizes of its jars), so another Java or Spark never finds it. The JVM checks the
-  class path itself and ignores an archive that does not match.
+  version, the folder of its jars and their names and sizes), so another Java, Spark or virtual environment
+  never finds it. The archive records the class path it was made with; a JVM whose class path differs (pyspark
+  installed in another folder) cannot map it, and with ``-Xshare:on`` would not start.
 - It is written under a temporary name and renamed only once the process that wrote it has exited with success,
   because Java 17 crashes on a truncated archive.
 - ``SEGMENTATION_CDS_DIR`` says where archives go (default ``~/.cache/segmentation``, or under
@@ -55,12 +56,13 @@ def java_runner() -> Path | None:
     return Path(found).resolve() if found and Path(found).is_file() else None
 
 
-def archive_key(java: Path) -> str:
-    """A short digest of the Java runtime and of pyspark's jars: the archive is valid for exactly these."""
+def archive_key(java: Path, jars: Path | None = None) -> str:
+    """A short digest of the Java runtime and of pyspark's jars (their folder, names and sizes): the archive is valid
+    for exactly these, since the JVM checks the class path the archive was made with."""
+    jars = (Path(pyspark.__file__).parent / "jars") if jars is None else jars
     digest = hashlib.sha256()
     stat = java.stat()
-    digest.update(f"{java}|{stat.st_size}|{stat.st_mtime_ns}|{pyspark.__version__}|".encode())
-    jars = Path(pyspark.__file__).parent / "jars"
+    digest.update(f"{java}|{stat.st_size}|{stat.st_mtime_ns}|{pyspark.__version__}|{jars.resolve()}|".encode())
     for jar in sorted(jars.glob("*.jar")):
         digest.update(f"{jar.name}:{jar.stat().st_size};".encode())
     return digest.hexdigest()[:16]
@@ -83,9 +85,10 @@ def sharing_options(folder: Path | None = None) -> list[str]:
     return [f"-XX:SharedArchiveFile={archive}", QUIET]
 
 
-def build(folder: Path | None = None, *, timeout: float = 600) -> Path:
+def build(folder: Path | None = None, *, timeout: float = 600, workload: str | None = None) -> Path:
     """Make the archive, unless it is there: run the job on a small demo log under spark-submit (about 2 minutes),
-    archiving the classes it loaded.
+    archiving the classes it loaded. ``workload`` replaces that run by another Python script (it gets a work folder
+    as its argument).
 
     Raises ``RuntimeError`` (with the run's last lines) when it could not be made.
     """
@@ -100,7 +103,7 @@ def build(folder: Path | None = None, *, timeout: float = 600) -> Path:
     try:
         with tempfile.TemporaryDirectory(prefix="segmentation-cds-") as work:
             script = Path(work) / "workload.py"
-            script.write_text(_WORKLOAD)
+            script.write_text(_WORKLOAD if workload is None else workload)
             options = " ".join([DUMP_COLLECTOR, f"-XX:ArchiveClassesAtExit={partial}", QUIET])
             command = [str(submit), "--master", "local[2]", "--driver-java-options", options, str(script), work]
             environment = {**os.environ, "PYSPARK_PYTHON": sys.executable, FOLDER_VARIABLE: "off"}
