@@ -75,17 +75,17 @@ lint: install ## ruff (lint and format), mypy on segmentation/ and the import co
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-docs: setup ## generate the reference pages from the code, then build the docs site into site/ (mkdocs --strict)
+docs: install ## generate the reference pages from the code, then build the docs site into site/ (mkdocs --strict)
 	$(BIN)/python -m segmentation.cli.reference docs/reference
 	$(BIN)/mkdocs build --strict --site-dir site
 
-cluster-test: setup ## spark-submit the packaged job to a real standalone cluster on 127.0.0.1 (part of make test)
+cluster-test: install ## spark-submit the packaged job to a real standalone cluster on 127.0.0.1 (part of make test)
 	$(BIN)/python -m pytest tests/test_cluster.py
 
-connect-test: setup ## run the whole job over a real Spark Connect server on 127.0.0.1 (two of its tests are extended)
+connect-test: install ## run the whole job over a real Spark Connect server on 127.0.0.1 (two of its tests are extended)
 	$(BIN)/python -m pytest tests/test_connect.py
 
-package: setup ## build what a cluster needs into dist/: the wheel, segmentation.zip (--py-files), conf/, jobs/
+package: install ## build what a cluster needs into dist/: the wheel, segmentation.zip (--py-files), conf/, jobs/
 	rm -rf dist build
 	$(BIN)/python -m build --wheel --outdir dist .
 	$(BIN)/python -c "import pathlib, zipfile; \
