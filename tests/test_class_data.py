@@ -67,6 +67,7 @@ spark.stop()
 """
 
 
+@pytest.mark.extended  # keeps make test in its budget (make test-extended runs it)
 def test_an_archive_build_makes_maps_into_a_local_session(tmp_path: Path) -> None:
     """``-Xshare:on`` makes a JVM that cannot map its archive fail to start: a session started with it counts.
 

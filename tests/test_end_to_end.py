@@ -234,6 +234,7 @@ def snapshot(folder: Path) -> list[tuple[Path, int, int]]:
     return sorted((p.relative_to(folder), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
 
 
+@pytest.mark.extended  # keeps make test in its budget (make test-extended runs it)
 def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, small_log: Path) -> None:
     out = tmp_path / "out"
     latest = out / "latest"

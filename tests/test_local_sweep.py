@@ -89,6 +89,7 @@ def test_decisive_keeps_the_criteria_and_drops_their_values() -> None:
     assert selection.decisive(only) == "k=4: the only k in k=2..10 with all segments >= 2% of customers []"
 
 
+@pytest.mark.extended  # keeps make test in its budget (make test-extended runs it)
 def test_with_the_same_k_both_engines_publish_the_same_segments_and_model(spark: SparkSession, tmp_path: Path) -> None:
     """The final model is MLlib's on every customer either way: only the sweep table differs."""
     data = tmp_path / "log.csv.gz"

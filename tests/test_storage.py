@@ -106,6 +106,7 @@ def test_roots_resolve_as_spark_resolves_them(spark: SparkSession, tmp_path: Pat
         storage.for_root(None, "hdfs://namenode/out")
 
 
+@pytest.mark.extended  # keeps make test in its budget (make test-extended runs it)
 def test_relative_absolute_and_file_uri_paths_give_identical_runs(spark: SparkSession, tmp_path: Path) -> None:
     log = tmp_path / "in" / "log.csv.gz"
     log.parent.mkdir()
