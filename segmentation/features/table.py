@@ -81,6 +81,12 @@ def customer_features(clean_df: DataFrame, as_of: dt.date, *, left_out: Collecti
         _distinct(F.when(purchase, F.col("product_id"))).alias("products"),
         _distinct(F.when(purchase, F.date_format("invoice_ts", "yyyy-MM"))).alias("months"),
     )
+    return features_of_totals(aggregated, as_of, left_out=left_out)
+
+
+def features_of_totals(totals_df: DataFrame, as_of: dt.date, *, left_out: Collection[str] = ()) -> DataFrame:
+    """The features from one row of totals per customer (``customer_features``' aggregation, or the same totals
+    from the per-day state: ``features.state``): days, orders, money sums, items, products and months."""
     as_of_col = F.lit(as_of)
     orders = F.col("orders").cast("double")
     tenure = F.datediff(as_of_col, F.col("first_seen")).cast("double")
@@ -103,4 +109,4 @@ def customer_features(clean_df: DataFrame, as_of: dt.date, *, left_out: Collecti
     # Money sums are rounded before any ratio, and every feature after: lines added up in another order
     # give the very same features.
     kept = {name: expr for name, expr in features.items() if name not in left_out}
-    return aggregated.select("customer_id", *[F.round(expr, 6).alias(name) for name, expr in kept.items()])
+    return totals_df.select("customer_id", *[F.round(expr, 6).alias(name) for name, expr in kept.items()])
