@@ -66,7 +66,7 @@ history-demo: setup $(TWO_PERIODS) ## segments over time: one log at two as-of d
 test: lint ## the checks of make lint, then the test suite (without the tests marked extended)
 	$(BIN)/python -m pytest -m "not extended"
 
-test-extended: install ## the tests marked extended: faults, concurrent publishes, other processes and file systems (about 20 min)
+test-extended: install ## the tests marked extended: faults, concurrent publishes, other processes and file systems, slow runs (about 25 min)
 	$(BIN)/python -m pytest -m extended
 
 lint: install ## ruff (lint and format), mypy on segmentation/ and the import contracts (lint-imports)
