@@ -98,6 +98,8 @@ def test_runs_row_of_a_segmentation_run() -> None:
         "spark_version": "4.3.0",
         "config_json": json.dumps(JobConfig().to_dict()),
         "manifest_json": json.dumps(built.to_json(), default=str),
+        "lines_read": 120,  # a full run reads every line and keeps no state
+        "lines_in_state": None,
         "as_of_date": JAN,
         "run_id": "main",
     }

@@ -360,6 +360,10 @@ def _flags(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
         flags.append(("--as-of", "features.as_of", args.as_of))
     if getattr(args, "run_id", None):
         flags.append(("--run-id", "output.run_id", args.run_id))
+    if getattr(args, "incremental", False):
+        flags.append(("--incremental", "input.incremental", True))
+    if getattr(args, "rebuild", False):
+        flags += [("--rebuild", "input.incremental", True), ("--rebuild", "input.rebuild_state", True)]
     if getattr(args, "baseline", None):
         flags.append(("--baseline", "history.baseline", args.baseline))
     if getattr(args, "holdout_days", None) is not None:
@@ -386,6 +390,12 @@ def summary_text(
         f"{counts.out_of_window} out of window",
         f"customers      {result.customers}",
     ]
+    if (state := result.incremental) is not None:
+        files = f" from {state.files_read} new files" if state.files_read is not None else ""
+        lines.append(
+            f"state          {state.lines_read} new lines read{files} ({state.mode}), {state.lines_in_state} lines in "
+            "the state"
+        )
     if chosen is not None:
         lines.append(f"chosen k       {chosen}")
     lines += [f"segment sizes  {sizes}", f"published      {result.run_folder}"]
@@ -416,4 +426,5 @@ def summary_record(
         "run_folder": result.run_folder,
         "report": result.report,
         "timings_seconds": result.timings,
+        "incremental": result.incremental.model_dump(mode="json") if result.incremental else None,
     }

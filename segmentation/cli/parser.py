@@ -273,6 +273,17 @@ def _add_job_options(
         help="the day the features are measured at (features.as_of; default: the day of the latest valid line)",
     )
     parser.add_argument("--run-id", metavar="ID", help="run id (output.run_id; a re-run of a date and id replaces it)")
+    incremental = parser.add_mutually_exclusive_group()
+    incremental.add_argument(
+        "--incremental",
+        action="store_true",
+        help="read only the input the last run's state has not absorbed, and keep the state (input.incremental)",
+    )
+    incremental.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="read the whole input and write a new state (input.incremental and input.rebuild_state)",
+    )
     parser.add_argument(
         "--baseline",
         metavar="DATE[/RUN_ID]",

@@ -30,6 +30,7 @@ def rule_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
     if (priv.secret_scope is None) != (priv.secret_key is None):
         yield "privacy.secret_key", "set both privacy.secret_scope and privacy.secret_key, or neither"
     yield from _input_problems(cfg.input)
+    yield from _incremental_problems(cfg)
     yield from _value_problems(cfg)
     if cfg.input.kind == "transactions":
         known: Sequence[str] = TRANSACTION_FEATURES
@@ -68,6 +69,24 @@ def _value_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
             "a holdout needs features.as_of: without it the as-of date is the latest line's, and no line is left "
             "after it to check the forecast against",
         )
+
+
+def _incremental_problems(cfg: JobConfig) -> Iterator[tuple[str, str]]:
+    inp = cfg.input
+    if inp.incremental_column is not None and inp.table is None:
+        yield "input.incremental_column", "only for a catalog table (input.table); files are told apart by name"
+    if not inp.incremental:
+        if inp.rebuild_state:
+            yield "input.rebuild_state", "only with input.incremental: true (--rebuild sets both)"
+        return
+    if inp.kind != "transactions":
+        yield "input.incremental", "only for a transaction log: a customer table is read whole"
+    if inp.table is not None and inp.incremental_column is None:
+        yield "input.incremental_column", "input.incremental over a table needs a column whose values only grow"
+    if inp.orders_by == "line":
+        yield "input.order_key", "input.incremental cannot count orders by line: a line has no id across runs"
+    if cfg.privacy.pseudonymize_ids:
+        yield "input.incremental", "not with privacy.pseudonymize_ids: the state would keep the raw customer ids"
 
 
 def _input_problems(inp: InputConfig) -> Iterator[tuple[str, str]]:

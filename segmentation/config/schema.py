@@ -131,6 +131,14 @@ class InputConfig(Frozen):
     exact_copies: Literal["quarantine", "keep"] = "quarantine"
     """Exact copies of an earlier line: ``quarantine`` (reason ``duplicate_line``) or ``keep`` (for logs where two equal
     purchases on one day are real)."""
+    incremental: bool = False
+    """Keep a per-customer, per-day state with each run and read only the input not absorbed yet: new files, or a
+    table's rows past ``incremental_column`` (``--incremental``; see the docs' nightly runs)."""
+    incremental_column: str | None = None
+    """With ``table`` and ``incremental``: a column whose values only grow (an ingest date, a batch id); a run reads
+    the rows past the highest value the state has read."""
+    rebuild_state: bool = False
+    """With ``incremental``: read the whole input and write a new state, not the one kept (``--rebuild``)."""
     csv: CsvOptions = CsvOptions()
     """CSV parsing options."""
     numbers: NumberOptions = NumberOptions()

@@ -23,7 +23,8 @@ from collections.abc import Collection
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from segmentation.features.table import features_of_totals
+from segmentation.config import JobConfig, unavailable_features
+from segmentation.features.table import FeatureTable, features_of_totals
 
 DAY = "day"
 STATE_COLUMNS = ("customer_id", DAY, "purchased", "orders", "products", "net", "gross", "returned", "items")
@@ -97,3 +98,26 @@ def features_from_state(
         )
     )
     return features_of_totals(totals, as_of, left_out=left_out)
+
+
+def value_lines(state_df: DataFrame) -> DataFrame:
+    """The state's days as the clean lines ``value.summary`` reads: one per customer and day, a purchase when the
+    day had one, holding the day's net (a purchase day's value is its net: ``value.summary``)."""
+    return state_df.select(
+        "customer_id",
+        F.col(DAY).cast("timestamp").alias("invoice_ts"),
+        (~F.col("purchased")).alias("is_return"),
+        F.col("net").alias("amount"),
+    )
+
+
+def days_after(state_df: DataFrame, as_of: dt.date) -> DataFrame:
+    """The state's rows dated after ``as_of`` (a value holdout's days)."""
+    return state_df.filter(F.col(DAY) > F.lit(as_of))
+
+
+def state_feature_table(state_df: DataFrame, as_of: dt.date, cfg: JobConfig) -> FeatureTable:
+    """``table.feature_table`` of an incremental run: every customer's features at ``as_of`` from its state."""
+    left_out = tuple(unavailable_features(cfg.input))
+    features = features_from_state(state_df, as_of, window_days=cfg.features.window_days, left_out=left_out)
+    return FeatureTable(features, "monetary")

@@ -3,7 +3,9 @@ as published; and the threshold above which a run fails instead of publishing.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
@@ -11,7 +13,7 @@ from pyspark.sql import functions as F
 
 from segmentation.config import InputConfig
 from segmentation.errors import InputError
-from segmentation.input.reasons import OUT_OF_WINDOW, REASON
+from segmentation.input.reasons import AFTER_TODAY, MALFORMED, OUT_OF_WINDOW, REASON, TS
 from segmentation.input.sources import RAW_LINE, SOURCE_FILE
 
 
@@ -70,6 +72,34 @@ def count_lines(labeled_df: DataFrame) -> LineCounts:
     clean, out = by_reason.pop(None, 0), by_reason.pop(OUT_OF_WINDOW, 0)
     lines_in = clean + out + sum(by_reason.values())
     return LineCounts(lines_in=lines_in, lines_clean=clean, quarantined=by_reason, out_of_window=out)
+
+
+def day_counts(labeled_df: DataFrame) -> DataFrame:
+    """Lines per day and reason (``day``, ``reason``, ``lines``): an incremental state's counts, from which
+    ``counts_at`` gives a full run's counts at any as-of date and window. ``day`` is null for a line whose date
+    cannot be read (no timestamp, or a malformed row), as a full run judges them."""
+    dated = F.col(TS).isNotNull() & (F.col(REASON).isNull() | (F.col(REASON) != MALFORMED))
+    day = F.when(dated, F.to_date(TS)).alias("day")
+    return labeled_df.groupBy(day, REASON).agg(F.count(F.lit(1)).alias("lines"))
+
+
+def counts_at(
+    rows: Iterable[tuple[dt.date | None, str | None, int]], as_of: dt.date, window_days: int | None
+) -> LineCounts:
+    """A full run's counts at ``as_of`` and window from ``(day, reason, lines)`` rows (``day_counts``, summed over
+    deliveries): a dated line outside the window is out of window, unless it was dated after the last valid day."""
+    first = as_of - dt.timedelta(days=window_days - 1) if window_days is not None else None
+    clean, out, quarantined = 0, 0, Counter[str]()
+    for day, reason, lines in rows:
+        inside = day is not None and day <= as_of and (first is None or day >= first)
+        if reason is None:
+            clean, out = (clean + lines, out) if inside else (clean, out + lines)
+        elif inside or day is None or reason == AFTER_TODAY:
+            quarantined[reason] += lines
+        else:
+            out += lines
+    total = clean + out + sum(quarantined.values())
+    return LineCounts(lines_in=total, lines_clean=clean, quarantined=dict(quarantined), out_of_window=out)
 
 
 def check_quarantine_share(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -73,28 +74,52 @@ def resolve_format(path: str, declared: str) -> str:
     )
 
 
-def read_raw(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+def read_raw(
+    spark: SparkSession, cfg: InputConfig, *, files: Sequence[str] | None = None, rows_after: Column | None = None
+) -> DataFrame:
     """The input as read, plus ``_source_file``, ``_corrupt_record``, ``_source`` and ``_raw_line`` (see below),
     with only the lines ``input.where`` selects (and every malformed line, which it cannot judge).
 
-    A catalog table's lines name the table as their source file. Pandas' nanosecond timestamps in Parquet read
-    as integers only under ``session.job_settings``, which every run holds for its duration.
+    ``files`` (an incremental run's new files, as Spark lists them) are read instead of all of ``input.path``;
+    ``rows_after`` (a condition over a table's columns) keeps only a table's new rows. A catalog table's lines name
+    the table as their source file. Pandas' nanosecond timestamps in Parquet read as integers only under
+    ``session.job_settings``, which every run holds for its duration.
     """
     if cfg.table is not None:
         read = _read_table(spark, cfg.table)
+        if rows_after is not None:
+            read = read.filter(rows_after)
         located = read.withColumns({CORRUPT: F.lit(None).cast("string"), SOURCE_FILE: F.lit(cfg.table)})
         return with_raw_line(selected(located, cfg))
     assert cfg.path is not None
     fmt = resolve_format(cfg.path, cfg.format)
+    paths = [cfg.path] if files is None else list(files)
     if fmt == "csv":
-        read = _read_csv(spark, cfg)
+        read = _read_csv(spark, cfg, paths)
         located = read.withColumn(SOURCE_FILE, source_file(read))
     elif fmt == "json":
-        located = _read_json(spark, cfg)
+        located = _read_json(spark, cfg, paths)
     else:
-        read = _read_parquet(spark, cfg.path)
+        read = _read_parquet(spark, cfg, paths)
         located = read.withColumns({CORRUPT: F.lit(None).cast("string"), SOURCE_FILE: source_file(read)})
     return with_raw_line(selected(located, cfg))
+
+
+def _reader_options(cfg: InputConfig, paths: Sequence[str]) -> dict[str, str]:
+    """``basePath`` when some of a folder's files are read (an incremental run's new files): the columns its
+    sub-folder names give (``date=2024-06-30/``) are read as when the whole folder is."""
+    assert cfg.path is not None
+    whole = [cfg.path]
+    if list(paths) == whole or any(c in cfg.path for c in "*?[{"):
+        return {}
+    base = _bare(cfg.path)
+    inside = all(_bare(p).startswith(base + "/") for p in paths)
+    return {"basePath": cfg.path.rstrip("/")} if inside else {}
+
+
+def _bare(path: str) -> str:
+    """A path without a trailing slash, a local one without its ``file:`` scheme (Spark lists ``file:/…``)."""
+    return re.sub(r"^file:/*", "/", path).rstrip("/")
 
 
 def selected(located: DataFrame, cfg: InputConfig) -> DataFrame:
@@ -157,7 +182,7 @@ REQUIRED_KEYS = (
 )
 
 
-def _read_json(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+def _read_json(spark: SparkSession, cfg: InputConfig, paths: Sequence[str]) -> DataFrame:
     """JSON lines (UTF-8, one object per line; blank lines skipped), with ``_source_file``: the fields of the first
     ``HEADER_SAMPLE`` lines and the mapped ones, as text (numbers too: validation parses them), and as
     ``_corrupt_record`` the text of each line that is not a JSON object.
@@ -167,7 +192,7 @@ def _read_json(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     """
     assert cfg.path is not None
     try:
-        lines = spark.read.text(cfg.path)
+        lines = spark.read.options(**_reader_options(cfg, paths)).text(list(paths))
         keys = (
             lines.limit(HEADER_SAMPLE).select(F.explode(F.json_object_keys("value")).alias("key")).distinct().collect()
         )
@@ -234,8 +259,9 @@ def source_columns_of(columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c not in (CORRUPT, SOURCE_FILE, SOURCE, RAW_LINE)]
 
 
-def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+def _read_csv(spark: SparkSession, cfg: InputConfig, paths: Sequence[str]) -> DataFrame:
     options = {
+        **_reader_options(cfg, paths),
         "header": "true",
         "sep": cfg.csv.delimiter,
         "quote": cfg.csv.quote,
@@ -245,7 +271,7 @@ def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
         "inferSchema": "false",
     }
     try:
-        header = spark.read.options(**options).csv(_path(cfg)).columns
+        header = spark.read.options(**options).csv(list(paths)).columns
     except Exception as exc:  # Py4J and Connect raise different types
         raise InputError(f"input.path: cannot read {cfg.path!r} as CSV: {summary(exc)}") from None
     if not header:
@@ -258,16 +284,16 @@ def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT)
         .schema(schema)
-        .csv(_path(cfg))
+        .csv(list(paths))
     )
 
 
-def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
+def _read_parquet(spark: SparkSession, cfg: InputConfig, paths: Sequence[str]) -> DataFrame:
     """Parquet as typed; pandas' nanosecond timestamps read as integers under ``session.JOB_SQL_SETTINGS``."""
     try:
-        return spark.read.parquet(path)
+        return spark.read.options(**_reader_options(cfg, paths)).parquet(*paths)
     except Exception as exc:  # Py4J and Connect raise different types
-        raise InputError(f"input.path: cannot read {path!r} as Parquet: {summary(exc)}") from None
+        raise InputError(f"input.path: cannot read {cfg.path!r} as Parquet: {summary(exc)}") from None
 
 
 def canonical_transactions(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
@@ -364,9 +390,3 @@ def canonical_customers(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
             _not_found(key, name, cfg, raw_df.columns)
     features = [quoted(c).alias(c) for c in (*opts.numeric_columns, *opts.categorical_columns)]
     return raw_df.select(quoted(opts.id_column).alias("customer_id"), *features, SOURCE_FILE, CORRUPT, RAW_LINE)
-
-
-def _path(cfg: InputConfig) -> str:
-    """The input's path (files are read only when ``input.path`` is set; the config refuses neither or both)."""
-    assert cfg.path is not None, "input.path is not set"
-    return cfg.path

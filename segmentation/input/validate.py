@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from segmentation.config import InputConfig, JobConfig
 from segmentation.errors import InputError
@@ -36,6 +37,7 @@ from segmentation.input.customers import with_customer_reason
 from segmentation.input.diagnostics import failure_hint
 from segmentation.input.duplicates import label_lines, with_line_keys
 from segmentation.input.quarantine import LineCounts, check_quarantine_share, count_lines, input_key
+from segmentation.input.reasons import AFTER_TODAY, DUPLICATE_LINE, LINE_HASH, MALFORMED, OUT_OF_WINDOW, REASON, TS
 from segmentation.input.rules import Period, latest_valid_date, with_line_reason
 from segmentation.input.sources import TRANSACTION_COLUMNS
 
@@ -106,6 +108,109 @@ def validate(
         key=input_key(cfg.input),
     )
     return Validated(labeled, as_of, counts, tuple(text_columns), exact_copies=copies)
+
+
+@dataclass(frozen=True)
+class NewLines:
+    """An incremental run's new lines labeled for the state, and what they hold.
+
+    ``lines``: every new line with its reason: null for a line the state absorbs (every valid line dated up to the
+    last valid day, whatever the run's window); ``counts``: the new lines' counts (none out of window);
+    ``copies``: new lines that copy a line read before (in this delivery or absorbed by the state);
+    ``latest``: the latest valid line's date (None: no valid line).
+    """
+
+    lines: DataFrame
+    counts: LineCounts
+    copies: int
+    latest: dt.date | None
+
+
+def label_new_lines(
+    copy_df: DataFrame,
+    cfg: JobConfig,
+    *,
+    today: dt.date,
+    keep: Callable[[DataFrame], DataFrame],
+    absorbed_df: DataFrame | None,
+) -> NewLines:
+    """Label an incremental run's new lines (the work copy) for the state: per-line reasons, dated after the last
+    valid day, and exact copies of a line read before: one of this delivery, or one the state absorbed
+    (``absorbed_df``: its ``day`` and ``_line_hash`` per absorbed line; a copy has its original's day).
+
+    Every valid line is absorbed, not only those in the run's window: a later run may have another as-of date or
+    window, and the state answers for them all. Each copy counts once, as in a full run; with
+    ``input.exact_copies: keep`` copies are counted and absorbed.
+    """
+    rebuilt = sources.canonical_from_source(cfg.input)
+    lines = copy_df.select(*[expr.alias(name) for name, expr in rebuilt.items()], *copy_df.columns)
+    last_valid = max(today, cfg.features.as_of or today)
+    quarantine_copies = cfg.input.exact_copies == "quarantine"
+    labeled, copies = label_lines(
+        lines, Period.of(last_valid, None, today), keep=keep, quarantine_copies=quarantine_copies
+    )
+    earlier = 0
+    if absorbed_df is not None:
+        labeled, earlier = with_absorbed_copies(labeled, absorbed_df, keep=keep, quarantine=quarantine_copies)
+        copies += earlier
+    counts = count_lines(labeled)
+    latest = latest_valid_date(labeled, None)
+    log.info(
+        "new lines=%d absorbed=%d quarantined=%d %s; %d copy a line read before",
+        counts.lines_in,
+        counts.lines_clean,
+        counts.lines_quarantined,
+        dict(counts.quarantined),
+        copies,
+    )
+    judged = _without_copies_of_absorbed(counts, earlier if quarantine_copies else 0)
+    if judged.lines_in:  # an export that overlaps the last one is not a bad delivery
+        check_quarantine_share(
+            judged,
+            cfg.quality.max_quarantine_share,
+            cfg.input.source,
+            explain=lambda: failure_hint(labeled, counts, cfg),
+            key=input_key(cfg.input),
+        )
+    return NewLines(labeled, counts, copies, latest)
+
+
+def _without_copies_of_absorbed(counts: LineCounts, copies: int) -> LineCounts:
+    """``counts`` without ``copies`` quarantined copies of absorbed lines: what a delivery's share is judged on."""
+    if not copies:
+        return counts
+    quarantined = {**counts.quarantined, DUPLICATE_LINE: counts.quarantined[DUPLICATE_LINE] - copies}
+    return LineCounts(counts.lines_in - copies, counts.lines_clean, {k: v for k, v in quarantined.items() if v})
+
+
+def with_absorbed_copies(
+    labeled_df: DataFrame, absorbed_df: DataFrame, *, keep: Callable[[DataFrame], DataFrame], quarantine: bool
+) -> tuple[DataFrame, int]:
+    """Valid new lines whose day and hash a line the state absorbed has: ``duplicate_line`` (kept clean without
+    ``quarantine``), and how many there are. Only the absorbed lines of the new lines' days are read."""
+    day, valid = F.to_date(TS), F.col(REASON).isNull()
+    keys = labeled_df.filter(valid).select(day.alias("day"), LINE_HASH)
+    days = [r["day"] for r in keys.select("day").distinct().collect()]  # O(days) rows
+    if not days:
+        return labeled_df, 0
+    earlier = absorbed_df.filter(F.col("day").isin(days)).select("day", LINE_HASH).distinct()
+    hits = keep(keys.distinct().join(earlier, ["day", LINE_HASH], "left_semi").withColumn("_absorbed", F.lit(True)))
+    if hits.isEmpty():
+        return labeled_df, 0
+    joined = labeled_df.withColumn("day", day).join(hits, ["day", LINE_HASH], "left")
+    copy = valid & F.col("_absorbed").isNotNull()
+    count = joined.filter(copy).count()
+    if quarantine:
+        joined = joined.withColumn(REASON, F.when(copy, F.lit(DUPLICATE_LINE)).otherwise(F.col(REASON)))
+    return joined.drop("day", "_absorbed"), count
+
+
+def in_run_window(new_df: DataFrame, period: Period) -> DataFrame:
+    """An incremental run's new lines as its own quarantine shows them: a dated line outside the run's window
+    (``period``) is out of window, as in a full run; what is after the last valid day stays quarantined."""
+    dated = F.col(TS).isNotNull() & (F.col(REASON).isNull() | (F.col(REASON) != MALFORMED))
+    outside = dated & ~period.contains() & (F.col(REASON).isNull() | (F.col(REASON) != AFTER_TODAY))
+    return new_df.withColumn(REASON, F.when(outside, F.lit(OUT_OF_WINDOW)).otherwise(F.col(REASON)))
 
 
 def quarantine_columns(cfg: InputConfig) -> tuple[str, ...]:

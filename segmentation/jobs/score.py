@@ -12,11 +12,11 @@ from pyspark.sql import SparkSession
 
 from segmentation.config import JobConfig, PrivacyConfig, unavailable_features
 from segmentation.errors import ConfigError, InputError
-from segmentation.features.table import feature_table
 from segmentation.history import baseline as baselines
 from segmentation.history import relation
 from segmentation.history.identity import Identity
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
+from segmentation.jobs import incremental
 from segmentation.jobs.value import skipped_value, value_run, with_value
 from segmentation.model import pipeline
 from segmentation.model.profiles import profile_segments
@@ -72,10 +72,10 @@ def score(
         baseline = baselines.before_reading(job.publisher, cfg)
         with job.stage("load_model"):
             fitted = PipelineModel.load(table_path(model_folder, MODEL))
-        validated = job.read_validate()
+        validated, increment = incremental.read_input(job)
         baseline = baselines.after_reading(job.publisher, cfg, found=baseline, as_of=validated.as_of)
         with job.stage("features"):
-            table = feature_table(validated, cfg)
+            table = incremental.feature_table_of(validated, cfg, increment)
             feature_df = job.keep(table.frame)
             customers = feature_df.count()
             judged = relation.judge(
@@ -89,7 +89,9 @@ def score(
             profiled = profile_segments(segmented, spec, table.revenue_column, names=names)
         with job.stage("value"):
             valued = (
-                value_run(job, validated, segmented, key=key, trained=trained.value)
+                value_run(
+                    job, validated, segmented, key=key, trained=trained.value, state=incremental.state_of(increment)
+                )
                 if trained.value is not None
                 else skipped_value("the model's run was published before value models")
             )
@@ -110,6 +112,7 @@ def score(
             tables = run_tables(segmented, profiled.frame, validated, key=key, previous=comparison.previous)
             tables[MIGRATION] = TableOutput(migration_frame(spark, comparison))
             tables.update(valued.tables)
+            tables.update(incremental.state_tables(increment))
             attempt = job.stage_outputs(validated.as_of, tables)
         with job.stage("publish"):
             manifest = build(
@@ -123,7 +126,9 @@ def score(
                 history=history_section(comparison, kept, method="frozen model", match_distance=None, judged=judged),
                 model=ModelRef(run_folder=model_folder, as_of_date=trained.as_of_date, run_id=trained.run_id),
                 value=valued.section,
+                incremental=increment.section if increment else None,
             )
+            incremental.check_still_newest(job, increment)
             folder = job.publish(manifest)
     return ScoreResult(
         as_of=validated.as_of,
@@ -135,6 +140,7 @@ def score(
         segment_sizes=profiled.sizes,
         segment_names=names,
         timings=job.timer.as_dict(),
+        incremental=increment.section if increment else None,
     )
 
 

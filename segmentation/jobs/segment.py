@@ -20,12 +20,12 @@ from pyspark.sql import DataFrame, SparkSession
 
 from segmentation.config import JobConfig
 from segmentation.errors import InputError, RunFailed, summary
-from segmentation.features.table import feature_table
 from segmentation.history import baseline as baselines
 from segmentation.history import identity as identities
 from segmentation.history import relation
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
 from segmentation.input.validate import Validated
+from segmentation.jobs import incremental
 from segmentation.jobs.value import value_run, with_value
 from segmentation.model import pipeline, selection, sweep
 from segmentation.model.local_kmeans import DRIVER_MAX_ROWS
@@ -97,10 +97,10 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
     spec = pipeline.feature_spec(cfg)
     with RunContext(spark, cfg) as job:
         baseline = baselines.before_reading(job.publisher, cfg)
-        validated = job.read_validate()
+        validated, increment = incremental.read_input(job)
         baseline = baselines.after_reading(job.publisher, cfg, found=baseline, as_of=validated.as_of)
         with job.stage("features"):
-            table = feature_table(validated, cfg)
+            table = incremental.feature_table_of(validated, cfg, increment)
             feature_df = job.keep(table.frame)
             customers = feature_df.count()
             _check_enough_customers(customers, cfg)
@@ -115,7 +115,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         with job.stage("profiles"):
             profiled = profile_segments(final.segmented, spec, table.revenue_column, names=final.names)
         with job.stage("value"):
-            valued = value_run(job, validated, final.segmented, key=key)
+            valued = value_run(job, validated, final.segmented, key=key, state=incremental.state_of(increment))
             profiled = with_value(job, profiled, valued)
         with job.stage("history"):
             comparison = compare(
@@ -131,6 +131,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         with job.stage("write"):
             tables = run_tables(final.segmented, profiled.frame, validated, key=key, previous=comparison.previous)
             tables.update(valued.tables)
+            tables.update(incremental.state_tables(increment))
             tables[MIGRATION] = TableOutput(migration_frame(spark, comparison))
             metrics = sweep.metrics_frame(spark, swept.results, chosen=swept.choice.k, elbow=swept.choice.elbow)
             tables["sweep"] = TableOutput(metrics.coalesce(1))
@@ -154,10 +155,12 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
                 sample=sample,
                 history=history,
                 value=valued.section,
+                increment=increment,
             )
             inputs = report_inputs(manifest, pd.DataFrame(list(profiled.rows)), sample.frame.toPandas())
             job.stage_report(render(inputs))
         with job.stage("publish"):
+            incremental.check_still_newest(job, increment)
             folder = job.publish(manifest)
     log.info("published %s", folder)
     if cfg.mlflow.enabled:
@@ -176,6 +179,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         segment_names=final.names,
         timings=job.timer.as_dict(),
         report=job.publisher.report_location(),
+        incremental=increment.section if increment else None,
     )
 
 
@@ -288,6 +292,7 @@ def run_manifest(
     sample: CustomerSample,
     history: HistorySection,
     value: ValueSection,
+    increment: incremental.Increment | None = None,
 ) -> Manifest:
     """The run's manifest: what every run records, plus the sweep, the choice of k, centroids, segments that
     split one behaviour into one-time and repeat buyers, and the report's."""
@@ -314,6 +319,7 @@ def run_manifest(
         repeat_splits=[split.as_dict() for split in splits],
         report=ReportInfo(centroids_2d=sample.centroids_2d, axes=sample.axes),
         value=value,
+        incremental=increment.section if increment else None,
     )
 
 

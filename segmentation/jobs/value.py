@@ -10,6 +10,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
+from segmentation.features.state import days_after, days_in_window, value_lines
 from segmentation.input.clean import clean_lines, later_lines
 from segmentation.input.validate import Validated
 from segmentation.model.pipeline import SEGMENT
@@ -52,9 +53,11 @@ def value_run(
     *,
     key: bytes | None,
     trained: ValueSection | None = None,
+    state: DataFrame | None = None,
 ) -> ValueRun:
     """Fit, score and profile customer value when the run asks for it and the data can support it; a scoring run
-    passes its model's ``trained`` section and applies those fits (no holdout)."""
+    passes its model's ``trained`` section and applies those fits (no holdout). An incremental run passes its
+    per-day ``state``, which gives the same purchase days as its lines."""
     cfg = job.cfg
     if cfg.input.kind != "transactions":
         return skipped_value("a customer table has no purchase history to model")
@@ -65,7 +68,10 @@ def value_run(
         fits = trained.fitted()
         if fits is None:
             return skipped_value(f"the model's run has no fitted value models ({trained.status}: {trained.reason})")
-    clean = clean_lines(validated.lines, cfg.input)
+    if state is None:
+        clean = clean_lines(validated.lines, cfg.input)
+    else:
+        clean = value_lines(days_in_window(state, validated.as_of, cfg.features.window_days))
     outcome = value_of_customers(
         job.spark, clean, as_of=validated.as_of, settings=cfg.value, keep=job.keep, trained=fits
     )
@@ -79,7 +85,10 @@ def value_run(
     by_segment = segment_values(values)
     calibration = None
     if cfg.value.holdout and fits is None:
-        holdout = later_lines(validated.lines, cfg.input)
+        if state is None:
+            holdout = later_lines(validated.lines, cfg.input)
+        else:
+            holdout = value_lines(days_after(state, validated.as_of))
         calibration = calibrate(
             job.spark,
             outcome.summary,

@@ -85,10 +85,14 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("spark_version", T.StringType(), True),
         T.StructField("config_json", T.StringType(), True),
         T.StructField("manifest_json", T.StringType(), True),
+        T.StructField("lines_read", T.LongType(), True),
+        T.StructField("lines_in_state", T.LongType(), True),
         T.StructField(AS_OF_DATE, T.DateType(), False),
         T.StructField(RUN_ID, T.StringType(), False),
     ]
 )
+
+ADDED_RUNS_COLUMNS = ("lines_read", "lines_in_state")  # columns later versions added to ``runs``
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def runs_row(manifest: Manifest, *, model_path: str | None) -> dict[str, Any]:
     ``chosen_k`` and ``choice_reason`` are None for a scoring run; ``committed_utc`` is now, and ``commit``
     sets it again when it writes the row.
     """
-    counts = manifest.counts
+    counts, state = manifest.counts, manifest.incremental
     return {
         "attempt_id": manifest.attempt_id,
         "kind": manifest.kind,
@@ -130,6 +134,8 @@ def runs_row(manifest: Manifest, *, model_path: str | None) -> dict[str, Any]:
         "spark_version": manifest.versions.spark,
         "config_json": json.dumps(manifest.config),
         "manifest_json": json.dumps(manifest.to_json(), default=str),
+        "lines_read": state.lines_read if state else counts.lines_in,
+        "lines_in_state": state.lines_in_state if state else None,
         AS_OF_DATE: dt.date.fromisoformat(manifest.as_of_date),
         RUN_ID: manifest.run_id,
     }
@@ -388,6 +394,11 @@ def _prepare_target(spark: SparkSession, cfg: CatalogOutputConfig, table: str, s
         )
     have = _data_columns(spark.table(name))
     want = _data_columns(staged)
+    if table == RUNS and (added := [(c, t) for c, t in want if c in ADDED_RUNS_COLUMNS and (c, t) not in have]):
+        # a runs table made before these columns: they are added (null for the runs already there)
+        spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({', '.join(f'{quote_identifier(c)} {t}' for c, t in added)})")
+        log.info("added the columns %s to %s", [c for c, _ in added], name)
+        have = _data_columns(spark.table(name))
     if {c.lower(): t for c, t in have} != {c.lower(): t for c, t in want}:
         raise RunFailed(
             f"table {name} has the columns {_listed(have)} but this run's {table} has {_listed(want)}; this run was "

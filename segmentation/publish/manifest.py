@@ -289,6 +289,29 @@ class ModelRef(_Section):
     run_id: str
 
 
+class IncrementalSection(_Section):
+    """An incremental run's state (``input.incremental``): how it was made, what this run read into it and what it
+    holds. Counts of lines are of the input, clean or not; ``late_lines``: valid new lines dated before ``base``'s
+    as-of date."""
+
+    mode: Literal["first", "incremental", "rebuild"]  # first: no state was found; rebuild: --rebuild
+    base: RunRef | None = None  # the run whose state this run added to
+    base_attempt: str | None = None
+    lines_read: int
+    files_read: int | None = None  # files (None: a table's rows)
+    lines_in_state: int
+    files_in_state: int | None = None
+    new_clean: int
+    new_quarantined: dict[str, int] = {}
+    new_copies: int = 0  # new lines that copy a line read before (quarantined unless input.exact_copies is keep)
+    copies_in_state: int = 0
+    late_lines: int = 0
+    first_new_day: str | None = None
+    last_new_day: str | None = None
+    incremental_column: str | None = None
+    read_up_to: str | None = None  # a table's highest incremental_column value read so far, as text
+
+
 class Versions(_Section):
     """What wrote the run (a hand-made or very old manifest may say nothing)."""
 
@@ -325,6 +348,7 @@ class Manifest(_Section):
     model: ModelRef | None = None
     history: HistorySection | None = None
     value: ValueSection | None = None
+    incremental: IncrementalSection | None = None
     versions: Versions = Versions()
     config: dict[str, Any]
     timings_seconds: dict[str, float] = {}
@@ -357,6 +381,8 @@ class Manifest(_Section):
             absent["model"] = True
         if self.value is None:
             absent["value"] = True
+        if self.incremental is None:
+            absent["incremental"] = True
         if self.history is not None:
             optional = ("origins", "merges", "status", "reason", "check")
             history: dict[str, Any] = {name: True for name in optional if getattr(self.history, name) is None}

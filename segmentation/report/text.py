@@ -188,7 +188,38 @@ def _quality_lines(manifest: Manifest) -> list[str]:
         lines.append(f"Exact copies of another line: {counts.exact_copies} ({kept}; input.exact_copies).")
     lines.append("")
     lines += [f"- `{reason}`: {n}" for reason, n in sorted(counts.quarantined_by_reason.items())]
-    return [*lines, "", *input_lines(manifest)]
+    return [*lines, "", *incremental_lines(manifest), *input_lines(manifest)]
+
+
+def incremental_lines(manifest: Manifest) -> list[str]:
+    """What an incremental run read that was new, and what its state holds (none for another run)."""
+    state = manifest.incremental
+    if state is None:
+        return []
+    base = state.base.as_of_date if state.base else "?"
+    made = {
+        "first": "No state was found: this run read the whole input and started one.",
+        "rebuild": "This run read the whole input into a new state (--rebuild).",
+        "incremental": f"This run added what was new to the state of the run of {base}.",
+    }[state.mode]
+    source = f" from {state.files_read} new files" if state.files_read is not None else ""
+    if state.read_up_to is not None:
+        source += f" (rows up to {state.incremental_column} = {state.read_up_to})"
+    days = f", dated {state.first_new_day} to {state.last_new_day}" if state.first_new_day else ""
+    quarantined = sum(state.new_quarantined.values())
+    lines = [
+        f"Incremental: {made} New lines read: {state.lines_read}{source}{days}; {state.new_clean} absorbed, "
+        f"{quarantined} quarantined, {state.new_copies} exact copies of a line read before.",
+        f"The state holds {state.lines_in_state} lines"
+        + (f" of {state.files_in_state} files" if state.files_in_state is not None else "")
+        + "; the counts above are of all of them, as a full run over the same input would count them.",
+    ]
+    if state.late_lines:
+        lines.append(
+            f"Late lines: {state.late_lines} new valid lines are dated before the earlier run's as-of date; they count "
+            "from this run on (published runs are not changed)."
+        )
+    return [*lines, ""]
 
 
 ORDERS_BY = {

@@ -39,6 +39,7 @@ from segmentation.input import diagnostics, sources, validate
 from segmentation.input.quarantine import LineCounts
 from segmentation.input.validate import Validated
 from segmentation.publish import Manifest, Publisher, ReportFiles, TableOutput, publisher_for
+from segmentation.publish.manifest import IncrementalSection
 from segmentation.publish.publisher import Attempt
 from segmentation.runtime import session
 from segmentation.runtime.timing import StageTimer, today_in
@@ -61,6 +62,7 @@ class RunSummary:
     segment_names: dict[int, str]
     timings: dict[str, float] = field(default_factory=dict)
     report: str | None = None  # where to open the run's report (``Publisher.report_location``); None: none
+    incremental: IncrementalSection | None = None  # an incremental run's state: what it read, what it holds
 
 
 class RunContext:
