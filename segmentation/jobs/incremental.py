@@ -97,11 +97,11 @@ def read_increment(job: RunContext) -> Increment:
     """Stage ``read_validate`` of an incremental run: the base state, the new input read and labeled, the state
     after this run, and the counts a full run over the same input would give."""
     cfg = job.cfg
-    newest = newest_state(job)
-    base = None if newest is None or cfg.input.rebuild_state else read_state(job, newest)
-    if base is not None:
-        check_same_input(base, cfg)
     with job.stage("read_validate"):
+        newest = newest_state(job)
+        base = None if newest is None or cfg.input.rebuild_state else read_state(job, newest)
+        if base is not None:
+            check_same_input(base, cfg)
         today = today_in(cfg.input.time_zone)
         read = _read_new(job, base)
         copy = job.work_copy(validate.lines_for_copy(read.raw, cfg.input), "lines")
