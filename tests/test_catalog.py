@@ -273,3 +273,20 @@ def test_sql_across_dates_and_run_row(steps: dict) -> None:
     assert step["run_row_date"] == ["2024-01-31", "scores", steps["scoring_run"]["attempt"]]  # last run id by name
     assert step["run_row_newest"] == ["2024-02-29", "main", steps["concurrent_publish"]["attempt_a"]]
     assert step["run_row_missing"] is None
+
+
+@hive
+def test_incremental_runs_over_a_table_with_an_ingest_date_column(steps: dict) -> None:
+    """Rows past the ingest date read so far, state tables in the catalog: each run equals a full run's features
+    and counts over the same rows (the driver compares them)."""
+    step = steps["incremental_from_a_table"]
+    first, second = step["first"], step["second"]
+    assert (first["mode"], second["mode"]) == ("first", "incremental")
+    assert (first["read_up_to"], second["read_up_to"]) == ("2024-04-03", "2024-04-06")
+    assert first["lines_read"] == first["lines_in_state"] == first["lines_in"]
+    assert second["lines_read"] == second["lines_in"] - first["lines_in"] > 0  # only the new days' rows
+    assert second["lines_in_state"] == second["lines_in"]
+    for run in (first, second):
+        assert run["same_counts"] and run["same_as_of"] and run["same_customers"]
+        assert run["largest_difference"] <= 1e-9
+    assert {"state_counts", "state_days", "state_files", "state_lines", "features", "runs"} <= set(step["tables"])

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,21 +21,29 @@ from pyspark.sql import DataFrame, SparkSession
 from segmentation.demo import deliveries
 from segmentation.errors import InputError
 from segmentation.features.state import features_from_state
-from segmentation.features.table import customer_features
-from segmentation.input import sources, validate
-from segmentation.input.clean import clean_lines
-from segmentation.input.quarantine import LineCounts, counts_at
+from segmentation.input import increments, sources, validate
+from segmentation.input.quarantine import counts_at
 from segmentation.jobs import incremental, score, segment
-from segmentation.publish import TableOutput
-from segmentation.publish.manifest import SCORING, HistorySection, build
-from segmentation.runtime.context import RunContext
 from segmentation.runtime.timing import today_in
 
 from .conftest import REPO, job_config
+from .incremental_steps import as_sorted, full_run, publish_state
 
 DAYS = 30
 INJECT = REPO / "tests" / "faults" / "inject.py"
 WINDOW = 7
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_data_settings(spark: SparkSession) -> Iterator[None]:
+    """Tiny deliveries: Spark's code generation and adaptive plans cost more than they save here."""
+    settings = {"spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enabled": "false"}
+    before = {key: spark.conf.get(key) for key in settings}
+    spark.conf.set("spark.sql.codegen.wholeStage", "false")
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    yield
+    for key, value in before.items():
+        spark.conf.set(key, value)
 
 
 @pytest.fixture(scope="module")
@@ -43,54 +51,21 @@ def daily(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return deliveries.write_daily(tmp_path_factory.mktemp("daily") / "all", days=DAYS, customers=60, seed=11)
 
 
-def full_run(spark: SparkSession, cfg, paths: list[Path], folder: Path) -> tuple[pd.DataFrame, LineCounts, dt.date]:
-    """A full run's features, counts and as-of date over ``paths``, as ``RunContext.read_validate`` gets them."""
-    raw = sources.read_raw(spark, cfg.input, files=[str(p) for p in paths])
-    copy_path = str(folder / f"copy-{len(paths)}-{cfg.features.window_days}")
-    validate.lines_for_copy(raw, cfg.input).write.parquet(copy_path)
-    validated = validate.validate(
-        spark.read.parquet(copy_path), cfg, today=today_in("UTC"), keep=lambda frame: frame.cache()
+def absorb(spark: SparkSession, cfg, path: Path, state: dict[str, DataFrame] | None, folder: Path):
+    """One delivery through the steps of ``incremental.read_increment`` (without a publisher): read, copy, label
+    against the state's lines, the state after it (written as a run publishes it, and read back)."""
+    raw = sources.read_raw(spark, cfg.input, files=[str(path)])
+    copy_path = folder / f"{path.stem}-copy"
+    validate.lines_for_copy(raw, cfg.input).write.parquet(str(copy_path))
+    absorbed = state[incremental.STATE_LINES] if state else None
+    new = validate.label_new_lines(
+        spark.read.parquet(str(copy_path)), cfg, today=today_in("UTC"), keep=lambda f: f.cache(), absorbed_df=absorbed
     )
-    features = customer_features(clean_lines(validated.lines, cfg.input), validated.as_of)
-    return as_sorted(features), validated.counts, validated.as_of
-
-
-def as_sorted(features: DataFrame) -> pd.DataFrame:
-    return features.toPandas().sort_values("customer_id").reset_index(drop=True)
-
-
-@dataclass(frozen=True)
-class Absorbed:
-    """An incremental run's increment, its features at its as-of date for each window asked, its state's counts."""
-
-    increment: incremental.Increment
-    features: dict[int | None, pd.DataFrame]
-    count_rows: list[tuple[dt.date | None, str | None, int]]
-
-
-def publish_state(spark: SparkSession, cfg, windows: tuple[int | None, ...] = ()) -> Absorbed:
-    """What an incremental run does up to its state, published as a run of its own (no model, no segments)."""
-    with RunContext(spark, cfg) as job:
-        increment = incremental.read_increment(job)
-        as_of = increment.validated.as_of
-        features = {w: as_sorted(features_from_state(increment.days, as_of, window_days=w)) for w in windows}
-        rows = [(r["day"], r["reason"], r["lines"]) for r in increment.tables["state_counts"].frame.collect()]
-        features_table = TableOutput(features_from_state(increment.days, as_of))  # every run has one
-        attempt = job.stage_outputs(as_of, {**increment.tables, "features": features_table})
-        manifest = build(
-            SCORING,
-            cfg,
-            attempt=attempt,
-            spark_version=spark.version,
-            counts={**increment.validated.counts.as_dict(), "customers": 0},
-            mapping={},
-            profile_rows=[],
-            history=HistorySection(),
-            incremental=increment.section,
-        )
-        incremental.check_still_newest(job, increment)
-        job.publish(manifest)
-    return Absorbed(increment, features, rows)
+    files = increments.files_frame(spark, [], None)
+    tables = incremental.merged(state, incremental.delta_tables(cfg, new, files, keep=lambda f: f.cache()))
+    for name, frame in tables.items():
+        frame.write.parquet(str(folder / f"{path.stem}-{name}"))
+    return new, {name: spark.read.parquet(str(folder / f"{path.stem}-{name}")) for name in tables}
 
 
 def test_thirty_daily_deliveries_give_a_full_runs_features_and_counts(
@@ -99,35 +74,27 @@ def test_thirty_daily_deliveries_give_a_full_runs_features_and_counts(
     """After each delivery (same-day duplicates, returns, an overlap with the previous file, late lines, dirty
     lines): every feature of every customer and the counts by reason equal a full run's over the same files, at
     the same as-of date; with a window too."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    cfg = job_config(tmp_path, str(folder), "input.incremental=true")
+    cfg = job_config(tmp_path, str(daily[0].parent), "input.incremental=true")
     windowed = cfg.model_copy(update={"features": cfg.features.model_copy(update={"window_days": WINDOW})})
-    late_total, copies_total = 0, 0
+    state, late, copies = None, 0, 0
     for day, path in enumerate(daily):
-        shutil.copy(path, folder / path.name)
-        absorbed = publish_state(spark, cfg, (None, WINDOW) if day % 5 == 4 else (None,))
-        increment, section = absorbed.increment, absorbed.increment.section
-        assert section.mode == ("first" if day == 0 else "incremental")
-        assert (section.files_read, section.files_in_state) == (1, day + 1)
-        late_total += section.late_lines
-        copies_total += section.new_copies
-
-        expected, counts, as_of = full_run(spark, cfg, daily[: day + 1], tmp_path)
-        assert increment.validated.as_of == as_of
-        assert increment.validated.counts == counts  # lines in, clean, by reason, out of window: exact
-        assert section.lines_in_state == counts.lines_in
-        pd.testing.assert_frame_equal(absorbed.features[None], expected, check_exact=False, rtol=0, atol=1e-9)
-
+        new, state = absorb(spark, cfg, path, state, tmp_path)
+        copies += new.copies
+        rows, as_of, counts = incremental.view_at(cfg, state[incremental.STATE_COUNTS])
+        late += sum(n for d, reason, n in rows if reason is None and day and d < as_of - dt.timedelta(days=1))
+        expected, full_counts, full_as_of = full_run(spark, cfg, tmp_path, [str(p) for p in daily[: day + 1]])
+        assert (as_of, counts) == (full_as_of, full_counts)  # lines in, clean, by reason, out of window: exact
+        got = as_sorted(features_from_state(state[incremental.STATE_DAYS], as_of))
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-9)
         if day % 5 == 4:  # a window: the same state answers it
-            expected_w, counts_w, _ = full_run(spark, windowed, daily[: day + 1], tmp_path)
-            assert counts_at(absorbed.count_rows, as_of, WINDOW) == counts_w
-            assert counts_w.out_of_window > 0
-            got_w = absorbed.features[WINDOW]
+            expected_w, counts_w, _ = full_run(spark, windowed, tmp_path, [str(p) for p in daily[: day + 1]])
+            assert counts_at(rows, as_of, WINDOW) == counts_w
+            assert counts_w.out_of_window > 0 or day < WINDOW
+            got_w = as_sorted(features_from_state(state[incremental.STATE_DAYS], as_of, window_days=WINDOW))
             pd.testing.assert_frame_equal(got_w, expected_w, check_exact=False, rtol=0, atol=1e-9)
-    assert late_total >= 5 and copies_total >= 2 * DAYS  # the planted late lines and copies were there
+    assert late > 0 and copies >= 2 * DAYS  # the planted late lines and copies were there
     assert counts.quarantined["duplicate_line"] >= 3 * DAYS
-    assert {"missing_customer_id", "invalid_number", "malformed_row"} <= set(counts.quarantined)
+    assert {"missing_customer_id", "invalid_number", "malformed_row", "invalid_timestamp"} <= set(counts.quarantined)
 
 
 def test_an_absorbed_file_that_changed_or_vanished_is_refused(
@@ -246,6 +213,7 @@ def committed_runs(out: Path) -> list[tuple[str, list[str]]]:
     )
 
 
+@pytest.mark.extended  # three driver processes of their own, as the fault tests (make test-extended)
 def test_a_killed_or_concurrent_incremental_run_leaves_the_state_whole(
     spark: SparkSession, tmp_path: Path, daily: list[Path]
 ) -> None:

@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ from segmentation.features.state import day_state, state_feature_table
 from segmentation.features.table import FeatureTable, feature_table
 from segmentation.input import diagnostics, increments, sources, validate
 from segmentation.input.clean import clean_lines
-from segmentation.input.quarantine import check_quarantine_share, counts_at, day_counts, input_key
+from segmentation.input.quarantine import LineCounts, check_quarantine_share, counts_at, day_counts, input_key
 from segmentation.input.reasons import DUPLICATE_LINE, LINE_HASH, REASON, TS
 from segmentation.input.rules import Period
 from segmentation.input.validate import NewLines, Validated
@@ -110,11 +111,10 @@ def read_increment(job: RunContext) -> Increment:
             read = dataclasses.replace(read, read_up_to=highest)
         absorbed = base.tables[STATE_LINES] if base is not None else None
         new = validate.label_new_lines(copy, cfg, today=today, keep=job.keep, absorbed_df=absorbed)
-        delta = _delta_tables(job, new, read, copy)
-        tables = delta if base is None else {name: base.tables[name].unionByName(delta[name]) for name in STATE_TABLES}
-        count_rows = [(r["day"], r[REASON], int(r["lines"])) for r in tables[STATE_COUNTS].collect()]  # days x reasons
-        as_of = cfg.features.as_of or _latest_day(count_rows, cfg)
-        counts = counts_at(count_rows, as_of, cfg.features.window_days)
+        files = increments.files_frame(job.spark, read.files or [], copy if read.files else None)
+        delta = delta_tables(cfg, new, files, keep=job.keep)
+        tables = merged(base.tables if base is not None else None, delta)
+        count_rows, as_of, counts = view_at(cfg, tables[STATE_COUNTS])
         check_quarantine_share(counts, cfg.quality.max_quarantine_share, cfg.input.source, key=input_key(cfg.input))
         section = _section(cfg, base, new, read, count_rows, tables[STATE_FILES])
         copies = counts.quarantined.get(DUPLICATE_LINE, 0) if cfg.input.exact_copies == "quarantine" else None
@@ -188,18 +188,36 @@ def _read_new(job: RunContext, base: BaseState | None) -> _Read:
     return _Read(raw, new, [*absorbed, *new], None)
 
 
-def _delta_tables(job: RunContext, new: NewLines, read: _Read, copy: DataFrame) -> dict[str, DataFrame]:
-    """This run's rows of the four state tables."""
-    cfg = job.cfg
+def delta_tables(
+    cfg: JobConfig, new: NewLines, files_df: DataFrame, *, keep: Callable[[DataFrame], DataFrame]
+) -> dict[str, DataFrame]:
+    """A delivery's rows of the four state tables, from its labeled lines and its files' rows."""
     absorbed = new.lines.filter(F.col(REASON).isNull())
-    files = increments.files_frame(job.spark, read.files or [], copy if read.files else None)
     parts = max(1, math.ceil(new.counts.lines_in / LINES_PER_FILE))  # a night's rows in a few files, not hundreds
     return {
-        STATE_DAYS: job.keep(day_state(clean_lines(new.lines, cfg.input)).coalesce(parts)),
+        STATE_DAYS: keep(day_state(clean_lines(new.lines, cfg.input)).coalesce(parts)),
         STATE_LINES: absorbed.select(F.to_date(TS).alias("day"), LINE_HASH).coalesce(parts),
-        STATE_COUNTS: job.keep(day_counts(new.lines).coalesce(1)),
-        STATE_FILES: files.coalesce(1),
+        STATE_COUNTS: keep(day_counts(new.lines).coalesce(1)),
+        STATE_FILES: files_df.coalesce(1),
     }
+
+
+def merged(base: Mapping[str, DataFrame] | None, delta: Mapping[str, DataFrame]) -> dict[str, DataFrame]:
+    """The state after a delivery: the base state's rows and the delivery's (every reader of the state adds up a
+    customer's day over its rows, so a day in both needs no merge here)."""
+    if base is None:
+        return dict(delta)
+    return {name: base[name].unionByName(delta[name]) for name in STATE_TABLES}
+
+
+def view_at(
+    cfg: JobConfig, counts_df: DataFrame
+) -> tuple[list[tuple[dt.date | None, str | None, int]], dt.date, LineCounts]:
+    """A state's counts rows (days x reasons, collected), the run's as-of date (``features.as_of``, or the latest
+    valid line's day) and the counts a full run over the same input gives at that date and window."""
+    rows = [(r["day"], r[REASON], int(r["lines"])) for r in counts_df.collect()]
+    as_of = cfg.features.as_of or _latest_day(rows, cfg)
+    return rows, as_of, counts_at(rows, as_of, cfg.features.window_days)
 
 
 def _latest_day(rows: list[tuple[dt.date | None, str | None, int]], cfg: JobConfig) -> dt.date:
