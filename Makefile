@@ -12,7 +12,7 @@ BENCH_ARGS ?=
 PLANTED_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup install check-java run history-demo test test-extended cluster-test connect-test lint docs package bench bench-value planted clean
+.PHONY: help setup install check-java run history-demo test test-extended cluster-test connect-test lint docs package bench bench-value bench-incremental planted clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,9 @@ bench: setup $(BENCH_STAMP) ## side-by-side benchmark against the tutorial PySpa
 
 bench-value: setup $(BENCH_STAMP) ## what the value stage costs: 20M lines with and without it, and pandas' memory (bench/README.md; about 25 min)
 	$(BIN)/python bench/value_cost.py --pandas $(VALUE_ARGS)
+
+bench-incremental: setup $(BENCH_STAMP) ## a nightly incremental score and run against full ones: 20M lines + a new day of 1% (bench/README.md; about 40 min)
+	$(BIN)/python bench/incremental_cost.py $(INCREMENTAL_ARGS)
 
 planted: setup ## the choice of k on every planted scenario, two seeds, against the truth (bench/results/planted.md; about 15 min)
 	$(BIN)/python bench/planted.py --output bench/results/planted.md $(PLANTED_ARGS)

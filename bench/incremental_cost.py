@@ -40,7 +40,8 @@ def overlay(work: Path, driver_memory: str, events: Path) -> Path:
     path = work / "incremental-bench.yaml"
     path.write_text(
         f"base: {impls.BASE_CONFIG}\nspark:\n  conf:\n    spark.driver.memory: {driver_memory}\n"
-        f"    spark.eventLog.enabled: 'true'\n    spark.eventLog.compress: 'false'\n    spark.eventLog.dir: 'file://{events}'\n"
+        f"    spark.eventLog.enabled: 'true'\n    spark.eventLog.compress: 'false'\n"
+        f"    spark.eventLog.dir: 'file://{events}'\n"
     )
     return path
 

@@ -22,6 +22,7 @@ from typing import Any
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from segmentation.config import CatalogOutputConfig, JobConfig, load
 from segmentation.demo import deliveries
@@ -279,6 +280,27 @@ def queries(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
     }
 
 
+def runs_table_of_an_earlier_version(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """A ``runs`` table made before ``lines_read`` and ``lines_in_state``: a publish adds them, null for old rows."""
+    earlier = CatalogOutputConfig(database="seg_earlier")
+    spark.sql("CREATE DATABASE IF NOT EXISTS seg_earlier")
+    old_fields = [f for f in catalog.RUNS_SCHEMA.fields if f.name not in catalog.ADDED_RUNS_COLUMNS]
+    old_row = {
+        **catalog.runs_row(
+            run_manifest(spark, catalog.begin(spark, earlier, as_of=JAN, run_id="old"), 1, SEGMENTATION),
+            model_path=None,
+        )
+    }
+    old = spark.createDataFrame([tuple(old_row[f.name] for f in old_fields)], T.StructType(old_fields))
+    old.write.partitionBy("as_of_date", "run_id").saveAsTable(catalog.table_name(earlier, catalog.RUNS))
+    publish(spark, earlier, FEB, "main", frames(spark, 2), 2)
+    runs = spark.table(catalog.table_name(earlier, catalog.RUNS)).orderBy("as_of_date")
+    return {
+        "columns": runs.columns,
+        "rows": [[r["run_id"], r["lines_read"], r["lines_in_state"]] for r in runs.collect()],
+    }
+
+
 def incremental_from_a_table(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
     """Incremental runs over a catalog table with an ingest-date column, publishing their state as catalog tables
     (database ``seg_inc``): three days, then three more; each compared with a full run over the same rows."""
@@ -338,6 +360,7 @@ STEPS: dict[str, Step] = {
     "concurrent_publish": concurrent_publish,
     "scoring_run": scoring_run,
     "queries": queries,
+    "runs_table_of_an_earlier_version": runs_table_of_an_earlier_version,
     "incremental_from_a_table": incremental_from_a_table,
 }
 WORK = Path(".")  # the driver's folder (main sets it)

@@ -290,3 +290,10 @@ def test_incremental_runs_over_a_table_with_an_ingest_date_column(steps: dict) -
         assert run["same_counts"] and run["same_as_of"] and run["same_customers"]
         assert run["largest_difference"] <= 1e-9
     assert {"state_counts", "state_days", "state_files", "state_lines", "features", "runs"} <= set(step["tables"])
+
+
+@hive
+def test_a_runs_table_of_an_earlier_version_gets_the_new_columns(steps: dict) -> None:
+    step = steps["runs_table_of_an_earlier_version"]
+    assert step["columns"][-4:] == ["lines_read", "lines_in_state", "as_of_date", "run_id"]
+    assert step["rows"] == [["old", None, None], ["main", 20, None]]  # a full run read its 20 lines, kept no state

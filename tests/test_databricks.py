@@ -13,6 +13,7 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
 from segmentation import config
+from segmentation.cli.parser import build_parser
 from segmentation.demo import generate
 from segmentation.jobs import segment
 from segmentation.publish import files, storage
@@ -108,6 +109,13 @@ def test_the_bundle_names_an_entry_point_of_the_built_wheel(artefacts: Path) -> 
     parameters = wheel_task["parameters"]
     assert parameters[0] == "run" and parameters[parameters.index("--config") + 1].endswith("conf/databricks.yaml")
     assert task["libraries"] == [{"whl": "./dist/*.whl"}]
+    (nightly,) = bundle["resources"]["jobs"]["segmentation_score_nightly"]["tasks"]  # docs/nightly.md
+    scoring = nightly["python_wheel_task"]
+    assert scoring["entry_point"] == wheel_task["entry_point"] and nightly["libraries"] == task["libraries"]
+    arguments = scoring["parameters"]
+    assert arguments[0] == "score" and "--incremental" in arguments
+    assert arguments[arguments.index("--model") + 1] == "${var.output_path}"  # the retrain job's output root
+    build_parser().parse_args([a.replace("${", "").replace("}", "") for a in arguments])  # the command line takes them
 
 
 @pytest.mark.parametrize("name", ["databricks.yaml", "demo.yaml"])

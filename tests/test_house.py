@@ -165,6 +165,9 @@ class RecordingPublisher:
     def manifests(self, run_id: str) -> list[object]:
         return []
 
+    def manifest(self, as_of: dt.date, run_id: str) -> object:
+        raise InputError("no runs in memory")
+
     def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
         raise InputError("no runs in memory")
 

@@ -3,7 +3,6 @@ run over the same files gives; the jobs' incremental path end to end; absorbed f
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -17,11 +16,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from segmentation.demo import deliveries
 from segmentation.errors import InputError
 from segmentation.features.state import features_from_state
+from segmentation.features.table import customer_features
 from segmentation.input import increments, sources, validate
+from segmentation.input.clean import clean_lines
 from segmentation.input.quarantine import counts_at
 from segmentation.jobs import incremental, score, segment
 from segmentation.runtime.timing import today_in
@@ -76,12 +78,15 @@ def test_thirty_daily_deliveries_give_a_full_runs_features_and_counts(
     the same as-of date; with a window too."""
     cfg = job_config(tmp_path, str(daily[0].parent), "input.incremental=true")
     windowed = cfg.model_copy(update={"features": cfg.features.model_copy(update={"window_days": WINDOW})})
-    state, late, copies = None, 0, 0
+    state, copies, late_days, as_of = None, 0, [], None
     for day, path in enumerate(daily):
         new, state = absorb(spark, cfg, path, state, tmp_path)
         copies += new.copies
-        rows, as_of, counts = incremental.view_at(cfg, state[incremental.STATE_COUNTS])
-        late += sum(n for d, reason, n in rows if reason is None and day and d < as_of - dt.timedelta(days=1))
+        if as_of is not None:  # valid new lines dated up to the last as-of date: the planted late lines only
+            dated = F.to_date(new.lines["_ts"])
+            if new.lines.filter(F.col("reason").isNull() & (dated <= F.lit(as_of))).count():
+                late_days.append(day)
+        rows, as_of, counts = incremental.view_at(cfg, state[incremental.STATE_COUNTS], today=today_in("UTC"))
         expected, full_counts, full_as_of = full_run(spark, cfg, tmp_path, [str(p) for p in daily[: day + 1]])
         assert (as_of, counts) == (full_as_of, full_counts)  # lines in, clean, by reason, out of window: exact
         got = as_sorted(features_from_state(state[incremental.STATE_DAYS], as_of))
@@ -92,9 +97,36 @@ def test_thirty_daily_deliveries_give_a_full_runs_features_and_counts(
             assert counts_w.out_of_window > 0 or day < WINDOW
             got_w = as_sorted(features_from_state(state[incremental.STATE_DAYS], as_of, window_days=WINDOW))
             pd.testing.assert_frame_equal(got_w, expected_w, check_exact=False, rtol=0, atol=1e-9)
-    assert late > 0 and copies >= 2 * DAYS  # the planted late lines and copies were there
+    assert late_days == [d for d in range(DAYS) if d % 5 == 4]  # the planted late lines, and nothing else
+    assert copies >= 2 * DAYS  # the planted copies were there
     assert counts.quarantined["duplicate_line"] >= 3 * DAYS
     assert {"missing_customer_id", "invalid_number", "malformed_row", "invalid_timestamp"} <= set(counts.quarantined)
+
+
+def test_exact_copies_kept_count_once_as_in_a_full_run(spark: SparkSession, tmp_path: Path, daily: list[Path]) -> None:
+    """``input.exact_copies: keep``: copies stay purchases and are counted once each, within a delivery and across
+    deliveries (each delivery repeats lines of the one before and some of its own), as a full run counts them."""
+    cfg = job_config(tmp_path, str(daily[0].parent), "input.incremental=true", "input.exact_copies=keep")
+    state, copies = None, 0
+    for day, path in enumerate(daily[:3]):
+        new, state = absorb(spark, cfg, path, state, tmp_path)
+        copies += new.copies
+        _, as_of, counts = incremental.view_at(cfg, state[incremental.STATE_COUNTS], today=today_in("UTC"))
+        validated_copies, expected, full_counts = full_copies(spark, cfg, tmp_path, daily[: day + 1])
+        assert copies == validated_copies > 0
+        assert counts == full_counts and "duplicate_line" not in counts.quarantined
+        got = as_sorted(features_from_state(state[incremental.STATE_DAYS], as_of))
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-9)
+
+
+def full_copies(spark: SparkSession, cfg, folder: Path, paths: list[Path]):
+    """A full run's exact copies, features and counts over ``paths``."""
+    raw = sources.read_raw(spark, cfg.input, files=[str(p) for p in paths])
+    copy_path = folder / f"keep-copy-{len(paths)}"
+    validate.lines_for_copy(raw, cfg.input).write.parquet(str(copy_path))
+    validated = validate.validate(spark.read.parquet(str(copy_path)), cfg, today=today_in("UTC"), keep=lambda f: f)
+    features = as_sorted(customer_features(clean_lines(validated.lines, cfg.input), validated.as_of))
+    return validated.exact_copies, features, validated.counts
 
 
 def test_an_absorbed_file_that_changed_or_vanished_is_refused(

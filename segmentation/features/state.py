@@ -11,8 +11,9 @@ added to. What can: one row per customer and day of clean lines, holding
 ``features_from_state`` then gives, for any as-of date and window, exactly ``table.customer_features`` of the
 clean lines dated in that window: the days come from the day rows, distinct counts from the union of the sets,
 money from the sums (rounded to 4 decimals once, for the customer, as ``customer_features`` rounds them).
-``merge_states`` adds a state of new lines to an older one. This is the state nightly incremental runs keep
-(issue 35); which lines reach it (validation, exact copies across deliveries) is the caller's.
+``merge_states`` merges a state of new lines into an older one, day by day; the state nightly incremental runs
+publish (``jobs.incremental``) appends the new rows instead, since every reader here adds up a customer's day
+over its rows. Which lines reach it (validation, exact copies across deliveries) is the caller's.
 """
 
 from __future__ import annotations

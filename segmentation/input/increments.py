@@ -121,7 +121,7 @@ def rows_after(cfg: InputConfig, read_up_to: str | None, kind: T.DataType) -> Co
     return quoted(cfg.incremental_column) > F.lit(read_up_to).cast(kind)
 
 
-def highest_read(copy_df: DataFrame, cfg: InputConfig, kind: T.DataType, before: str | None) -> str | None:
+def highest_read(copy_df: DataFrame, cfg: InputConfig, *, kind: T.DataType, before: str | None) -> str | None:
     """The highest value of ``input.incremental_column`` among the lines read (from the work copy's ``_source``,
     as text), or ``before`` when none was read."""
     assert cfg.incremental_column is not None

@@ -84,17 +84,23 @@ def day_counts(labeled_df: DataFrame) -> DataFrame:
 
 
 def counts_at(
-    rows: Iterable[tuple[dt.date | None, str | None, int]], as_of: dt.date, window_days: int | None
+    rows: Iterable[tuple[dt.date | None, str | None, int]],
+    as_of: dt.date,
+    window_days: int | None,
+    *,
+    last_valid: dt.date | None = None,
 ) -> LineCounts:
     """A full run's counts at ``as_of`` and window from ``(day, reason, lines)`` rows (``day_counts``, summed over
-    deliveries): a dated line outside the window is out of window, unless it was dated after the last valid day."""
+    deliveries): a dated line outside the window is out of window, unless it is dated after the last valid day
+    (``last_valid``: the later of the as-of date and today), where it keeps its reason."""
     first = as_of - dt.timedelta(days=window_days - 1) if window_days is not None else None
+    last = max(as_of, last_valid or as_of)
     clean, out, quarantined = 0, 0, Counter[str]()
     for day, reason, lines in rows:
         inside = day is not None and day <= as_of and (first is None or day >= first)
         if reason is None:
             clean, out = (clean + lines, out) if inside else (clean, out + lines)
-        elif inside or day is None or reason == AFTER_TODAY:
+        elif inside or day is None or reason == AFTER_TODAY or day > last:
             quarantined[reason] += lines
         else:
             out += lines

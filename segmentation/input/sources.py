@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -106,20 +105,16 @@ def read_raw(
 
 
 def _reader_options(cfg: InputConfig, paths: Sequence[str]) -> dict[str, str]:
-    """``basePath`` when some of a folder's files are read (an incremental run's new files): the columns its
-    sub-folder names give (``date=2024-06-30/``) are read as when the whole folder is."""
+    """``basePath`` when some files of a folder are read (an incremental run's new files, as Spark lists them): the
+    columns its sub-folder names give (``date=2024-06-30/``) are read as when the whole folder is. Not for a glob,
+    nor for ``input.path`` itself or a single file it names."""
     assert cfg.path is not None
-    whole = [cfg.path]
-    if list(paths) == whole or any(c in cfg.path for c in "*?[{"):
+    given = cfg.path.rstrip("/")
+    if list(paths) == [cfg.path] or any(c in cfg.path for c in "*?[{"):
         return {}
-    base = _bare(cfg.path)
-    inside = all(_bare(p).startswith(base + "/") for p in paths)
-    return {"basePath": cfg.path.rstrip("/")} if inside else {}
-
-
-def _bare(path: str) -> str:
-    """A path without a trailing slash, a local one without its ``file:`` scheme (Spark lists ``file:/…``)."""
-    return re.sub(r"^file:/*", "/", path).rstrip("/")
+    if len(paths) == 1 and paths[0].rstrip("/").endswith("/" + given.split("/")[-1]):
+        return {}  # the file input.path names
+    return {"basePath": given}
 
 
 def selected(located: DataFrame, cfg: InputConfig) -> DataFrame:

@@ -37,7 +37,7 @@ from segmentation.input.customers import with_customer_reason
 from segmentation.input.diagnostics import failure_hint
 from segmentation.input.duplicates import label_lines, with_line_keys
 from segmentation.input.quarantine import LineCounts, check_quarantine_share, count_lines, input_key
-from segmentation.input.reasons import AFTER_TODAY, DUPLICATE_LINE, LINE_HASH, MALFORMED, OUT_OF_WINDOW, REASON, TS
+from segmentation.input.reasons import DUPLICATE_LINE, LINE_HASH, MALFORMED, OUT_OF_WINDOW, REASON, TS
 from segmentation.input.rules import Period, latest_valid_date, with_line_reason
 from segmentation.input.sources import TRANSACTION_COLUMNS
 
@@ -116,14 +116,12 @@ class NewLines:
 
     ``lines``: every new line with its reason: null for a line the state absorbs (every valid line dated up to the
     last valid day, whatever the run's window); ``counts``: the new lines' counts (none out of window);
-    ``copies``: new lines that copy a line read before (in this delivery or absorbed by the state);
-    ``latest``: the latest valid line's date (None: no valid line).
+    ``copies``: new lines that copy a line read before (in this delivery or absorbed by the state).
     """
 
     lines: DataFrame
     counts: LineCounts
     copies: int
-    latest: dt.date | None
 
 
 def label_new_lines(
@@ -154,7 +152,6 @@ def label_new_lines(
         labeled, earlier = with_absorbed_copies(labeled, absorbed_df, keep=keep, quarantine=quarantine_copies)
         copies += earlier
     counts = count_lines(labeled)
-    latest = latest_valid_date(labeled, None)
     log.info(
         "new lines=%d absorbed=%d quarantined=%d %s; %d copy a line read before",
         counts.lines_in,
@@ -172,7 +169,7 @@ def label_new_lines(
             explain=lambda: failure_hint(labeled, counts, cfg),
             key=input_key(cfg.input),
         )
-    return NewLines(labeled, counts, copies, latest)
+    return NewLines(labeled, counts, copies)
 
 
 def _without_copies_of_absorbed(counts: LineCounts, copies: int) -> LineCounts:
@@ -187,7 +184,8 @@ def with_absorbed_copies(
     labeled_df: DataFrame, absorbed_df: DataFrame, *, keep: Callable[[DataFrame], DataFrame], quarantine: bool
 ) -> tuple[DataFrame, int]:
     """Valid new lines whose day and hash a line the state absorbed has: ``duplicate_line`` (kept clean without
-    ``quarantine``), and how many there are. Only the absorbed lines of the new lines' days are read."""
+    ``quarantine``), and how many more copies that makes: one per distinct line (the delivery's own copies of it
+    are counted by ``label_lines`` already). The absorbed lines are filtered to the new lines' days."""
     day, valid = F.to_date(TS), F.col(REASON).isNull()
     keys = labeled_df.filter(valid).select(day.alias("day"), LINE_HASH)
     days = [r["day"] for r in keys.select("day").distinct().collect()]  # O(days) rows
@@ -195,11 +193,11 @@ def with_absorbed_copies(
         return labeled_df, 0
     earlier = absorbed_df.filter(F.col("day").isin(days)).select("day", LINE_HASH).distinct()
     hits = keep(keys.distinct().join(earlier, ["day", LINE_HASH], "left_semi").withColumn("_absorbed", F.lit(True)))
-    if hits.isEmpty():
+    count = hits.count()
+    if not count:
         return labeled_df, 0
     joined = labeled_df.withColumn("day", day).join(hits, ["day", LINE_HASH], "left")
     copy = valid & F.col("_absorbed").isNotNull()
-    count = joined.filter(copy).count()
     if quarantine:
         joined = joined.withColumn(REASON, F.when(copy, F.lit(DUPLICATE_LINE)).otherwise(F.col(REASON)))
     return joined.drop("day", "_absorbed"), count
@@ -207,9 +205,9 @@ def with_absorbed_copies(
 
 def in_run_window(new_df: DataFrame, period: Period) -> DataFrame:
     """An incremental run's new lines as its own quarantine shows them: a dated line outside the run's window
-    (``period``) is out of window, as in a full run; what is after the last valid day stays quarantined."""
+    (``period``) is out of window, as in a full run; one dated after the last valid day stays quarantined."""
     dated = F.col(TS).isNotNull() & (F.col(REASON).isNull() | (F.col(REASON) != MALFORMED))
-    outside = dated & ~period.contains() & (F.col(REASON).isNull() | (F.col(REASON) != AFTER_TODAY))
+    outside = dated & ~period.contains() & ~period.after_last_valid()
     return new_df.withColumn(REASON, F.when(outside, F.lit(OUT_OF_WINDOW)).otherwise(F.col(REASON)))
 
 

@@ -14,10 +14,11 @@ another date, never depends on a run that may be replaced.
 - ``state_files``: each absorbed file's path, size, modified time and lines (empty for a table; its
   ``input.incremental_column`` value read up to is in the manifest).
 
-The base is the newest committed run of this run id with a state (``--rebuild``: none). Before publishing, a run
-checks that no other run has published a state since it read its base; together with the commit protocol (two
-runs of one date and run id: the first to commit wins), two incremental runs at once cannot both publish a state
-built on the same base.
+The base is the newest committed run of this run id with a state (``--rebuild``: none). Two runs of one date and
+run id at once: the first to commit wins and the other fails (the commit protocol). Before publishing, a run also
+checks that no other run has published a state since it read its base; that check and the commit are two steps,
+so runs of other dates that commit at the same moment can both publish. Each state lists the files it absorbed,
+so neither is wrong; the docs ask for one run per output root and run id at a time.
 """
 
 from __future__ import annotations
@@ -107,16 +108,16 @@ def read_increment(job: RunContext) -> Increment:
         read = _read_new(job, base)
         copy = job.work_copy(validate.lines_for_copy(read.raw, cfg.input), "lines")
         if read.kind is not None:  # a table: the highest value of input.incremental_column read so far
-            highest = increments.highest_read(copy, cfg.input, read.kind, read.read_up_to)
+            highest = increments.highest_read(copy, cfg.input, kind=read.kind, before=read.read_up_to)
             read = dataclasses.replace(read, read_up_to=highest)
         absorbed = base.tables[STATE_LINES] if base is not None else None
         new = validate.label_new_lines(copy, cfg, today=today, keep=job.keep, absorbed_df=absorbed)
         files = increments.files_frame(job.spark, read.files or [], copy if read.files else None)
         delta = delta_tables(cfg, new, files, keep=job.keep)
         tables = merged(base.tables if base is not None else None, delta)
-        count_rows, as_of, counts = view_at(cfg, tables[STATE_COUNTS])
+        count_rows, as_of, counts = view_at(cfg, tables[STATE_COUNTS], today=today)
         check_quarantine_share(counts, cfg.quality.max_quarantine_share, cfg.input.source, key=input_key(cfg.input))
-        section = _section(cfg, base, new, read, count_rows, tables[STATE_FILES])
+        section = _section(cfg, base, new, read, count_rows)
         copies = counts.quarantined.get(DUPLICATE_LINE, 0) if cfg.input.exact_copies == "quarantine" else None
         period = Period.of(as_of, cfg.features.window_days, today)
         validated = Validated(
@@ -173,6 +174,7 @@ def _read_new(job: RunContext, base: BaseState | None) -> _Read:
         kind = increments.table_type(spark, inp)
         before = base.section.read_up_to if base is not None else None
         raw = sources.read_raw(spark, inp, rows_after=increments.rows_after(inp, before, kind))
+        diagnostics.check_timestamp_sample(raw, inp)
         return _Read(raw, None, [], before, kind)
     listed = increments.listed_files(spark, inp)
     if not listed:
@@ -211,13 +213,13 @@ def merged(base: Mapping[str, DataFrame] | None, delta: Mapping[str, DataFrame])
 
 
 def view_at(
-    cfg: JobConfig, counts_df: DataFrame
+    cfg: JobConfig, counts_df: DataFrame, *, today: dt.date
 ) -> tuple[list[tuple[dt.date | None, str | None, int]], dt.date, LineCounts]:
     """A state's counts rows (days x reasons, collected), the run's as-of date (``features.as_of``, or the latest
-    valid line's day) and the counts a full run over the same input gives at that date and window."""
+    valid line's day) and the counts a full run over the same input gives at that date and window on ``today``."""
     rows = [(r["day"], r[REASON], int(r["lines"])) for r in counts_df.collect()]
     as_of = cfg.features.as_of or _latest_day(rows, cfg)
-    return rows, as_of, counts_at(rows, as_of, cfg.features.window_days)
+    return rows, as_of, counts_at(rows, as_of, cfg.features.window_days, last_valid=today)
 
 
 def _latest_day(rows: list[tuple[dt.date | None, str | None, int]], cfg: JobConfig) -> dt.date:
@@ -237,7 +239,6 @@ def _section(
     new: NewLines,
     read: _Read,
     rows: list[tuple[dt.date | None, str | None, int]],
-    files_df: DataFrame,
 ) -> IncrementalSection:
     """The manifest's record of this run's state."""
     mode = "incremental" if base is not None else "rebuild" if cfg.input.rebuild_state else "first"
@@ -245,7 +246,7 @@ def _section(
     new_days = new.lines.filter(F.col(REASON).isNull()).agg(
         F.min(F.to_date(TS)).alias("first"),
         F.max(F.to_date(TS)).alias("last"),
-        F.sum(F.when(F.to_date(TS) < F.lit(base_as_of), 1).otherwise(0)).alias("late") if base_as_of else F.lit(0),
+        F.sum(F.when(F.to_date(TS) <= F.lit(base_as_of), 1).otherwise(0)).alias("late") if base_as_of else F.lit(0),
     )
     first_day, last_day, late = new_days.first() or (None, None, 0)
     files_read = len(read.files) if read.files is not None else None
@@ -270,10 +271,13 @@ def _section(
 
 
 def newest_state(job: RunContext) -> Manifest | None:
-    """The manifest of the newest committed run of this run id that has a state (latest as-of date, then the
-    latest created), or None."""
-    found = [m for m in job.publisher.manifests(job.cfg.output.run_id) if m.incremental is not None]
-    return max(found, key=lambda m: (m.as_of_date, m.created_utc)) if found else None
+    """The manifest of the newest committed run (latest as-of date) of this run id that has a state, or None."""
+    run_id = job.cfg.output.run_id
+    for as_of, _ in reversed(job.publisher.committed_runs(run_id)):  # newest first: one manifest read, as a rule
+        manifest = job.publisher.manifest(as_of, run_id)
+        if manifest.incremental is not None:
+            return manifest
+    return None
 
 
 def read_state(job: RunContext, manifest: Manifest) -> BaseState:

@@ -65,6 +65,11 @@ def score(
         raise InputError(f"--model: {exc}") from None
     cfg = training_config(cfg, trained, model_folder)
     cfg = cfg.model_copy(update={"privacy": _privacy_of(cfg, trained)})  # recorded as applied, compared so
+    if cfg.input.incremental and cfg.privacy.pseudonymize_ids:
+        raise ConfigError(
+            f"input.incremental: the model in {model_folder!r} pseudonymised its customer ids, so this scoring run "
+            "does too, and an incremental state would keep the raw ids; score without --incremental"
+        )
     key = load_key(cfg.privacy)
     mapping, names = trained.mapping, trained.segment_names
     spec = pipeline.feature_spec(cfg)

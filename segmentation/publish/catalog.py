@@ -224,6 +224,7 @@ def commit(staging: CatalogStaging, run_row: Mapping[str, Any]) -> None:
         spark, {t: functools.partial(_prepare_target, spark, cfg, t, source) for t, source in staged.items()}
     )
     runs = targets.pop(RUNS)  # every check is done before any table a reader uses changes
+    _add_columns(spark, runs)
     _unpublish(spark, runs, as_of, run_id)
     _all_at_once(
         spark,
@@ -374,6 +375,7 @@ class _Target:
     name: str
     provider: str
     columns: Sequence[str]
+    added: Sequence[tuple[str, str]] = ()  # columns a ``runs`` table made by an earlier version lacks (and type)
 
 
 def _prepare_target(spark: SparkSession, cfg: CatalogOutputConfig, table: str, source: str) -> _Target:
@@ -394,17 +396,22 @@ def _prepare_target(spark: SparkSession, cfg: CatalogOutputConfig, table: str, s
         )
     have = _data_columns(spark.table(name))
     want = _data_columns(staged)
-    if table == RUNS and (added := [(c, t) for c, t in want if c in ADDED_RUNS_COLUMNS and (c, t) not in have]):
-        # a runs table made before these columns: they are added (null for the runs already there)
-        spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({', '.join(f'{quote_identifier(c)} {t}' for c, t in added)})")
-        log.info("added the columns %s to %s", [c for c, _ in added], name)
-        have = _data_columns(spark.table(name))
+    added = [(c, t) for c, t in want if table == RUNS and c in ADDED_RUNS_COLUMNS and (c, t) not in have]
+    have = [*have, *added]  # a runs table made before these columns: added by commit, after every check
     if {c.lower(): t for c, t in have} != {c.lower(): t for c, t in want}:
         raise RunFailed(
             f"table {name} has the columns {_listed(have)} but this run's {table} has {_listed(want)}; this run was "
             "not published (drop or rename that table, or publish to another database)"
         )
-    return _Target(name, provider, [c for c, _ in have])
+    return _Target(name, provider, [c for c, _ in have], added)
+
+
+def _add_columns(spark: SparkSession, target: _Target) -> None:
+    """Add the columns an earlier version's table lacks (null for the rows already there)."""
+    if target.added:
+        listed = ", ".join(f"{quote_identifier(c)} {t}" for c, t in target.added)
+        spark.sql(f"ALTER TABLE {target.name} ADD COLUMNS ({listed})")
+        log.info("added the columns %s to %s", [c for c, _ in target.added], target.name)
 
 
 def _data_columns(frame: DataFrame) -> list[tuple[str, str]]:

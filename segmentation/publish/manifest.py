@@ -291,7 +291,7 @@ class ModelRef(_Section):
 
 class IncrementalSection(_Section):
     """An incremental run's state (``input.incremental``): how it was made, what this run read into it and what it
-    holds. Counts of lines are of the input, clean or not; ``late_lines``: valid new lines dated before ``base``'s
+    holds. Counts of lines are of the input, clean or not; ``late_lines``: valid new lines dated up to ``base``'s
     as-of date."""
 
     mode: Literal["first", "incremental", "rebuild"]  # first: no state was found; rebuild: --rebuild

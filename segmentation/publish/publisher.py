@@ -114,6 +114,10 @@ class Publisher(Protocol):
         """The manifest of every committed run of ``run_id``."""
         ...
 
+    def manifest(self, as_of: dt.date, run_id: str) -> Manifest:
+        """The manifest of the committed run of ``as_of`` and ``run_id``; ``InputError`` if there is none."""
+        ...
+
     def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
         """The committed run of ``as_of`` and ``run_id``; ``InputError`` naming where it was looked for."""
         ...

@@ -105,6 +105,9 @@ class FilePublisher:
             for d, r in self.committed_runs(run_id)
         ]
 
+    def manifest(self, as_of: dt.date, run_id: str) -> Manifest:
+        return files.read_manifest(self._storage, files.resolve_run(self._storage, as_of, run_id))
+
     def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
         folder = files.run_folder(self._storage.root, as_of, run_id)
         try:
@@ -234,6 +237,9 @@ class CatalogPublisher:
             return []
         rows = self.spark.table(runs).where(F.col(RUN_ID) == run_id).select(AS_OF_DATE, "manifest_json").collect()
         return [parse(json.loads(r["manifest_json"]), f"{runs} (as-of {r[AS_OF_DATE]}, run id {run_id})") for r in rows]
+
+    def manifest(self, as_of: dt.date, run_id: str) -> Manifest:
+        return self.read_run(as_of, run_id).manifest
 
     def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
         runs = table_name(self.settings, RUNS)
