@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
@@ -239,14 +240,18 @@ class CatalogPublisher:
         return [parse(json.loads(r["manifest_json"]), f"{runs} (as-of {r[AS_OF_DATE]}, run id {run_id})") for r in rows]
 
     def manifest(self, as_of: dt.date, run_id: str) -> Manifest:
-        return self.read_run(as_of, run_id).manifest
+        return self._manifest_and_row(as_of, run_id)[0]
 
-    def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
+    def _manifest_and_row(self, as_of: dt.date, run_id: str) -> tuple[Manifest, dict[str, Any]]:
         runs = table_name(self.settings, RUNS)
         row = catalog.run_row(self.spark, self.settings, as_of=as_of, run_id=run_id)
         if row is None:
             raise InputError(f"no committed run of as-of date {as_of.isoformat()}, run id {run_id} in {runs}")
-        manifest = parse(json.loads(row["manifest_json"]), f"{runs} (as-of {as_of.isoformat()}, run id {run_id})")
+        return parse(json.loads(row["manifest_json"]), f"{runs} (as-of {as_of.isoformat()}, run id {run_id})"), row
+
+    def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
+        runs = table_name(self.settings, RUNS)
+        manifest, row = self._manifest_and_row(as_of, run_id)
         features = self.spark.table(table_name(self.settings, "features")).where(partition_condition(as_of, run_id))
         features = features.drop(AS_OF_DATE, RUN_ID)
         return StoredRun(as_of, run_id, runs, manifest, row["model_path"], features)
