@@ -35,6 +35,7 @@ NOT_ON_THE_OUTPUT_ROOT = {
     "config/paths.py",
     "input/sources.py",
     "demo/generate.py",
+    "demo/deliveries.py",  # planted daily files for incremental runs (tests, the benchmark)
     "cli/main.py",  # Spark's own log file of the process (its folder, whether it was written)
     "cli/reference.py",  # the docs' generated reference pages
     "runtime/class_data.py",  # the JVM's class archive, in the user's cache folder

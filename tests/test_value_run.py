@@ -160,7 +160,7 @@ def test_a_log_where_nobody_bought_twice_is_not_fitted_and_says_why(spark: Spark
 def test_one_purchase_only_returns_and_non_positive_mean_values(spark: SparkSession) -> None:
     """Customers who bought once are valued at the population's mean spend; a customer with only returns has no
     purchase day and no value; a mean repeat value of 0 or less is left out of the spend model and said so."""
-    log, _ = buyers.simulate(300, TRUTH, seed=3)
+    log, _ = buyers.simulate(2000, TRUTH, seed=3)  # enough buyers to identify the dropout
     rows = [
         (str(r.customer_id), at(f"{r.date[:4]}-{r.date[4:6]}-{r.date[6:]}"), False, float(r.dollar_value))
         for r in log.itertuples()
