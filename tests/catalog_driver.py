@@ -26,10 +26,13 @@ from pyspark.sql import types as T
 
 from segmentation.config import CatalogOutputConfig, JobConfig, load
 from segmentation.demo import deliveries
-from segmentation.errors import RunFailed
+from segmentation.errors import SegmentationError
+from segmentation.history import listing
 from segmentation.input.quarantine import LineCounts
-from segmentation.publish import catalog
+from segmentation.publish import catalog, for_root
+from segmentation.publish.checks import BaselineRef, DriftMeasure, DriftSection
 from segmentation.publish.manifest import SCORING, SEGMENTATION, HistorySection, Manifest, build
+from segmentation.publish.publishers import CatalogPublisher
 
 from . import incremental_steps
 
@@ -175,7 +178,7 @@ def snapshot(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
 def _failure(call: Callable[[], Any]) -> dict[str, str]:
     try:
         call()
-    except (RunFailed, PySparkException) as exc:
+    except (SegmentationError, PySparkException) as exc:
         return {"error": type(exc).__name__, "message": str(exc).splitlines()[0][:600]}
     raise AssertionError("expected a failure")
 
@@ -284,7 +287,7 @@ def runs_table_of_an_earlier_version(spark: SparkSession, cfg: CatalogOutputConf
     """A ``runs`` table made before ``lines_read`` and ``lines_in_state``: a publish adds them, null for old rows."""
     earlier = CatalogOutputConfig(database="seg_earlier")
     spark.sql("CREATE DATABASE IF NOT EXISTS seg_earlier")
-    old_fields = [f for f in catalog.RUNS_SCHEMA.fields if f.name not in catalog.ADDED_RUNS_COLUMNS]
+    old_fields = [f for f in catalog.RUNS_SCHEMA.fields if f.name not in catalog.ADDED_COLUMNS[catalog.RUNS]]
     old_row = {
         **catalog.runs_row(
             run_manifest(spark, catalog.begin(spark, earlier, as_of=JAN, run_id="old"), 1, SEGMENTATION),
@@ -351,6 +354,50 @@ def incremental_from_a_table(spark: SparkSession, cfg: CatalogOutputConfig) -> d
     return held
 
 
+def held_and_promoted(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
+    """A run the drift checks held (database ``seg_drift``): published, but the current run stays the one before;
+    then promoted through the catalog publisher; then promoted again (refused)."""
+    settings = CatalogOutputConfig(database="seg_drift")
+    section = DriftSection(
+        status="held",
+        action="hold",
+        baseline=BaselineRef(as_of_date=JAN.isoformat(), run_id="main"),
+        measures=[
+            DriftMeasure(
+                measure="segment_psi",
+                subject="all segments",
+                value=0.5,
+                threshold=0.02,
+                threshold_from="calibrated",
+                status="warn",
+                severity=25.0,
+            )
+        ],
+    )
+    for as_of, version, drift in ((JAN, 1, None), (FEB, 2, section)):
+        staging = catalog.begin(spark, settings, as_of=as_of, run_id="main")
+        catalog.stage(staging, frames(spark, version))
+        manifest = run_manifest(spark, staging, version, SEGMENTATION).model_copy(update={"drift": drift})
+        catalog.commit(staging, catalog.runs_row(manifest, model_path=None))
+
+    def state() -> dict[str, Any]:
+        current = catalog.run_row(spark, settings)
+        rows = spark.table(catalog.table_name(settings, catalog.RUNS)).orderBy("as_of_date").collect()
+        return {
+            "current": None if current is None else current["as_of_date"].isoformat(),
+            "rows": [[r["as_of_date"].isoformat(), r["drift_status"], r["held"]] for r in rows],
+            "listed": [[r.as_of_date, r.drift] for r in listing.catalog_runs(spark, settings)],
+        }
+
+    held = {"held": state()}
+    publisher = CatalogPublisher(spark, for_root(spark, str(WORK / "drift_models")), settings, "main")
+    publisher.promote(FEB, "main")
+    held["promoted"] = state()
+    held["promoted_utc"] = publisher.manifest(FEB, "main").drift.promoted_utc is not None  # type: ignore[union-attr]
+    held["again"] = _failure(lambda: publisher.promote(FEB, "main"))
+    return held
+
+
 STEPS: dict[str, Step] = {
     "first_publish": first_publish,
     "second_publish": second_publish,
@@ -362,6 +409,7 @@ STEPS: dict[str, Step] = {
     "queries": queries,
     "runs_table_of_an_earlier_version": runs_table_of_an_earlier_version,
     "incremental_from_a_table": incremental_from_a_table,
+    "held_and_promoted": held_and_promoted,
 }
 WORK = Path(".")  # the driver's folder (main sets it)
 

@@ -100,6 +100,8 @@ def test_runs_row_of_a_segmentation_run() -> None:
         "manifest_json": json.dumps(built.to_json(), default=str),
         "lines_read": 120,  # a full run reads every line and keeps no state
         "lines_in_state": None,
+        "drift_status": None,  # no drift checks
+        "held": False,
         "as_of_date": JAN,
         "run_id": "main",
     }
@@ -295,5 +297,22 @@ def test_incremental_runs_over_a_table_with_an_ingest_date_column(steps: dict) -
 @hive
 def test_a_runs_table_of_an_earlier_version_gets_the_new_columns(steps: dict) -> None:
     step = steps["runs_table_of_an_earlier_version"]
-    assert step["columns"][-4:] == ["lines_read", "lines_in_state", "as_of_date", "run_id"]
+    assert step["columns"][-6:] == ["lines_read", "lines_in_state", "drift_status", "held", "as_of_date", "run_id"]
     assert step["rows"] == [["old", None, None], ["main", 20, None]]  # a full run read its 20 lines, kept no state
+
+
+@hive
+def test_a_held_run_is_not_current_until_promoted(steps: dict) -> None:
+    step = steps["held_and_promoted"]
+    assert step["held"] == {
+        "current": "2024-01-31",  # readers of the current run skip the held one
+        "rows": [["2024-01-31", None, False], ["2024-02-29", "held", True]],
+        "listed": [["2024-01-31", "-"], ["2024-02-29", "held"]],
+    }
+    assert step["promoted"] == {
+        "current": "2024-02-29",
+        "rows": [["2024-01-31", None, False], ["2024-02-29", "held", False]],
+        "listed": [["2024-01-31", "-"], ["2024-02-29", "promoted"]],
+    }
+    assert step["promoted_utc"] is True
+    assert step["again"]["error"] == "InputError" and "is not held" in step["again"]["message"]

@@ -171,6 +171,9 @@ class RecordingPublisher:
     def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
         raise InputError("no runs in memory")
 
+    def promote(self, as_of: dt.date, run_id: str) -> str:
+        raise InputError("no runs in memory")
+
 
 def test_the_run_context_works_through_any_publisher(spark: SparkSession, tmp_path: Path, tiny_log: Path) -> None:
     publisher = RecordingPublisher(str(tmp_path))

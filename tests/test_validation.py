@@ -335,9 +335,9 @@ def test_quarantine_keeps_original_values_and_source(spark: SparkSession, valida
         '"UnitPrice":"1.0","CustomerID":"11","Country":"UK"}'
     )
     expected = spark.createDataFrame(
-        [("invalid_number", "file:/in.csv", raw, "11", "2", "12/1/2010 8:26", "1,5", "1.0", "P", "UK")],
+        [("invalid_number", "file:/in.csv", raw, "11", "2", "12/1/2010 8:26", "1,5", "1.0", "P", "UK", None)],
         "reason string, source_file string, raw_line string, customer_id string, invoice_id string, "
-        "invoice_ts string, quantity string, unit_price string, product_id string, country string",
+        "invoice_ts string, quantity string, unit_price string, product_id string, country string, detail string",
     )
     assert_df_equality(quarantined, expected, ignore_nullable=True)
 

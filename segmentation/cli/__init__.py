@@ -4,6 +4,7 @@ their exit codes). ``python -m segmentation.cli`` is the same program."""
 from segmentation.cli.main import (
     EXIT_BUG,
     EXIT_FAILED,
+    EXIT_HELD,
     EXIT_OK,
     EXIT_USAGE,
     LiveStatusHandler,
@@ -19,6 +20,7 @@ from segmentation.cli.parser import build_parser
 __all__ = [
     "EXIT_BUG",
     "EXIT_FAILED",
+    "EXIT_HELD",
     "EXIT_OK",
     "EXIT_USAGE",
     "LiveStatusHandler",

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("segmentation")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3  # as parser.EXIT_CODES says
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG, EXIT_HELD = 0, 1, 2, 3, 4  # as parser.EXIT_CODES says
 
 
 class CurrentStderrHandler(logging.StreamHandler):
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "history": _history,
         "runs": _runs,
         "config": _config,
+        "promote": _promote,
     }[args.command]
     try:
         with contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext():
@@ -112,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         _point_to_spark_log()
         return EXIT_BUG
-    return EXIT_OK
+    return int(getattr(args, "exit_code", EXIT_OK))  # a run held by the drift checks: EXIT_HELD
 
 
 def _from_spark(exc: BaseException) -> bool:
@@ -271,6 +273,7 @@ def _run(args: argparse.Namespace) -> str:
 
     with _session(cfg, args.remote, verbose=args.verbose) as spark:
         result = segment.run(spark, cfg)
+    args.exit_code = EXIT_HELD if result.held else EXIT_OK
     if args.json:
         return json.dumps(summary_record(result, chosen_k=result.choice.k, chosen=result.choice.reason))
     return summary_text(result, chosen=result.choice.reason, took=result.timings.get("total", 0.0))
@@ -286,9 +289,32 @@ def _score(args: argparse.Namespace) -> str:
 
     with _session(cfg, args.remote, verbose=args.verbose) as spark:
         result = score.score(spark, cfg, args.model, model_as_of=model_date, model_run_id=args.model_run_id)
+    args.exit_code = EXIT_HELD if result.held else EXIT_OK
     if args.json:
         return json.dumps(summary_record(result, model=result.model_as_of))
     return summary_text(result, model=result.model_as_of)
+
+
+def _promote(args: argparse.Namespace) -> str:
+    """Make a held run current: a local root without --config is done without Spark; else through the session
+    and the configured publisher (catalog tables, or a root only Spark reaches)."""
+    from segmentation.config import is_local_path
+    from segmentation.publish import for_root, promote, publisher_for
+
+    try:
+        as_of = dt.date.fromisoformat(args.as_of)
+    except ValueError:
+        raise ConfigError(f"promote: expected a date like 2024-06-30, got {args.as_of!r}") from None
+    if args.output and is_local_path(args.output) and not (args.config or args.overrides or args.remote):
+        folder = promote(for_root(None, args.output), as_of, args.run_id)
+        return f"promoted {folder}: it is the current run of {args.output}"
+    cfg = load(args.config, args.overrides, output_path=args.output, paths_needed=False)
+    if not cfg.output.catalog.enabled and cfg.output.path is None:
+        raise ConfigError("promote: give the output root with --output, or a --config that sets output.path")
+    cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_id": args.run_id})})
+    with _session(cfg, args.remote, verbose=args.verbose) as spark:
+        where = publisher_for(spark, cfg).promote(as_of, args.run_id)
+    return f"promoted the run of {as_of.isoformat()}, run id {args.run_id}: it is the current run of {where}"
 
 
 def _report(args: argparse.Namespace) -> str:
@@ -398,6 +424,8 @@ def summary_text(
         )
     if chosen is not None:
         lines.append(f"chosen k       {chosen}")
+    if result.drift is not None:
+        lines.append(f"drift          {drift_text(result)}")
     lines += [f"segment sizes  {sizes}", f"published      {result.run_folder}"]
     if result.report:
         lines.append(f"report         {result.report}")
@@ -427,4 +455,27 @@ def summary_record(
         "report": result.report,
         "timings_seconds": result.timings,
         "incremental": result.incremental.model_dump(mode="json") if result.incremental else None,
+        "drift_status": result.drift.status if result.drift else None,
+        "drift_beyond": [m.model_dump(mode="json") for m in result.drift.beyond] if result.drift else [],
     }
+
+
+def drift_text(result: RunSummary) -> str:
+    """The drift checks in one line: the status, how many measures are beyond, and for a held run how to
+    promote it."""
+    drift = result.drift
+    assert drift is not None
+    if drift.baseline is None:
+        return "no baseline to compare with"
+    against = f"against {drift.baseline.as_of_date}/{drift.baseline.run_id}"
+    beyond = drift.beyond
+    text = f"{drift.status}: {len(beyond)} of {len(drift.measures)} measures beyond their thresholds {against}"
+    if beyond:
+        text += f" (worst: {beyond[0].measure} of {beyond[0].subject})"
+    if result.held:
+        found = re.search(r"run_id=([^/]+)", result.run_folder)
+        text += (
+            f"; held, not the current run: segmentation promote {result.as_of.isoformat()} "
+            f"{found.group(1) if found else 'RUN_ID'} makes it current"
+        )
+    return text

@@ -19,7 +19,8 @@ EXIT_CODES = """exit codes:
   0  done
   1  the run failed: its input, Spark or the file system (nothing was published)
   2  a configuration or usage mistake (the message names the key or the flag)
-  3  a bug in segmentation (run again with -v for the traceback)"""
+  3  a bug in segmentation (run again with -v for the traceback)
+  4  the run was published but held by the drift checks (drift.action: hold): not current until promoted"""
 PROGRAM_EXAMPLES = """examples:
   segmentation run --input sales.csv --output out/                  a log on this machine, in local mode
   segmentation run --input sales.csv --output out/ --as-of 2024-06-30
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_config_command(commands)
     _add_runs_command(commands)
+    _add_promote_command(commands)
 
     rep = _command(
         commands,
@@ -205,6 +207,31 @@ def _add_runs_command(commands: Any) -> None:
     )
     runs.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
     _add_verbosity(runs)
+
+
+def _add_promote_command(commands: Any) -> None:
+    promote = _command(
+        commands,
+        "promote",
+        "make a run that the drift checks held the current one",
+        "A run published with drift.action: hold and a measure beyond its threshold is not the current run: latest "
+        "(files) and the runs table's current run (held = true) stay where they were. After a person looked at it "
+        "(its report's What changed section, the drift table), promote moves them to it.",
+        """examples:
+  segmentation promote 2024-06-30 main --output out/
+  segmentation promote 2024-06-30 main --config conf/catalog.yaml""",
+    )
+    promote.add_argument("as_of", metavar="DATE", help="the held run's as-of date (YYYY-MM-DD)")
+    promote.add_argument("run_id", metavar="RUN_ID", help="the held run's run id")
+    promote.add_argument("--output", metavar="PATH", help="the output root (output.path)")
+    promote.add_argument(
+        "--config", action="append", default=[], metavar="FILE", help="YAML config naming the output (and its tables)"
+    )
+    promote.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one config key"
+    )
+    promote.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
+    _add_verbosity(promote)
 
 
 def _add_config_command(commands: Any) -> None:

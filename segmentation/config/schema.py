@@ -94,6 +94,20 @@ class CustomerTableOptions(Frozen):
     """Columns among ``numeric_columns`` that get a signed ``log1p`` before standardising."""
 
 
+class LimitsConfig(Frozen):
+    """Values no shop has: a line beyond a limit is quarantined as ``implausible_value``."""
+
+    max_quantity: Number | None = limit(1_000_000, "a positive number, or null for no limit", gt=0)
+    """Largest quantity of one line, either sign (returns are negative); null: no limit."""
+    max_unit_price: Number | None = limit(1_000_000, "a positive number, or null for no limit", gt=0)
+    """Largest unit price of one line; null: no limit."""
+    max_amount: Number | None = limit(100_000_000, "a positive number, or null for no limit", gt=0)
+    """Largest money value of one line (``amount``, else quantity times unit price), either sign; null: no limit."""
+    extreme_factor: Number = limit(1000.0, "a factor above 1", gt=1)
+    """A clean line whose quantity, unit price or value is more than this many times the log's median is counted
+    and named in the report (not quarantined)."""
+
+
 class InputConfig(Frozen):
     """Where the input is (files under ``path``, or a catalog ``table``) and how to read it."""
 
@@ -147,6 +161,8 @@ class InputConfig(Frozen):
     """Column mapping of a transaction log."""
     customers: CustomerTableOptions = CustomerTableOptions()
     """Column roles of a customer table (``kind: customers``)."""
+    limits: LimitsConfig = LimitsConfig()
+    """Implausible values of a transaction log."""
 
     @property
     def source(self) -> str:
@@ -327,6 +343,48 @@ class HistoryConfig(Frozen):
     runs. A baseline named with history.baseline (--baseline) is taken anyway, with a warning."""
 
 
+class DriftThresholds(Frozen):
+    """Fixed thresholds per drift measure; null: the default, calibrated from the baseline's own variation."""
+
+    feature_psi: Number | None = limit(None, "a positive number, or null to calibrate", gt=0)
+    """Population stability index of a model feature on the baseline's quantile bins; null: calibrated."""
+    feature_js: Number | None = limit(None, "a distance above 0 and at most 1, or null to calibrate", gt=0, le=1)
+    """Jensen-Shannon distance (base 2) of a model feature on the same bins; null: calibrated."""
+    feature_mean_shift: Number | None = limit(None, "a positive number, or null to calibrate", gt=0)
+    """Change of a feature's mean on the model's scale, in the baseline's standard deviations; null: calibrated."""
+    feature_median_shift: Number | None = limit(None, "a positive number, or null to calibrate", gt=0)
+    """Change of a feature's median on the model's scale, in the baseline's standard deviations; null: calibrated."""
+    segment_psi: Number | None = limit(None, "a positive number, or null to calibrate", gt=0)
+    """Population stability index of the segment shares; null: calibrated."""
+    centroid_shift: Number | None = limit(None, "a positive number, or null to calibrate", gt=0)
+    """Distance a segment's centroid moved, in the baseline's standard deviations; null: calibrated."""
+    adjusted_rand: Number = limit(0.6, "an adjusted Rand index from -1 to 1", ge=-1, le=1)
+    """Lowest adjusted Rand index of the segments of the customers in both runs."""
+    customers_change: Number = limit(0.2, "a positive share", gt=0)
+    """Largest relative change of the number of customers."""
+    lines_change: Number | None = limit(None, "a positive share, or null to calibrate", gt=0)
+    """Largest relative change of the lines per day since the baseline; null: calibrated."""
+    quarantine_share_change: Number | None = limit(
+        None, "a share above 0 and at most 1, or null to calibrate", gt=0, le=1
+    )
+    """Largest change of a quarantine reason's share of the lines since the baseline; null: calibrated."""
+
+
+class DriftConfig(Frozen):
+    """Checks before a run is published: how far it moved from its baseline, and what a run beyond them does."""
+
+    enabled: Flag = True
+    """Measure each run against its baseline (history.enabled must be on); false: no measures, no gate."""
+    action: Literal["warn", "hold"] = "warn"
+    """Beyond a threshold: ``warn`` (publish and report) or ``hold`` (publish without making it the current run)."""
+    bins: Whole = limit(10, "from 2 to 100 quantile bins", ge=2, le=100)
+    """Quantile bins of the baseline that the feature distributions are compared on."""
+    calibration_splits: Whole = limit(20, "from 2 to 100 random splits", ge=2, le=100)
+    """Random halves of the baseline's customers (or chunks of its days) the calibrated thresholds are learnt from."""
+    thresholds: DriftThresholds = DriftThresholds()
+    """Fixed thresholds per measure."""
+
+
 class ValueConfig(Frozen):
     """What each customer is worth next: buy-till-you-die models fitted on the run's clean lines (see
     segmentation/value/); a transaction log only (a customer table has no purchase history)."""
@@ -398,6 +456,8 @@ class JobConfig(Frozen):
     """Comparing with a baseline run."""
     value: ValueConfig = ValueConfig()
     """Customer value forecasts."""
+    drift: DriftConfig = DriftConfig()
+    """Checks against the baseline before publishing."""
     mlflow: MlflowConfig = MlflowConfig()
     """MLflow logging."""
     spark: SparkConfig = Field(default_factory=SparkConfig)  # a mappingproxy cannot be deep-copied

@@ -2,7 +2,8 @@
 tables alike), checked to be comparable, with its model loaded; and the centroids of both runs in its space.
 
 The baseline is the run ``history.baseline`` names (``DATE`` or ``DATE/RUN_ID``, the CLI's ``--baseline``), else
-the latest earlier as-of date of the same run id under the same output. Once this run's customers are known, the
+the latest earlier as-of date of the same run id under the same output that the drift checks did not hold (or
+that was promoted since). Once this run's customers are known, the
 rule of ``relation`` decides whether it is taken: a baseline of the same input (table name, else path string) is
 related; of another input, only when at least ``history.min_shared_customers`` of the smaller run's customers
 are in both. A found baseline that is unrelated is ignored (the run starts its ids afresh); a named one is taken
@@ -140,10 +141,11 @@ def _stored_baseline(
     """The named run, or the latest committed run of ``run_id`` before ``as_of``; None when there is none."""
     if named is None:
         assert as_of is not None
-        earlier = [(d, r) for d, r in publisher.committed_runs(run_id) if d < as_of]
-        if not earlier:
+        earlier = sorted(((d, r) for d, r in publisher.committed_runs(run_id) if d < as_of), reverse=True)
+        accepted = (run for run in earlier if not publisher.manifest(*run).held)  # held: not current, not promoted
+        named = next(accepted, None)
+        if named is None:
             return None
-        named = max(earlier)
     try:
         stored = publisher.read_run(*named)
     except InputError as exc:

@@ -1,5 +1,6 @@
 """The published runs of an output root or of a catalog database, one entry each (``segmentation runs``): as-of
-date, run id, kind, when its manifest was written (at the commit), chosen k, customers and where its report is."""
+date, run id, kind, when its manifest was written (at the commit), chosen k, customers, the drift checks' status
+and where its report is."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class PublishedRun:
     customers: int
     report: str | None  # report.html, the report table's rows of this run, or None (a scoring run has none)
     location: str  # the run's committed attempt folder, or its rows in the catalog's runs table
+    drift: str = "-"  # the drift checks' status: ok, warn, held (not current until promoted), promoted, no baseline
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly."""
@@ -57,9 +59,17 @@ def file_runs(store: Storage, run_id: str | None = None) -> list[PublishedRun]:
                 manifest.counts.customers,
                 report if store.exists(report) else None,
                 folder,
+                drift_status(manifest.drift.status if manifest.drift else None, held=manifest.held),
             )
         )
     return found
+
+
+def drift_status(status: str | None, *, held: bool | None) -> str:
+    """A run's drift status as listed: a held run promoted since is ``promoted``; ``-`` for a run without checks."""
+    if status is None:
+        return "-"
+    return "promoted" if status == "held" and held is False else status
 
 
 def catalog_database(text: str) -> CatalogOutputConfig:
@@ -87,7 +97,8 @@ def catalog_runs(spark: SparkSession, settings: CatalogOutputConfig, run_id: str
     if run_id is not None:
         rows = rows.where(F.col("run_id") == run_id)
     has_report = spark.catalog.tableExists(report_table)
-    listed = rows.select("as_of_date", "run_id", "kind", "committed_utc", "chosen_k", "customers")
+    status = [F.col(c) if c in rows.columns else F.lit(None).alias(c) for c in ("drift_status", "held")]
+    listed = rows.select("as_of_date", "run_id", "kind", "committed_utc", "chosen_k", "customers", *status)
     found = []
     for row in listed.orderBy("as_of_date", "committed_utc").collect():  # one row per run: small
         as_of = row["as_of_date"]
@@ -103,6 +114,7 @@ def catalog_runs(spark: SparkSession, settings: CatalogOutputConfig, run_id: str
                 int(row["customers"]),
                 f"{report_table} WHERE {where}" if has_report and row["kind"] == "segmentation" else None,
                 f"{runs_table} WHERE {where}",
+                drift_status(row["drift_status"], held=row["held"]),
             )
         )
     return found
@@ -113,13 +125,14 @@ def runs_text(runs: list[PublishedRun], where: str) -> str:
     if not runs:
         return f"no published run in {where}"
     header = (
-        f"{'as-of date':<10}  {'run id':<12} {'kind':<12} {'committed (UTC)':<19}  {'k':>3} {'customers':>10}  report"
+        f"{'as-of date':<10}  {'run id':<12} {'kind':<12} {'committed (UTC)':<19}  {'k':>3} {'customers':>10}  "
+        f"{'drift':<11} report"
     )
     lines = [header]
     for r in runs:
         k = "-" if r.chosen_k is None else str(r.chosen_k)
         lines.append(
             f"{r.as_of_date:<10}  {r.run_id:<12} {r.kind:<12} {r.committed_utc[:19]:<19}  {k:>3} {r.customers:>10}  "
-            f"{r.report or '-'}"
+            f"{r.drift:<11} {r.report or '-'}"
         )
     return "\n".join(lines)

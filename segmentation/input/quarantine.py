@@ -8,12 +8,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segmentation.config import InputConfig
 from segmentation.errors import InputError
-from segmentation.input.reasons import AFTER_TODAY, MALFORMED, OUT_OF_WINDOW, REASON, TS
+from segmentation.input.reasons import AFTER_TODAY, LIMIT, MALFORMED, OUT_OF_WINDOW, REASON, TS
 from segmentation.input.sources import RAW_LINE, SOURCE_FILE
 
 
@@ -55,23 +55,46 @@ def input_key(inp: InputConfig) -> str:
 
 
 def quarantined_lines(labeled_df: DataFrame, text_columns: Sequence[str]) -> DataFrame:
-    """The quarantined lines (not those out of window): reason, source file, the whole original line and the
-    mapped values as text."""
+    """The quarantined lines (not those out of window): reason, source file, the whole original line, the
+    mapped values as text, and ``detail``: the limit an ``implausible_value`` line is beyond (else null)."""
+    detail = F.col(LIMIT) if LIMIT in labeled_df.columns else F.lit(None).cast("string")
     return labeled_df.filter(F.col(REASON).isNotNull() & (F.col(REASON) != OUT_OF_WINDOW)).select(
         REASON,
         F.col(SOURCE_FILE).alias("source_file"),
         F.col(RAW_LINE).alias("raw_line"),
         *[F.col(c).cast("string").alias(c) for c in text_columns],
+        detail.alias("detail"),
     )
+
+
+DayCount = tuple[dt.date | None, str | None, int]  # (day, reason, lines): day null when the date cannot be read
 
 
 def count_lines(labeled_df: DataFrame) -> LineCounts:
     """Lines in, clean, quarantined per reason and out of window, from one aggregation."""
-    rows = labeled_df.groupBy(REASON).count().collect()
-    by_reason = {r[REASON]: int(r["count"]) for r in rows}
+    return counts_by_day(labeled_df)[0]
+
+
+def counts_by_day(labeled_df: DataFrame) -> tuple[LineCounts, list[DayCount]]:
+    """``count_lines``, and the lines per day and reason (``day_counts``; none for a customer table), from the
+    same aggregation."""
+    rows: list[DayCount]
+    if TS not in labeled_df.columns:
+        rows = [(None, r[REASON], int(r["lines"])) for r in labeled_df.groupBy(REASON).agg(_lines()).collect()]
+    else:
+        rows = [(r["day"], r[REASON], int(r["lines"])) for r in day_counts(labeled_df).collect()]
+    by_reason: Counter[str | None] = Counter()
+    for _, reason, lines in rows:
+        by_reason[reason] += lines
     clean, out = by_reason.pop(None, 0), by_reason.pop(OUT_OF_WINDOW, 0)
-    lines_in = clean + out + sum(by_reason.values())
-    return LineCounts(lines_in=lines_in, lines_clean=clean, quarantined=by_reason, out_of_window=out)
+    quarantined = {str(reason): n for reason, n in by_reason.items()}
+    lines_in = clean + out + sum(quarantined.values())
+    counts = LineCounts(lines_in=lines_in, lines_clean=clean, quarantined=quarantined, out_of_window=out)
+    return counts, rows if TS in labeled_df.columns else []
+
+
+def _lines() -> Column:
+    return F.count(F.lit(1)).alias("lines")
 
 
 def day_counts(labeled_df: DataFrame) -> DataFrame:
@@ -80,7 +103,7 @@ def day_counts(labeled_df: DataFrame) -> DataFrame:
     cannot be read (no timestamp, or a malformed row), as a full run judges them."""
     dated = F.col(TS).isNotNull() & (F.col(REASON).isNull() | (F.col(REASON) != MALFORMED))
     day = F.when(dated, F.to_date(TS)).alias("day")
-    return labeled_df.groupBy(day, REASON).agg(F.count(F.lit(1)).alias("lines"))
+    return labeled_df.groupBy(day, REASON).agg(_lines())
 
 
 def counts_at(

@@ -14,8 +14,10 @@ from segmentation.config import InputConfig
 from segmentation.input.parsing import customer_key, is_finite, parsed_number, parsed_timestamp
 from segmentation.input.reasons import (
     AMOUNT,
+    IMPLAUSIBLE_VALUE,
     INVALID_NUMBER,
     INVALID_TIMESTAMP,
+    LIMIT,
     MALFORMED,
     MISSING_CUSTOMER,
     MISSING_INVOICE,
@@ -99,11 +101,38 @@ def with_line_reason(canonical_df: DataFrame, cfg: InputConfig) -> DataFrame:
     if columns.invoice_id is not None:
         reason = reason.when(F.col("_invoice_key").isNull() | (F.col("_invoice_key") == ""), F.lit(MISSING_INVOICE))
     reason = reason.when(F.col(TS).isNull(), F.lit(INVALID_TIMESTAMP)).when(bad_number, F.lit(INVALID_NUMBER))
+    beyond = beyond_limit(cfg)
+    reason = reason.when(beyond.isNotNull(), F.lit(IMPLAUSIBLE_VALUE))
     if columns.amount is not None:
         reason = reason.when(F.col(AMOUNT) == 0, F.lit(ZERO_AMOUNT))
     else:
         reason = reason.when(F.col(PRICE) <= 0, F.lit(NON_POSITIVE_PRICE))
-    return typed.withColumn(REASON, reason)
+    return typed.withColumn(REASON, reason).withColumn(
+        LIMIT, F.when(F.col(REASON) == IMPLAUSIBLE_VALUE, beyond).cast("string")
+    )
+
+
+def line_value() -> Column:
+    """A typed line's money value: its ``amount``, else quantity times unit price."""
+    return F.coalesce(F.col(AMOUNT), F.col(QTY) * F.col(PRICE))
+
+
+def beyond_limit(cfg: InputConfig) -> Column:
+    """The first ``input.limits`` key a typed line's value is beyond, as ``input.limits.max_quantity (1000000)``;
+    null for a line within them all. Quantities and values count either sign (returns are negative)."""
+    limits, columns = cfg.limits, cfg.columns
+    checks = [
+        ("max_quantity", limits.max_quantity, F.abs(F.col(QTY)), columns.quantity),
+        ("max_unit_price", limits.max_unit_price, F.abs(F.col(PRICE)), columns.unit_price),
+        ("max_amount", limits.max_amount, F.abs(line_value()), "value"),
+    ]
+    found: Column | None = None
+    for key, most, value, mapped in checks:
+        if most is None or mapped is None:
+            continue
+        named = F.lit(f"input.limits.{key} ({most:g})")
+        found = F.when(value > F.lit(float(most)), named) if found is None else found.when(value > most, named)
+    return found if found is not None else F.lit(None).cast("string")
 
 
 def _valid_timestamp(not_after: dt.date | None) -> Column:

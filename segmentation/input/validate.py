@@ -36,7 +36,14 @@ from segmentation.input import sources
 from segmentation.input.customers import with_customer_reason
 from segmentation.input.diagnostics import failure_hint
 from segmentation.input.duplicates import label_lines, with_line_keys
-from segmentation.input.quarantine import LineCounts, check_quarantine_share, count_lines, input_key
+from segmentation.input.quarantine import (
+    DayCount,
+    LineCounts,
+    check_quarantine_share,
+    count_lines,
+    counts_by_day,
+    input_key,
+)
 from segmentation.input.reasons import DUPLICATE_LINE, LINE_HASH, MALFORMED, OUT_OF_WINDOW, REASON, TS
 from segmentation.input.rules import Period, latest_valid_date, with_line_reason
 from segmentation.input.sources import TRANSACTION_COLUMNS
@@ -53,6 +60,7 @@ class Validated:
     counts: LineCounts
     text_columns: tuple[str, ...]  # the mapped columns the quarantine shows as text
     exact_copies: int | None = None  # a log's lines that copy an earlier one (quarantined or kept: input.exact_copies)
+    by_day: tuple[DayCount, ...] = ()  # a log's lines per (day, reason): the drift checks' input health
 
 
 def lines_for_copy(raw_df: DataFrame, cfg: InputConfig) -> DataFrame:
@@ -91,7 +99,7 @@ def validate(
         quarantine_copies = cfg.input.exact_copies == "quarantine"
         labeled, copies = label_lines(lines, period, keep=keep, quarantine_copies=quarantine_copies)
         text_columns = quarantine_columns(cfg.input)
-    counts = count_lines(labeled)
+    counts, by_day = counts_by_day(labeled)
     log.info(
         "lines in=%d clean=%d quarantined=%d out of window=%d %s",
         counts.lines_in,
@@ -107,7 +115,7 @@ def validate(
         explain=lambda: failure_hint(labeled, counts, cfg),
         key=input_key(cfg.input),
     )
-    return Validated(labeled, as_of, counts, tuple(text_columns), exact_copies=copies)
+    return Validated(labeled, as_of, counts, tuple(text_columns), exact_copies=copies, by_day=tuple(by_day))
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ def read_increment(job: RunContext) -> Increment:
             counts,
             validate.quarantine_columns(cfg.input),
             exact_copies=section.copies_in_state if copies is None else copies,
+            by_day=tuple(count_rows),
         )
     log.info(
         "state: %d new lines read (%s), %d lines in the state",

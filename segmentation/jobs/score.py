@@ -16,7 +16,7 @@ from segmentation.history import baseline as baselines
 from segmentation.history import relation
 from segmentation.history.identity import Identity
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
-from segmentation.jobs import incremental
+from segmentation.jobs import checks, incremental
 from segmentation.jobs.value import skipped_value, value_run, with_value
 from segmentation.model import pipeline
 from segmentation.model.profiles import profile_segments
@@ -80,6 +80,7 @@ def score(
         validated, increment = incremental.read_input(job)
         baseline = baselines.after_reading(job.publisher, cfg, found=baseline, as_of=validated.as_of)
         with job.stage("features"):
+            extremes = checks.extremes(job, validated)
             table = incremental.feature_table_of(validated, cfg, increment)
             feature_df = job.keep(table.frame)
             customers = feature_df.count()
@@ -113,9 +114,21 @@ def score(
                 key=key,
                 worth=valued.values,
             )
+        with job.stage("drift"):
+            drifted = checks.drift_section(
+                job,
+                validated,
+                baseline,
+                segmented=segmented,
+                features=spec.numeric,
+                logged=spec.log,
+                customers=customers,
+                flows=comparison.rows,
+            )
         with job.stage("write"):
             tables = run_tables(segmented, profiled.frame, validated, key=key, previous=comparison.previous)
             tables[MIGRATION] = TableOutput(migration_frame(spark, comparison))
+            tables[checks.DRIFT] = TableOutput(checks.drift_frame(spark, drifted))
             tables.update(valued.tables)
             tables.update(incremental.state_tables(increment))
             attempt = job.stage_outputs(validated.as_of, tables)
@@ -132,6 +145,8 @@ def score(
                 model=ModelRef(run_folder=model_folder, as_of_date=trained.as_of_date, run_id=trained.run_id),
                 value=valued.section,
                 incremental=increment.section if increment else None,
+                extremes=extremes,
+                drift=drifted,
             )
             incremental.check_still_newest(job, increment)
             folder = job.publish(manifest)
@@ -146,6 +161,7 @@ def score(
         segment_names=names,
         timings=job.timer.as_dict(),
         incremental=increment.section if increment else None,
+        drift=drifted,
     )
 
 

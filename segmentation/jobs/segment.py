@@ -25,7 +25,7 @@ from segmentation.history import identity as identities
 from segmentation.history import relation
 from segmentation.history.migration import MIGRATION, compare, history_section, migration_frame
 from segmentation.input.validate import Validated
-from segmentation.jobs import incremental
+from segmentation.jobs import checks, incremental
 from segmentation.jobs.value import value_run, with_value
 from segmentation.model import pipeline, selection, sweep
 from segmentation.model.local_kmeans import DRIVER_MAX_ROWS
@@ -34,6 +34,7 @@ from segmentation.model.profiles import RepeatSplit, SegmentProfiles, profile_se
 from segmentation.model.profiles import repeat_splits as find_repeat_splits
 from segmentation.model.sweep_text import metrics_table
 from segmentation.publish import Publisher, TableOutput, load_key, read_manifest
+from segmentation.publish.checks import DriftSection, Extreme
 from segmentation.publish.manifest import (
     SEGMENTATION,
     HistorySection,
@@ -100,6 +101,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         validated, increment = incremental.read_input(job)
         baseline = baselines.after_reading(job.publisher, cfg, found=baseline, as_of=validated.as_of)
         with job.stage("features"):
+            extremes = checks.extremes(job, validated)
             table = incremental.feature_table_of(validated, cfg, increment)
             feature_df = job.keep(table.frame)
             customers = feature_df.count()
@@ -128,11 +130,23 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
                 values=final.values,
                 worth=valued.values,
             )
+        with job.stage("drift"):
+            drifted = checks.drift_section(
+                job,
+                validated,
+                baseline,
+                segmented=final.segmented,
+                features=spec.numeric,
+                logged=spec.log,
+                customers=customers,
+                flows=comparison.rows,
+            )
         with job.stage("write"):
             tables = run_tables(final.segmented, profiled.frame, validated, key=key, previous=comparison.previous)
             tables.update(valued.tables)
             tables.update(incremental.state_tables(increment))
             tables[MIGRATION] = TableOutput(migration_frame(spark, comparison))
+            tables[checks.DRIFT] = TableOutput(checks.drift_frame(spark, drifted))
             metrics = sweep.metrics_frame(spark, swept.results, chosen=swept.choice.k, elbow=swept.choice.elbow)
             tables["sweep"] = TableOutput(metrics.coalesce(1))
             job.stage_outputs(validated.as_of, tables, final.full_model)
@@ -156,6 +170,8 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
                 history=history,
                 value=valued.section,
                 increment=increment,
+                extremes=extremes,
+                drift=drifted,
             )
             inputs = report_inputs(manifest, pd.DataFrame(list(profiled.rows)), sample.frame.toPandas())
             job.stage_report(render(inputs))
@@ -180,6 +196,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunResult:
         timings=job.timer.as_dict(),
         report=job.publisher.report_location(),
         incremental=increment.section if increment else None,
+        drift=drifted,
     )
 
 
@@ -293,6 +310,8 @@ def run_manifest(
     history: HistorySection,
     value: ValueSection,
     increment: incremental.Increment | None = None,
+    extremes: list[Extreme] | None = None,
+    drift: DriftSection | None = None,
 ) -> Manifest:
     """The run's manifest: what every run records, plus the sweep, the choice of k, centroids, segments that
     split one behaviour into one-time and repeat buyers, and the report's."""
@@ -320,6 +339,8 @@ def run_manifest(
         report=ReportInfo(centroids_2d=sample.centroids_2d, axes=sample.axes),
         value=value,
         incremental=increment.section if increment else None,
+        extremes=extremes,
+        drift=drift,
     )
 
 

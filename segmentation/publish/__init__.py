@@ -6,7 +6,7 @@ The names below are what the rest of the job uses; the modules behind them are t
 """
 
 from segmentation.publish.catalog_names import table_name as catalog_table_name
-from segmentation.publish.files import committed_runs, read_manifest, resolve_run, run_folder, table_path
+from segmentation.publish.files import committed_runs, promote, read_manifest, resolve_run, run_folder, table_path
 from segmentation.publish.manifest import SCHEMA_VERSION, SCORING, SEGMENTATION, Manifest
 from segmentation.publish.privacy import load_key, protect
 from segmentation.publish.publisher import MODEL, Publisher, ReportFiles, StoredRun, TableOutput
@@ -28,6 +28,7 @@ __all__ = [
     "committed_runs",
     "for_root",
     "load_key",
+    "promote",
     "protect",
     "publisher_for",
     "read_manifest",

@@ -14,6 +14,8 @@ counts, chosen k and its reason, config and code version. A run is published in 
   date and run id is removed first (so while the tables are copied that run is simply not published), each
   table's partition of this date and run id is replaced with the staged rows (other partitions are never
   touched), the ``runs`` row is written last, and the staging tables are dropped.
+- ``promote``: a run the drift checks held (``runs.held`` true: readers of the current run skip it) has its
+  ``runs`` row rewritten with ``held`` false.
 - ``discard``: a failed attempt's staging tables are dropped; the published tables stay as they were.
 
 A reader that joins on ``runs`` so never sees a half-written run. A metastore has no transactions across
@@ -87,12 +89,17 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("manifest_json", T.StringType(), True),
         T.StructField("lines_read", T.LongType(), True),
         T.StructField("lines_in_state", T.LongType(), True),
+        T.StructField("drift_status", T.StringType(), True),
+        T.StructField("held", T.BooleanType(), True),
         T.StructField(AS_OF_DATE, T.DateType(), False),
         T.StructField(RUN_ID, T.StringType(), False),
     ]
 )
 
-ADDED_RUNS_COLUMNS = ("lines_read", "lines_in_state")  # columns later versions added to ``runs``
+ADDED_COLUMNS = {  # columns later versions added to a table (null in the rows an earlier version wrote)
+    RUNS: ("lines_read", "lines_in_state", "drift_status", "held"),
+    "quarantine": ("detail",),
+}
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,8 @@ def runs_row(manifest: Manifest, *, model_path: str | None) -> dict[str, Any]:
         "manifest_json": json.dumps(manifest.to_json(), default=str),
         "lines_read": state.lines_read if state else counts.lines_in,
         "lines_in_state": state.lines_in_state if state else None,
+        "drift_status": manifest.drift.status if manifest.drift else None,
+        "held": manifest.held,
         AS_OF_DATE: dt.date.fromisoformat(manifest.as_of_date),
         RUN_ID: manifest.run_id,
     }
@@ -147,7 +156,7 @@ def run_row(
     """The ``runs`` row of the run with this date and run id (``committed_utc`` an aware UTC datetime).
 
     With only a date: that date's last run id in name order; with neither: the newest as-of date (ties: the
-    latest commit). None if there is no such run (or no ``runs`` table).
+    latest commit) that is not held by the drift checks. None if there is no such run (or no ``runs`` table).
     """
     name = table_name(cfg, RUNS)
     if not spark.catalog.tableExists(name):
@@ -161,6 +170,8 @@ def run_row(
         order = [F.col(RUN_ID).desc()]
     else:
         order = [F.col(AS_OF_DATE).desc(), F.col("committed_utc").desc(), F.col(RUN_ID).desc()]
+        if "held" in runs.columns:  # the current run: a held one is not, until promoted
+            runs = runs.where(~F.coalesce(F.col("held"), F.lit(False)))
     found = runs.withColumn("_committed_micros", F.unix_micros("committed_utc")).orderBy(*order).limit(1).collect()
     if not found:
         return None
@@ -236,6 +247,23 @@ def commit(staging: CatalogStaging, run_row: Mapping[str, Any]) -> None:
     _replace_partition(spark, runs, staged[RUNS], as_of, run_id)
     log.info("published as-of %s, run id %s as catalog tables", as_of.isoformat(), run_id)
     discard(staging)
+
+
+def promote(spark: SparkSession, cfg: CatalogOutputConfig, *, manifest: Manifest, row: Mapping[str, Any]) -> None:
+    """Rewrite the ``runs`` row of a held run (``row``, from ``run_row``) as current: ``held`` false and its
+    manifest (``manifest``, with ``drift.promoted_utc`` set). Only that row's partition is replaced."""
+    promoted = {**row, "held": False, "manifest_json": json.dumps(manifest.to_json(), default=str)}
+    view = f"_segmentation_promote_{uuid.uuid4().hex[:12]}"
+    spark.createDataFrame([tuple(promoted[f.name] for f in RUNS_SCHEMA.fields)], RUNS_SCHEMA).createOrReplaceTempView(
+        view
+    )
+    try:
+        runs = _prepare_target(spark, cfg, RUNS, view)
+        _add_columns(spark, runs)
+        _replace_partition(spark, runs, view, row[AS_OF_DATE], row[RUN_ID])
+    finally:
+        spark.catalog.dropTempView(view)
+    log.info("promoted as-of %s, run id %s in %s", row[AS_OF_DATE], row[RUN_ID], table_name(cfg, RUNS))
 
 
 def discard(staging: CatalogStaging) -> None:
@@ -396,8 +424,8 @@ def _prepare_target(spark: SparkSession, cfg: CatalogOutputConfig, table: str, s
         )
     have = _data_columns(spark.table(name))
     want = _data_columns(staged)
-    added = [(c, t) for c, t in want if table == RUNS and c in ADDED_RUNS_COLUMNS and (c, t) not in have]
-    have = [*have, *added]  # a runs table made before these columns: added by commit, after every check
+    added = [(c, t) for c, t in want if c in ADDED_COLUMNS.get(table, ()) and (c, t) not in have]
+    have = [*have, *added]  # a table made before these columns: added by commit, after every check
     if {c.lower(): t for c, t in have} != {c.lower(): t for c, t in want}:
         raise RunFailed(
             f"table {name} has the columns {_listed(have)} but this run's {table} has {_listed(want)}; this run was "

@@ -20,7 +20,9 @@ and run id commits the next number and so replaces that run whole; the attempts 
 Two jobs publishing the same date and run id at the same moment: each takes as its number one more than the
 highest commit it saw when it began, so the first to commit wins whole and the other finds its number taken,
 removes its own files and fails saying which run won. ``latest`` is rewritten after the commit; it is a
-pointer for people and tools (readers fall back to the newest published run when it is missing).
+pointer for people and tools (readers fall back to the newest published run that is not held when it is missing).
+A run held by the drift checks (``drift.action: hold``) is committed like any other but leaves ``latest`` where it
+was; ``promote`` records its promotion in ``_promoted.json`` and then moves ``latest``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
 from segmentation.errors import InputError, RunFailed
+from segmentation.publish.checks import HELD
 from segmentation.publish.manifest import Manifest, parse
 from segmentation.publish.publisher import MODEL, STALE_SECONDS, WRITE_PARALLELISM, ReportFiles, TableOutput
 from segmentation.publish.storage import Storage
@@ -57,6 +60,7 @@ RUNS = "runs"
 COMMITS = "_commits"
 WORK = "_work"
 OWNER = "_owner.json"
+PROMOTED = "_promoted.json"  # in a held run's attempt folder: when it was promoted (segmentation promote)
 CHARTS_FOLDER = "report"  # the report's charts as PNG files, beside report.html and report.md
 COMMIT_NAME = re.compile(r"^(\d{8})\.json$")
 
@@ -237,7 +241,10 @@ def publish(staging: Staging, manifest: Manifest) -> str:
         )
     if staging.seen_commit:
         log.info("replaced the earlier run of %s, run id %s", staging.as_of.isoformat(), staging.run_id)
-    _update_latest(store, staging.as_of, staging.run_id)
+    if manifest.held:
+        log.warning("the run is held by the drift checks: latest stays where it was (segmentation promote moves it)")
+    else:
+        _update_latest(store, staging.as_of, staging.run_id)
     _remove_attempts(store, staging.run, keep=staging.attempt_id, only_abandoned=False)
     return staging.folder
 
@@ -367,7 +374,8 @@ def resolve_run(store: Storage, as_of: dt.date | None = None, run_id: str | None
             runs = committed_runs(store)
             if not runs:
                 raise InputError(f"{path}: no published run here")
-            latest = max(runs)
+            current = [run for run in runs if not read_manifest(store, _committed(store, run_folder(path, *run))).held]
+            latest = max(current or runs)
         return _committed(store, run_folder(path, *latest))
     candidates = [(d, r) for d, r in committed_runs(store) if (as_of is None or d == as_of) and run_id in (None, r)]
     if not candidates:
@@ -386,9 +394,29 @@ def _committed(store: Storage, run: str) -> str:
 
 
 def read_manifest(store: Storage, folder: str) -> Manifest:
-    """The manifest of a committed attempt folder (from ``resolve_run``), upgraded from an earlier version."""
+    """The manifest of a committed attempt folder (from ``resolve_run``), upgraded from an earlier version; a held
+    run that was promoted since says when (``drift.promoted_utc``, from its ``_promoted.json``)."""
     try:
         raw = store.read_json(store.join(folder, MANIFEST))
     except (OSError, ValueError) as exc:
         raise InputError(f"{folder}: cannot read {MANIFEST} ({type(exc).__name__}); is it a published run?") from None
-    return parse(raw, folder)
+    manifest = parse(raw, folder)
+    if manifest.drift is not None and manifest.drift.status == HELD and store.exists(store.join(folder, PROMOTED)):
+        record = store.read_json(store.join(folder, PROMOTED))
+        drift = manifest.drift.model_copy(update={"promoted_utc": str(record.get("promoted_utc", "?"))})
+        manifest = manifest.model_copy(update={"drift": drift})
+    return manifest
+
+
+def promote(store: Storage, as_of: dt.date, run_id: str) -> str:
+    """Make the held run of ``as_of`` and ``run_id`` current: record its promotion (``_promoted.json``, created
+    once) and point ``latest`` at it unless a later run is there; its folder. InputError if it is not held."""
+    folder = resolve_run(store, as_of, run_id)
+    manifest = read_manifest(store, folder)
+    if not manifest.held:
+        state = "was promoted already" if manifest.drift and manifest.drift.promoted_utc else "is not held"
+        raise InputError(f"{folder}: the run of {as_of.isoformat()}, run id {run_id} {state}; nothing to promote")
+    store.create_new(store.join(folder, PROMOTED), _json_bytes({"promoted_utc": utc_timestamp()}))
+    _update_latest(store, as_of, run_id)
+    log.info("promoted %s", folder)
+    return folder

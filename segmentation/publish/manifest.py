@@ -17,10 +17,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import pyspark
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from segmentation.config import JobConfig, unavailable_features
 from segmentation.errors import InputError
+from segmentation.publish.checks import HELD, DriftSection, Extreme
+from segmentation.publish.section import Section
 from segmentation.runtime.timing import utc_timestamp
 from segmentation.value import models
 from segmentation.value.stage import Fitted
@@ -47,9 +49,7 @@ class Attempt(Protocol):
     def folder(self) -> str: ...
 
 
-class _Section(BaseModel):
-    # extra="ignore": a manifest written by a later version with fields this one does not know still reads
-    model_config = ConfigDict(frozen=True, extra="ignore")
+_Section = Section
 
 
 class InputSection(_Section):
@@ -349,6 +349,8 @@ class Manifest(_Section):
     history: HistorySection | None = None
     value: ValueSection | None = None
     incremental: IncrementalSection | None = None
+    extremes: list[Extreme] | None = None  # clean lines far beyond the log's medians (input.limits.extreme_factor)
+    drift: DriftSection | None = None
     versions: Versions = Versions()
     config: dict[str, Any]
     timings_seconds: dict[str, float] = {}
@@ -362,6 +364,11 @@ class Manifest(_Section):
     def mapping(self) -> dict[int, int]:
         """The model's cluster label -> segment id."""
         return {int(k): int(v) for k, v in self.cluster_to_segment.items()}
+
+    @property
+    def held(self) -> bool:
+        """Published but not the current run: held by the drift gate and not promoted since."""
+        return self.drift is not None and self.drift.status == HELD and self.drift.promoted_utc is None
 
     @property
     def max_segment_id(self) -> int:
@@ -383,6 +390,9 @@ class Manifest(_Section):
             absent["value"] = True
         if self.incremental is None:
             absent["incremental"] = True
+        for name in ("extremes", "drift"):
+            if getattr(self, name) is None:
+                absent[name] = True
         if self.history is not None:
             optional = ("origins", "merges", "status", "reason", "check")
             history: dict[str, Any] = {name: True for name in optional if getattr(self.history, name) is None}

@@ -121,3 +121,8 @@ class Publisher(Protocol):
     def read_run(self, as_of: dt.date, run_id: str) -> StoredRun:
         """The committed run of ``as_of`` and ``run_id``; ``InputError`` naming where it was looked for."""
         ...
+
+    def promote(self, as_of: dt.date, run_id: str) -> str:
+        """Make the run of ``as_of`` and ``run_id`` that the drift checks held the current one; where it is.
+        ``InputError`` if there is no such run or it is not held."""
+        ...

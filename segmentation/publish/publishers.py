@@ -25,6 +25,7 @@ from segmentation.publish.catalog_names import AS_OF_DATE, RUN_ID, RUNS, partiti
 from segmentation.publish.manifest import Manifest, parse
 from segmentation.publish.publisher import MODEL, REPORT_TABLE, Publisher, ReportFiles, StoredRun, TableOutput
 from segmentation.publish.storage import Storage, for_root
+from segmentation.runtime.timing import utc_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,9 @@ class FilePublisher:
         manifest = files.read_manifest(self._storage, attempt)
         features = self.spark.read.parquet(files.table_path(attempt, "features"))
         return StoredRun(as_of, run_id, attempt, manifest, files.table_path(attempt, MODEL), features)
+
+    def promote(self, as_of: dt.date, run_id: str) -> str:
+        return files.promote(self._storage, as_of, run_id)
 
 
 class CatalogPublisher:
@@ -255,6 +259,21 @@ class CatalogPublisher:
         features = self.spark.table(table_name(self.settings, "features")).where(partition_condition(as_of, run_id))
         features = features.drop(AS_OF_DATE, RUN_ID)
         return StoredRun(as_of, run_id, runs, manifest, row["model_path"], features)
+
+    def promote(self, as_of: dt.date, run_id: str) -> str:
+        manifest, row = self._manifest_and_row(as_of, run_id)
+        if not manifest.held:
+            raise InputError(
+                f"the run of {as_of.isoformat()}, run id {run_id} in {self.location} is not held; nothing to promote"
+            )
+        assert manifest.drift is not None
+        promoted = manifest.model_copy(
+            update={"drift": manifest.drift.model_copy(update={"promoted_utc": utc_timestamp()})}
+        )
+        catalog.promote(self.spark, self.settings, manifest=promoted, row=row)
+        if self.file_publisher is not None and (as_of, run_id) in self.file_publisher.committed_runs(run_id):
+            files.promote(self._storage, as_of, run_id)  # the run's files (manifest, report) and their latest
+        return table_name(self.settings, RUNS)
 
 
 def read_run_table(spark: SparkSession, cfg: JobConfig, *, as_of: dt.date, run_folder: str, table: str) -> DataFrame:

@@ -14,6 +14,7 @@ import pandas as pd
 from segmentation.model import profiles
 from segmentation.model.sweep_text import seeds_note
 from segmentation.publish import Manifest
+from segmentation.report.drift import drift_html, drift_lines, plausibility_lines
 from segmentation.report.inputs import ReportInputs
 from segmentation.report.value import value_lines
 
@@ -132,8 +133,10 @@ def markdown(run: ReportInputs, rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         revenue = f"{r['revenue_share']:.1%}" if r["revenue_share"] is not None else "-"
         lines.append(f"| {r['segment']} | {r['name']} | {r['customers']} | {r['customer_share']:.1%} | {revenue} |")
-    lines += ["", *[f"- {r['sentence']}" for r in rows], "", "## Changes since the baseline", ""]
+    lines += ["", *[f"- {r['sentence']}" for r in rows], "", "## What changed", ""]
     lines += [
+        *drift_lines(m),
+        "",
         *history_lines(m),
         "",
         "## What customers are worth next",
@@ -186,6 +189,7 @@ def _quality_lines(manifest: Manifest) -> list[str]:
     if manifest.input.exact_copies:
         kept = "kept as purchases" if manifest.input.exact_copies == "keep" else "quarantined as duplicate_line"
         lines.append(f"Exact copies of another line: {counts.exact_copies} ({kept}; input.exact_copies).")
+    lines += plausibility_lines(manifest)
     lines.append("")
     lines += [f"- `{reason}`: {n}" for reason, n in sorted(counts.quarantined_by_reason.items())]
     return [*lines, "", *incremental_lines(manifest), *input_lines(manifest)]
@@ -306,6 +310,7 @@ def html_page(run: ReportInputs, rows: Sequence[Mapping[str, Any]], images: Mapp
 <title>Segmentation report {esc(m.as_of_date)} {esc(m.run_id)}</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;font-size:90%}}
+tr.warn td{{background:#fde2e1}}
 figure{{margin:1em 0}}img{{max-width:100%}}</style></head>
 <body>
 <h1>Segmentation report: {esc(m.as_of_date)}, run {esc(m.run_id)}</h1>
@@ -314,7 +319,7 @@ figure{{margin:1em 0}}img{{max-width:100%}}</style></head>
 <h2>Segments</h2>
 <table id="segments"><tr><th>segment</th><th>name</th><th>customers</th><th>share</th><th>revenue share</th>
 <th>key medians</th><th>in one sentence</th></tr>{table}</table>
-<h2>Changes since the baseline</h2><div id="history">{changes}</div>
+<h2>What changed</h2><div id="what-changed">{drift_html(m)}</div><div id="history">{changes}</div>
 <h2>What customers are worth next</h2><div id="value">{worth}</div>
 <h2>Charts</h2>{figures}
 <h2>Data quality</h2>{quality}

@@ -39,6 +39,7 @@ from segmentation.input import diagnostics, sources, validate
 from segmentation.input.quarantine import LineCounts
 from segmentation.input.validate import Validated
 from segmentation.publish import Manifest, Publisher, ReportFiles, TableOutput, publisher_for
+from segmentation.publish.checks import HELD, DriftSection
 from segmentation.publish.manifest import IncrementalSection
 from segmentation.publish.publisher import Attempt
 from segmentation.runtime import session
@@ -63,6 +64,12 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
     report: str | None = None  # where to open the run's report (``Publisher.report_location``); None: none
     incremental: IncrementalSection | None = None  # an incremental run's state: what it read, what it holds
+    drift: DriftSection | None = None  # the drift measures against the baseline, and whether the run was held
+
+    @property
+    def held(self) -> bool:
+        """Published, but not the current run: a measure was beyond its threshold with ``drift.action: hold``."""
+        return self.drift is not None and self.drift.status == HELD
 
 
 class RunContext:
