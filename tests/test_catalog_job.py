@@ -17,7 +17,8 @@ from segmentation.demo import generate
 from .conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.extended]  # make test-extended, not make test
-TABLES = ["features", "migration", "profiles", "quarantine", "report", "report_sample", "runs", "segments", "sweep"]
+TABLES = ["drift", "features", "migration", "profiles", "quarantine", "report", "report_sample", "runs", "segments"]
+TABLES += ["sweep"]
 VALUE_TABLES = ["customer_value", "value_model"]  # once a run could fit the value models (120 customers may not)
 
 

@@ -168,5 +168,6 @@ def test_catalog_tables_work_where_the_client_cannot_look(
         "report",
         "runs",
         "migration",
+        "drift",
         *(("customer_value", "value_model") if json.loads(run.manifest_json)["value"]["status"] == "fitted" else ()),
     }

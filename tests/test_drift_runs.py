@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from segmentation import cli
 from segmentation.demo import generate
 from segmentation.history import listing
-from segmentation.jobs import segment
+from segmentation.jobs import score, segment
 from segmentation.publish import files, for_root
 
 from .conftest import job_config
@@ -98,6 +98,10 @@ def test_a_day_delivered_twice_is_held_and_promoted(spark: SparkSession, baselin
     shutil.copy(baseline / "upto.csv", inputs / "a_upto.csv")
     shutil.copy(baseline / "next.csv", inputs / "b_next.csv")
     shutil.copy(baseline / "next.csv", inputs / "c_next_again.csv")  # the day's export delivered a second time
+    header = (baseline / "next.csv").read_text().splitlines()[0]
+    customer = (baseline / "next.csv").read_text().splitlines()[1].split(",")[6]
+    typo = f"999999,20001,PRODUCT 001 GIFT ITEM,10000,12/9/2011 10:00,5000.0,{customer},United Kingdom"
+    (inputs / "d_typo.csv").write_text(f"{header}\n{typo}\n")  # a value millions of times the median line
     argv = ["run", "--input", str(inputs), "--output", str(root), "--as-of", NEXT.isoformat()]
     argv += [part for setting in SETTINGS for part in ("--set", setting)]
     assert cli.main(argv) == cli.EXIT_HELD
@@ -108,11 +112,13 @@ def test_a_day_delivered_twice_is_held_and_promoted(spark: SparkSession, baselin
     assert manifest.held and manifest.drift is not None and manifest.drift.status == "held"
     worst = manifest.drift.measures[0]
     assert (worst.measure, worst.subject, worst.status) == ("quarantine_share_change", "duplicate_line", "warn")
-    assert worst.value == pytest.approx(0.5)  # half of the day's lines are copies
+    day = len((baseline / "next.csv").read_text().splitlines()) - 1
+    assert worst.value == pytest.approx(day / (2 * day + 1), abs=1e-6)  # the copies among the day's lines
     assert files.resolve_run(store) == files.resolve_run(store, DAY, "main")  # readers of the latest run
     report = Path(files.resolve_run(store, NEXT, "main"), "report.md").read_text()
-    assert "The share of lines quarantined as duplicate_line rose by 50.0% points" in report
+    assert f"The share of lines quarantined as duplicate_line rose by {day / (2 * day + 1):.1%} points" in report
     assert "The run is held (drift.action: hold)" in report
+    assert "Extreme values: 1 clean lines have a value over 1,000 times the log's median" in report
     assert [(r.as_of_date, r.drift) for r in listing.file_runs(store)] == [
         (DAY.isoformat(), "no baseline"),
         (NEXT.isoformat(), "held"),
@@ -142,3 +148,22 @@ def test_a_retrain_with_one_more_segment_is_named(spark: SparkSession, baseline:
     assert latest(root) == f"runs/as_of_date={NEXT}/run_id=main"  # warn publishes as current
     report = (Path(result.run_folder) / "report.md").read_text()
     assert "The segments' sizes changed more than chance" in report
+
+
+def test_a_scoring_run_is_measured_against_the_scoring_run_before(
+    spark: SparkSession, baseline: Path, tmp_path: Path
+) -> None:
+    model = str(baseline / "out")
+    scored = []
+    for as_of in (DAY, NEXT):
+        cfg = job_config(tmp_path, str(baseline / "upto.csv"), "value.enabled=false", f"features.as_of={as_of}")
+        scored.append(score.score(spark, cfg, model))
+    first, second = (result.drift for result in scored)
+    assert first is not None and first.status == "no baseline"
+    assert second is not None and second.status == "ok" and second.baseline is not None
+    assert second.baseline.as_of_date == DAY.isoformat()
+    by_key = {(m.measure, m.subject): m for m in second.measures}
+    assert by_key[("feature_psi", "monetary")].value == 0.0
+    assert by_key[("adjusted_rand", "customers in both runs")].value > 0.9  # the same model, a day older
+    assert {m.measure for m in second.measures} >= {"segment_psi", "centroid_shift", "lines_change"}
+    assert spark.read.parquet(str(Path(scored[1].run_folder) / "drift")).count() == len(second.measures)

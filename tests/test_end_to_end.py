@@ -55,6 +55,7 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     assert counts.lines_in == counts.lines_clean + counts.lines_quarantined  # nothing after the latest date
     assert counts.out_of_window == 0
     assert counts.quarantined["missing_customer_id"] == 135_080
+    assert "implausible_value" not in counts.quarantined  # the default input.limits pass the real log unchanged
     assert result.as_of == dt.date(2011, 12, 9)
 
     # an independent count of customers with at least one valid line, in pandas
@@ -247,6 +248,7 @@ def test_rerun_replaces_only_its_own_run(spark: SparkSession, tmp_path: Path, sm
     )
     assert latest.read_text() == "runs/as_of_date=2011-12-09/run_id=trial\n"
     assert (first.choice.k, other_date.choice.k, other_id.choice.k) == (4, 3, 2)
+    assert "implausible_value" not in first.counts.quarantined  # the default input.limits pass the demo log
     untouched = {Path(r.run_folder): snapshot(Path(r.run_folder)) for r in (other_date, other_id)}
 
     rerun = segment.run(spark, job_config(tmp_path, str(small_log), "model.k=3", "features.as_of=2011-12-09"))
