@@ -113,7 +113,7 @@ def test_adjusted_rand_index() -> None:
     # labels [0,0,0,1,1,1] against [0,0,1,1,2,2]: 0.2424... (scikit-learn's adjusted_rand_score)
     assert dm.adjusted_rand({(0, 0): 2, (0, 1): 1, (1, 1): 1, (1, 2): 2}) == pytest.approx(0.24242424)
     assert dm.adjusted_rand({(1, 5): 10, (2, 6): 20}) == 1.0  # same groups, other ids
-    assert dm.adjusted_rand({(1, 1): 10}) is None
+    assert dm.adjusted_rand({(1, 1): 10}) == 1.0  # one group on both sides: the same grouping
     assert dm.adjusted_rand({}) is None
 
 

@@ -12,10 +12,9 @@ from segmentation.cli.main import (
     _overrides,
     configure_logging,
     main,
-    summary_record,
-    summary_text,
 )
 from segmentation.cli.parser import build_parser
+from segmentation.cli.summary import summary_record, summary_text
 
 __all__ = [
     "EXIT_BUG",

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from segmentation.model.metrics import adjusted_rand_index
 from segmentation.publish.checks import OK, WARN, DriftMeasure
 
 EPSILON = 1e-4  # the share an empty bin or segment counts with in PSI (a bin empty on one side is not infinite)
@@ -59,25 +60,12 @@ def js_distance(current: Mapping[K, float], baseline: Mapping[K, float]) -> floa
     return math.sqrt(max(divergence / 2, 0.0))
 
 
-def adjusted_rand(pairs: Mapping[tuple[K, K], int]) -> float | None:
-    """Adjusted Rand index of two labelings from their contingency counts ((label a, label b) -> customers); None
-    when it is undefined (fewer than two customers, or both labelings a single group)."""
-    n = sum(pairs.values())
-    if n < 2:
+def adjusted_rand(pairs: Mapping[tuple[int, int], int]) -> float | None:
+    """Adjusted Rand index of two labelings from their contingency counts ((label a, label b) -> customers), as
+    the sweep's stability measures it (``model.metrics``); None with fewer than two customers."""
+    if sum(pairs.values()) < 2:
         return None
-    rows: dict[K, int] = {}
-    cols: dict[K, int] = {}
-    for (a, b), count in pairs.items():
-        rows[a] = rows.get(a, 0) + count
-        cols[b] = cols.get(b, 0) + count
-    comb = lambda x: x * (x - 1) / 2  # noqa: E731
-    index = sum(comb(v) for v in pairs.values())
-    row_sum, col_sum = sum(comb(v) for v in rows.values()), sum(comb(v) for v in cols.values())
-    expected = row_sum * col_sum / comb(n)
-    most = (row_sum + col_sum) / 2
-    if most == expected:
-        return None
-    return (index - expected) / (most - expected)
+    return adjusted_rand_index(pairs)
 
 
 def calibrated(values: Iterable[float], floor: float) -> float:
