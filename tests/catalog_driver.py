@@ -284,7 +284,8 @@ def queries(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
 
 
 def runs_table_of_an_earlier_version(spark: SparkSession, cfg: CatalogOutputConfig) -> dict[str, Any]:
-    """A ``runs`` table made before ``lines_read`` and ``lines_in_state``: a publish adds them, null for old rows."""
+    """A ``runs`` table made before ``lines_read``, ``lines_in_state``, ``drift_status`` and ``held``, and a
+    ``quarantine`` table made before ``detail``: a publish adds them, null for old rows."""
     earlier = CatalogOutputConfig(database="seg_earlier")
     spark.sql("CREATE DATABASE IF NOT EXISTS seg_earlier")
     old_fields = [f for f in catalog.RUNS_SCHEMA.fields if f.name not in catalog.ADDED_COLUMNS[catalog.RUNS]]
@@ -296,11 +297,18 @@ def runs_table_of_an_earlier_version(spark: SparkSession, cfg: CatalogOutputConf
     }
     old = spark.createDataFrame([tuple(old_row[f.name] for f in old_fields)], T.StructType(old_fields))
     old.write.partitionBy("as_of_date", "run_id").saveAsTable(catalog.table_name(earlier, catalog.RUNS))
-    publish(spark, earlier, FEB, "main", frames(spark, 2), 2)
+    old_quarantine = frames(spark, 1)["quarantine"].withColumns({"as_of_date": F.lit(JAN), "run_id": F.lit("old")})
+    old_quarantine.write.partitionBy("as_of_date", "run_id").saveAsTable(catalog.table_name(earlier, "quarantine"))
+    tables = frames(spark, 2)
+    tables["quarantine"] = tables["quarantine"].withColumn("detail", F.lit("input.limits.max_quantity (1e+06)"))
+    publish(spark, earlier, FEB, "main", tables, 2)
     runs = spark.table(catalog.table_name(earlier, catalog.RUNS)).orderBy("as_of_date")
+    quarantine = spark.table(catalog.table_name(earlier, "quarantine")).orderBy("as_of_date", "raw_line")
     return {
         "columns": runs.columns,
         "rows": [[r["run_id"], r["lines_read"], r["lines_in_state"]] for r in runs.collect()],
+        "quarantine_columns": quarantine.columns,
+        "quarantine": [[r["run_id"], r["raw_line"], r["detail"]] for r in quarantine.collect()],
     }
 
 

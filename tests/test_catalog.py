@@ -299,6 +299,12 @@ def test_a_runs_table_of_an_earlier_version_gets_the_new_columns(steps: dict) ->
     step = steps["runs_table_of_an_earlier_version"]
     assert step["columns"][-6:] == ["lines_read", "lines_in_state", "drift_status", "held", "as_of_date", "run_id"]
     assert step["rows"] == [["old", None, None], ["main", 20, None]]  # a full run read its 20 lines, kept no state
+    assert step["quarantine_columns"] == ["raw_line", "reason", "detail", "as_of_date", "run_id"]
+    assert step["quarantine"] == [
+        ["old", "line 1.0", None],
+        ["main", "line 2.0", "input.limits.max_quantity (1e+06)"],
+        ["main", "line 2.1", "input.limits.max_quantity (1e+06)"],
+    ]
 
 
 @hive

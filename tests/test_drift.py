@@ -133,6 +133,14 @@ def test_thresholds_and_judgement() -> None:
     assert [m.measure for m in order] == ["feature_psi", "adjusted_rand"]
 
 
+def test_the_median_of_binned_customers_is_interpolated_in_its_bin() -> None:
+    bounds = [0.0, 10.0, 20.0, 40.0]  # three bins: (.., 10], (10, 20], (20, ..), from the least to the largest value
+    assert drift.binned_median({0: 2, 1: 4, 2: 2}, bounds) == 15.0  # 4 of 8 before it: halfway into bin 1
+    assert drift.binned_median({0: 4, 1: 4, 2: 2, -1: 9}, bounds) == pytest.approx(12.5)  # nulls (-1) left out
+    assert drift.binned_median({2: 3}, bounds) == pytest.approx(30.0)
+    assert drift.binned_median({-1: 3}, bounds) is None
+
+
 def test_day_chunks_compare_the_days_since_the_baseline_with_spans_before() -> None:
     day = dt.date(2024, 1, 1)
     rows: list = [(day + dt.timedelta(days=i), None, 100) for i in range(30)]
@@ -222,6 +230,19 @@ def test_bootstraps_of_the_baseline_stay_within_the_thresholds(
         total += len(measures)
     assert warned / total < 0.05
     assert warned == 0
+
+
+def test_new_customers_of_the_same_kind_stay_within_the_thresholds(
+    spark: SparkSession, base_customers: pd.DataFrame
+) -> None:
+    """Independent draws from the baseline's population (other customers, the same behaviour): the stated rate, at
+    most 1 measure in 20 beyond its threshold."""
+    warned = total = 0
+    for seed in range(6, 12):
+        measures = feature_drift(spark, base_customers, customers_frame(spark, 3000, seed=seed), JobConfig())
+        warned += len(beyond(measures))
+        total += len(measures)
+    assert warned / total <= 0.05
 
 
 def test_quantities_tripled_for_30_percent_of_customers_are_caught(

@@ -15,9 +15,10 @@ from pyspark.sql import SparkSession
 
 from segmentation import cli
 from segmentation.demo import generate
+from segmentation.history import baseline as baselines
 from segmentation.history import listing
 from segmentation.jobs import score, segment
-from segmentation.publish import files, for_root
+from segmentation.publish import files, for_root, publisher_for
 
 from .conftest import job_config
 
@@ -124,12 +125,27 @@ def test_a_day_delivered_twice_is_held_and_promoted(spark: SparkSession, baselin
         (NEXT.isoformat(), "held"),
     ]
 
+    later = job_config(tmp_path, str(inputs), *SETTINGS, output=str(root))
+    publisher = publisher_for(spark, later)
+    found = baselines.find_baseline(publisher, later, as_of=NEXT + dt.timedelta(days=1))
+    assert found is not None and found.as_of == DAY  # the next run is compared with the last run not held
+    (root / "latest").unlink()
+    assert files.resolve_run(store) == files.resolve_run(store, DAY, "main")  # without latest: the newest not held
+
     assert cli.main(["promote", NEXT.isoformat(), "main", "--output", str(root)]) == cli.EXIT_OK
     assert latest(root) == f"runs/as_of_date={NEXT}/run_id=main"
     assert [r.drift for r in listing.file_runs(store)] == ["no baseline", "promoted"]
     promoted = files.read_manifest(store, files.resolve_run(store, NEXT, "main"))
     assert not promoted.held and promoted.drift is not None and promoted.drift.promoted_utc
     assert cli.main(["promote", NEXT.isoformat(), "main", "--output", str(root)]) == cli.EXIT_FAILED  # not held now
+    found = baselines.find_baseline(publisher, later, as_of=NEXT + dt.timedelta(days=1))
+    assert found is not None and found.as_of == NEXT  # promoted: the next run's baseline
+
+    # a held re-run of the current run: latest goes back to the newest run not held
+    staging = files.begin(store, NEXT, "main")
+    files.publish(staging, manifest)  # the held manifest of before
+    assert latest(root) == f"runs/as_of_date={DAY}/run_id=main"
+    assert files.resolve_run(store) == files.resolve_run(store, DAY, "main")
 
 
 def test_a_retrain_with_one_more_segment_is_named(spark: SparkSession, baseline: Path, tmp_path: Path) -> None:

@@ -73,6 +73,11 @@ def test_online_retail_log_end_to_end(spark: SparkSession, tmp_path: Path) -> No
     for table in (*TABLES, "model"):
         assert (run / table).is_dir(), table
     manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["extremes"] == [  # clean lines over 1,000 times the log's median (docs: Checks before publishing)
+        {"column": "quantity", "lines": 5, "median": 6.0, "largest": 80995.0, "factor": 1000.0},
+        {"column": "unit_price", "lines": 21, "median": 1.95, "largest": 38970.0, "factor": 1000.0},
+        {"column": "value", "lines": 6, "median": 11.9, "largest": 168469.6, "factor": 1000.0},
+    ]
     assert (run / "_SUCCESS").exists()
     assert (root / "latest").read_text() == "runs/as_of_date=2011-12-09/run_id=main\n"
     assert not (root / "_work").exists()  # the job's Parquet copy of the lines is gone

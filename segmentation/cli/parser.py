@@ -219,7 +219,7 @@ def _add_promote_command(commands: Any) -> None:
         "(its report's What changed section, the drift table), promote moves them to it.",
         """examples:
   segmentation promote 2024-06-30 main --output out/
-  segmentation promote 2024-06-30 main --config conf/catalog.yaml""",
+  segmentation promote 2024-06-30 main --config conf/databricks.yaml""",
     )
     promote.add_argument("as_of", metavar="DATE", help="the held run's as-of date (YYYY-MM-DD)")
     promote.add_argument("run_id", metavar="RUN_ID", help="the held run's run id")

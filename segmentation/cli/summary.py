@@ -4,7 +4,6 @@ orchestrators (``summary_record``), and the drift checks in one line (``drift_te
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,9 +83,8 @@ def drift_text(result: RunSummary) -> str:
     if beyond:
         text += f" (worst: {beyond[0].measure} of {beyond[0].subject})"
     if result.held:
-        found = re.search(r"run_id=([^/]+)", result.run_folder)
         text += (
-            f"; held, not the current run: segmentation promote {result.as_of.isoformat()} "
-            f"{found.group(1) if found else 'RUN_ID'} makes it current"
+            f"; held, not the current run: segmentation promote {result.as_of.isoformat()} {result.run_id} "
+            "makes it current"
         )
     return text

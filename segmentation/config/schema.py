@@ -358,7 +358,7 @@ class DriftThresholds(Frozen):
     """Population stability index of the segment shares; null: calibrated."""
     centroid_shift: Number | None = limit(None, "a positive number, or null to calibrate", gt=0)
     """Distance a segment's centroid moved, in the baseline's standard deviations; null: calibrated."""
-    adjusted_rand: Number = limit(0.6, "an adjusted Rand index from -1 to 1", ge=-1, le=1)
+    adjusted_rand: Number = limit(0.6, "an adjusted Rand index from -1 to below 1", ge=-1, lt=1)
     """Lowest adjusted Rand index of the segments of the customers in both runs."""
     customers_change: Number = limit(0.2, "a positive share", gt=0)
     """Largest relative change of the number of customers."""

@@ -81,16 +81,15 @@ def _scaled(name: str, logged: bool) -> Column:
 
 @dataclass(frozen=True)
 class Quantiles:
-    """A feature's distinct inner quantile edges, median, least and largest value (as the data has them)."""
+    """A feature's distinct inner quantile edges, least and largest value (as the data has them)."""
 
     edges: list[float]
-    median: float | None
     low: float | None
     high: float | None
 
 
 def quantiles(frame: DataFrame, features: Sequence[str], bins: int) -> dict[str, Quantiles]:
-    """Each feature's quantile edges for ``bins`` bins, median and range, from one aggregation."""
+    """Each feature's quantile edges for ``bins`` bins and its range, from one aggregation."""
     probabilities = [i / bins for i in range(1, bins)]
     columns = {f: F.col(f).cast("double") for f in features}
     row = frame.agg(
@@ -98,7 +97,6 @@ def quantiles(frame: DataFrame, features: Sequence[str], bins: int) -> dict[str,
             F.percentile_approx(c, probabilities, QUANTILE_ACCURACY).alias(f"q{i}")
             for i, c in enumerate(columns.values())
         ],
-        *[F.percentile_approx(c, 0.5, QUANTILE_ACCURACY).alias(f"m{i}") for i, c in enumerate(columns.values())],
         *[F.min(c).alias(f"lo{i}") for i, c in enumerate(columns.values())],
         *[F.max(c).alias(f"hi{i}") for i, c in enumerate(columns.values())],
     ).first()
@@ -106,24 +104,11 @@ def quantiles(frame: DataFrame, features: Sequence[str], bins: int) -> dict[str,
     return {
         f: Quantiles(
             sorted({float(e) for e in row[f"q{i}"] or [] if e is not None}),
-            _float(row[f"m{i}"]),
             _float(row[f"lo{i}"]),
             _float(row[f"hi{i}"]),
         )
         for i, f in enumerate(features)
     }
-
-
-def medians(frame: DataFrame, features: Sequence[str]) -> dict[str, float | None]:
-    """Each feature's median, from one aggregation."""
-    row = frame.agg(
-        *[
-            F.percentile_approx(F.col(f).cast("double"), 0.5, QUANTILE_ACCURACY).alias(f"m{i}")
-            for i, f in enumerate(features)
-        ]
-    ).first()
-    assert row is not None
-    return {f: _float(row[f"m{i}"]) for i, f in enumerate(features)}
 
 
 def _bin(value: Column, edges: Sequence[float]) -> Column:
@@ -227,7 +212,6 @@ def feature_measures(cfg: JobConfig, now: RunNow, baseline: Baseline) -> list[Dr
     edges = {f: found[f].edges for f in features}
     before = binned(baseline.features, edges, logged=logged, splits=settings.calibration_splits)
     after = binned(now.segmented, edges, logged=logged)
-    current_medians = medians(now.segmented, features)
     measures = []
     for f in features:
         b, c, q, log = before[f], after[f], found[f], f in logged
@@ -246,12 +230,15 @@ def feature_measures(cfg: JobConfig, now: RunNow, baseline: Baseline) -> list[Dr
             dm.FLOORS["feature_mean_shift"],
         )
         measures.append(dm.judge("feature_mean_shift", f, mean_shift, threshold=mean_t))
-        median_b, median_c = on_model_scale(q.median, log), on_model_scale(current_medians[f], log)
-        median_shift = (median_c - median_b) / sd if sd and median_b is not None and median_c is not None else None
+        # both runs' medians and the halves' the same way: interpolated within the baseline's bins (a median read
+        # exactly would jump a whole unit for a whole-number feature, where the halves' interpolated ones glide)
         scaled = [on_model_scale(v, log) for v in (q.low, *q.edges, q.high)]
         bounds = [v for v in scaled if v is not None]
-        learnt = None
+        median_shift, learnt = None, None
         if sd and len(bounds) == len(scaled):
+            median_b, median_c = binned_median(b.counts, bounds), binned_median(c.counts, bounds)
+            if median_b is not None and median_c is not None:
+                median_shift = (median_c - median_b) / sd
             gaps = [(binned_median(h1, bounds), binned_median(h0, bounds)) for h1, h0 in halves]
             learnt = [(m1 - m0) / sd for m1, m0 in gaps if m1 is not None and m0 is not None]
         median_t = dm.Threshold.of(fixed.feature_median_shift, learnt, dm.FLOORS["feature_median_shift"])
@@ -366,12 +353,12 @@ def _distance(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def input_measures(cfg: JobConfig, now: RunNow, baseline: Baseline) -> list[DriftMeasure]:
-    """Customers against the baseline's; lines per day and quarantine shares since the baseline against the days
-    before it (against the baseline's whole counts, with fixed thresholds, when there are too few such days)."""
+    """A log's lines per day and quarantine shares since the baseline against spans of the days before it (those
+    of lines without a readable day, and all of them when there are too few such spans, against the baseline's
+    whole counts, with fixed thresholds)."""
     fixed = cfg.drift.thresholds
     theirs = baseline.manifest.counts
-    change = now.customers / theirs.customers - 1 if theirs.customers else None
-    measures = [dm.judge("customers", "all", change, threshold=dm.Threshold(fixed.customers_change, "fixed"))]
+    measures: list[DriftMeasure] = []
     chunks = dm.day_chunks(
         now.by_day,
         as_of=now.as_of,
@@ -382,9 +369,10 @@ def input_measures(cfg: JobConfig, now: RunNow, baseline: Baseline) -> list[Drif
     if chunks.usable:
         history, new = chunks.history, chunks.new
         days = (now.as_of - baseline.as_of).days
-        per_chunk = history.lines / len(chunks.before)
+        spans = [p for p in chunks.before if p.lines]  # a span without lines (a closed day) is no shop's average
+        per_chunk = history.lines / len(spans)
         lines_t = dm.Threshold.of(
-            fixed.lines_change, [p.lines / per_chunk - 1 for p in chunks.before], dm.FLOORS["lines_change"]
+            fixed.lines_change, [p.lines / per_chunk - 1 for p in spans], dm.FLOORS["lines_change"]
         )
         measures.append(
             dm.judge("lines_change", f"lines per {days} days", new.lines / per_chunk - 1, threshold=lines_t)
@@ -394,20 +382,34 @@ def input_measures(cfg: JobConfig, now: RunNow, baseline: Baseline) -> list[Drif
             threshold = dm.Threshold.of(fixed.quarantine_share_change, learnt, dm.FLOORS["quarantine_share_change"])
             value = new.share(reason) - history.share(reason)
             measures.append(dm.judge("quarantine_share_change", reason, value, threshold=threshold))
-        return measures
+        undated = {reason for day, reason, _ in now.by_day if day is None and reason is not None}
+        return measures + _share_changes(now, baseline, reasons=undated, fixed=fixed.quarantine_share_change)
     lines_change = now.counts.lines_in / theirs.lines_in - 1 if theirs.lines_in else None
     lines_t = dm.Threshold(fixed.lines_change or dm.FALLBACK["lines_change"], "fixed")
     measures.append(dm.judge("lines_change", "all lines", lines_change, threshold=lines_t))
-    share_t = dm.Threshold(fixed.quarantine_share_change or dm.FALLBACK["quarantine_share_change"], "fixed")
+    return measures + _share_changes(now, baseline, reasons=None, fixed=fixed.quarantine_share_change)
+
+
+def _share_changes(
+    now: RunNow, baseline: Baseline, *, reasons: set[str] | None, fixed: float | None
+) -> list[DriftMeasure]:
+    """Each quarantine reason's share of this run's lines in the window against the baseline's (``reasons``: only
+    those; None: every reason either run has), with a fixed threshold: what has no day to be compared by."""
+    theirs = baseline.manifest.counts
+    share_t = dm.Threshold(fixed or dm.FALLBACK["quarantine_share_change"], "fixed")
     mine = _shares(now.counts.lines_in - now.counts.out_of_window, now.counts.quarantined)
     their = _shares(theirs.lines_in - theirs.lines_out_of_window, theirs.quarantined_by_reason)
-    for reason in sorted(set(mine) | set(their)):
-        measures.append(
-            dm.judge(
-                "quarantine_share_change", reason, mine.get(reason, 0.0) - their.get(reason, 0.0), threshold=share_t
-            )
+    found = set(mine) | set(their) if reasons is None else reasons
+    subject = "{} (whole run)" if reasons is not None else "{}"
+    return [
+        dm.judge(
+            "quarantine_share_change",
+            subject.format(reason),
+            mine.get(reason, 0.0) - their.get(reason, 0.0),
+            threshold=share_t,
         )
-    return measures
+        for reason in sorted(found)
+    ]
 
 
 def _shares(lines: int, quarantined: Mapping[str, int]) -> dict[str, float]:
@@ -424,9 +426,13 @@ def measure(cfg: JobConfig, now: RunNow, baseline: Baseline | None) -> DriftSect
         return None
     if baseline is None:
         return DriftSection(status=NO_BASELINE, action=cfg.drift.action)
+    theirs = baseline.manifest.counts.customers
+    change = now.customers / theirs - 1 if theirs else None
+    customers_t = dm.Threshold(cfg.drift.thresholds.customers_change, "fixed")
     measures = [
         *feature_measures(cfg, now, baseline),
         *model_measures(cfg, now, baseline),
+        dm.judge("customers", "all", change, threshold=customers_t),
         *(input_measures(cfg, now, baseline) if cfg.input.kind == "transactions" else []),
     ]
     beyond = any(m.status == WARN for m in measures)

@@ -88,7 +88,7 @@ class Threshold:
         if fixed is not None:
             return cls(float(fixed), "fixed")
         if learnt is None:
-            return cls(floor, "fixed")
+            return cls(floor, "floor")
         value = calibrated(learnt, floor)
         return cls(value, "floor" if value == floor else "calibrated")
 

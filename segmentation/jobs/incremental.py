@@ -56,6 +56,7 @@ STATE_DAYS, STATE_LINES, STATE_COUNTS, STATE_FILES = "state_days", "state_lines"
 STATE_TABLES = (STATE_DAYS, STATE_LINES, STATE_COUNTS, STATE_FILES)
 LINES_PER_FILE = 4_000_000  # new lines per file of a delivery's state rows
 NOT_INPUT_SETTINGS = ("incremental", "rebuild_state")  # input keys a state does not depend on
+NO_LIMITS = {"max_quantity": None, "max_unit_price": None, "max_amount": None}  # input.limits before it was
 
 
 @dataclass(frozen=True)
@@ -296,8 +297,11 @@ def read_state(job: RunContext, manifest: Manifest) -> BaseState:
 def check_same_input(base: BaseState, cfg: JobConfig) -> None:
     """``InputError`` naming the first input setting that differs from the one the base state was read with: its
     lines were validated under those settings."""
-    then: dict[str, Any] = base.manifest.config.get("input", {})
+    then: dict[str, Any] = dict(base.manifest.config.get("input", {}))
     now = cfg.to_dict()["input"]
+    # a state read before input.limits had none; extreme_factor only names lines in the report, it labels none
+    then["limits"] = {k: v for k, v in (then.get("limits") or NO_LIMITS).items() if k != "extreme_factor"}
+    now["limits"] = {k: v for k, v in now["limits"].items() if k != "extreme_factor"}
     for key in sorted(now):
         if key in NOT_INPUT_SETTINGS or key not in then or then[key] == now[key]:
             continue

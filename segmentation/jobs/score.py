@@ -162,6 +162,7 @@ def score(
         timings=job.timer.as_dict(),
         incremental=increment.section if increment else None,
         drift=drifted,
+        run_id=cfg.output.run_id,
     )
 
 

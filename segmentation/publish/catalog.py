@@ -141,7 +141,8 @@ def commit(staging: CatalogStaging, run_row: Mapping[str, Any]) -> None:
         spark, {t: functools.partial(_prepare_target, spark, cfg, t, source) for t, source in staged.items()}
     )
     runs = targets.pop(RUNS)  # every check is done before any table a reader uses changes
-    _add_columns(spark, runs)
+    for target in (runs, *targets.values()):  # columns an earlier version's tables lack, before any row changes
+        _add_columns(spark, target)
     _unpublish(spark, runs, as_of, run_id)
     _all_at_once(
         spark,

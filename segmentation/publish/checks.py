@@ -34,7 +34,7 @@ class DriftMeasure(Section):
     direction: Literal["above", "below"] = "above"
     threshold_from: str  # calibrated | fixed | floor
     status: Literal["ok", "warn"]
-    severity: float  # value over threshold (threshold over value for a lower bound): above 1 is beyond
+    severity: float  # |value| over threshold; for a lower bound (1 - value) over (1 - threshold): above 1 is beyond
 
     @property
     def beyond(self) -> bool:

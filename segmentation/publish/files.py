@@ -243,6 +243,8 @@ def publish(staging: Staging, manifest: Manifest) -> str:
         log.info("replaced the earlier run of %s, run id %s", staging.as_of.isoformat(), staging.run_id)
     if manifest.held:
         log.warning("the run is held by the drift checks: latest stays where it was (segmentation promote moves it)")
+        if _read_latest(store) == (staging.as_of, staging.run_id):  # a held re-run of the current run
+            _latest_without(store, (staging.as_of, staging.run_id))
     else:
         _update_latest(store, staging.as_of, staging.run_id)
     _remove_attempts(store, staging.run, keep=staging.attempt_id, only_abandoned=False)
@@ -321,6 +323,18 @@ def _update_latest(store: Storage, as_of: dt.date, run_id: str) -> None:
         log.info("latest stays at %s: it is newer than this run", current[0].isoformat())
         return
     store.write_text(store.join(store.root, LATEST), f"{RUNS}/as_of_date={as_of.isoformat()}/run_id={run_id}\n")
+
+
+def _latest_without(store: Storage, held: tuple[dt.date, str]) -> None:
+    """Point ``latest`` at the newest committed run that is neither ``held`` nor held by the drift checks (remove
+    it when there is none): a held re-run replaced the run ``latest`` named."""
+    for run in sorted(committed_runs(store), reverse=True):
+        if run != held and not read_manifest(store, _committed(store, run_folder(store.root, *run))).held:
+            store.write_text(
+                store.join(store.root, LATEST), f"{RUNS}/as_of_date={run[0].isoformat()}/run_id={run[1]}\n"
+            )
+            return
+    store.delete(store.join(store.root, LATEST))
 
 
 # ---------------------------------------------------------------- reading

@@ -65,6 +65,7 @@ class RunSummary:
     report: str | None = None  # where to open the run's report (``Publisher.report_location``); None: none
     incremental: IncrementalSection | None = None  # an incremental run's state: what it read, what it holds
     drift: DriftSection | None = None  # the drift measures against the baseline, and whether the run was held
+    run_id: str = ""  # the run's run id (output.run_id)
 
     @property
     def held(self) -> bool:
