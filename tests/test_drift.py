@@ -13,15 +13,18 @@ import pytest
 from pyspark.sql import SparkSession
 
 from segmentation.config import InputConfig, JobConfig, LimitsConfig, QualityConfig
+from segmentation.errors import InputError
 from segmentation.history import drift
 from segmentation.history import drift_measures as dm
 from segmentation.history.baseline import Baseline
 from segmentation.input import validate as validation
 from segmentation.input.plausibility import extreme_values
 from segmentation.input.quarantine import quarantined_lines
+from segmentation.jobs import incremental
 from segmentation.publish import files
 
 from .conftest import raw_frame
+from .manifests import manifest
 from .test_validation import COLUMNS
 
 TODAY = dt.date(2024, 1, 31)
@@ -273,3 +276,20 @@ def test_a_currency_change_in_unit_prices_is_caught(spark: SparkSession, base_cu
         ("feature_median_shift", "monetary"),
     } <= found
     assert measures[("feature_psi", "frequency")].value == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_state_kept_before_input_limits_asks_for_a_rebuild() -> None:
+    """Its lines were validated without limits; the report's extreme_factor labels no line, so it may change."""
+    cfg = JobConfig()
+    settings = cfg.to_dict()
+    old = {**settings, "input": {k: v for k, v in settings["input"].items() if k != "limits"}}
+    state = incremental.BaseState(manifest(config=old), {})
+    with pytest.raises(InputError, match=r"input\.limits: the state of the run of .* --rebuild"):
+        incremental.check_same_input(state, cfg)
+    state = incremental.BaseState(manifest(config=settings), {})
+    incremental.check_same_input(state, cfg)  # the same settings
+    wider = JobConfig(input=InputConfig(limits=LimitsConfig(extreme_factor=50)))
+    incremental.check_same_input(state, wider)  # extreme_factor only names lines
+    off = JobConfig(input=InputConfig(limits=LimitsConfig(max_quantity=None)))
+    with pytest.raises(InputError, match=r"input\.limits"):
+        incremental.check_same_input(state, off)
