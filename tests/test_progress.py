@@ -15,8 +15,8 @@ from segmentation import cli
 from segmentation.demo import generate
 from segmentation.runtime.progress import SweepProgress
 
-STAGES = ["read_validate", "features", "sweep", "final_model", "profiles", "value", "history", "write", "report"]
-STAGES.append("publish")
+STAGES = ["read_validate", "features", "sweep", "final_model", "profiles", "value", "history", "drift", "write"]
+STAGES += ["report", "publish"]
 
 
 def test_sweep_progress_estimates_the_time_left(caplog: pytest.LogCaptureFixture) -> None:
