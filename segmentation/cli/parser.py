@@ -115,13 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
   segmentation report out/runs/as_of_date=2024-06-30/run_id=main/attempt=1a2b3c""",
     )
     rep.add_argument("run", metavar="PATH", help="a published run folder, or an output root (its latest run)")
-    rep.add_argument(
-        "--config", action="append", default=[], metavar="FILE", help="YAML config whose spark settings reach PATH"
-    )
-    rep.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one config key"
-    )
-    rep.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
+    _add_session_options(rep, "YAML config whose spark settings reach PATH")
     _add_verbosity(rep)
 
     hist = _command(
@@ -199,14 +193,17 @@ def _add_runs_command(commands: Any) -> None:
     runs.add_argument("--catalog", metavar="[CATALOG.]DATABASE", help="list the runs published as catalog tables")
     runs.add_argument("--run-id", metavar="ID", help="only runs of this run id")
     runs.add_argument("--json", action="store_true", help="one JSON object per run, one per line")
-    runs.add_argument(
-        "--config", action="append", default=[], metavar="FILE", help="YAML config whose spark settings to use"
-    )
-    runs.add_argument(
+    _add_session_options(runs, "YAML config whose spark settings to use")
+    _add_verbosity(runs)
+
+
+def _add_session_options(parser: argparse.ArgumentParser, config_help: str) -> None:
+    """--config, --set and --remote of a command that starts Spark only when it needs to."""
+    parser.add_argument("--config", action="append", default=[], metavar="FILE", help=config_help)
+    parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one config key"
     )
-    runs.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
-    _add_verbosity(runs)
+    parser.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
 
 
 def _add_promote_command(commands: Any) -> None:
@@ -224,13 +221,7 @@ def _add_promote_command(commands: Any) -> None:
     promote.add_argument("as_of", metavar="DATE", help="the held run's as-of date (YYYY-MM-DD)")
     promote.add_argument("run_id", metavar="RUN_ID", help="the held run's run id")
     promote.add_argument("--output", metavar="PATH", help="the output root (output.path)")
-    promote.add_argument(
-        "--config", action="append", default=[], metavar="FILE", help="YAML config naming the output (and its tables)"
-    )
-    promote.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one config key"
-    )
-    promote.add_argument("--remote", metavar="sc://HOST:PORT", help="over Spark Connect")
+    _add_session_options(promote, "YAML config naming the output (and its tables)")
     _add_verbosity(promote)
 
 
